@@ -1,0 +1,190 @@
+package tuning
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"time"
+)
+
+// Kernel limits that Validate enforces. They are the ranges Linux accepts in
+// tcp(7); the other supported systems accept at least as much, except where
+// sockopt_GOOS.go says otherwise.
+const (
+	// MaxUserTimeout is the largest TCP_USER_TIMEOUT Linux accepts: the
+	// option is an int of milliseconds (about 24.8 days).
+	MaxUserTimeout = time.Duration(math.MaxInt32) * time.Millisecond
+
+	// MaxKeepAliveIdle and MaxKeepAliveInterval are the largest
+	// TCP_KEEPIDLE and TCP_KEEPINTVL Linux accepts (MAX_TCP_KEEPIDLE,
+	// MAX_TCP_KEEPINTVL: 32767 seconds).
+	MaxKeepAliveIdle     = 32767 * time.Second
+	MaxKeepAliveInterval = 32767 * time.Second
+
+	// MaxKeepAliveCount is the largest TCP_KEEPCNT Linux accepts
+	// (MAX_TCP_KEEPCNT).
+	MaxKeepAliveCount = 127
+
+	// Unchanged, in KeepAlive.Idle, KeepAlive.Interval or KeepAlive.Count,
+	// leaves that socket option as the operating system has it, as
+	// net.KeepAliveConfig documents for negative values. It is the only
+	// negative value Validate accepts.
+	Unchanged = -1
+)
+
+// Go's own defaults for a zero net.KeepAliveConfig field (net/dial.go).
+const (
+	defaultKeepAliveIdle     = 15 * time.Second
+	defaultKeepAliveInterval = 15 * time.Second
+	defaultKeepAliveCount    = 9
+)
+
+// Config is how one TCP socket detects a peer that vanished without FIN or
+// RST. The zero Config clears TCP_USER_TIMEOUT and turns keepalive off, which
+// detects nothing: build one with ForBudget, or fill both fields.
+//
+// A Config is a plain value: copy it, compare it, keep it in your own
+// configuration. Every entry point validates it before it touches a socket.
+type Config struct {
+	// UserTimeout is TCP_USER_TIMEOUT (RFC 5482, tcp(7)): how long sent
+	// data may stay unacknowledged before the kernel aborts the connection
+	// with ETIMEDOUT. With keepalive on, it also ends an idle connection
+	// once it has been idle this long and one probe went unanswered (see
+	// Bounds); KeepAlive.Count is then ignored by the kernel.
+	//
+	// Zero clears the option: retransmissions are then bounded only by
+	// net.ipv4.tcp_retries2 (about 15 minutes by default).
+	// Unit: whole milliseconds (whole seconds on darwin and windows).
+	// Limits: 0 to MaxUserTimeout. Negative values are an error.
+	UserTimeout time.Duration
+
+	// KeepAlive is SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL and
+	// TCP_KEEPCNT, with net.KeepAliveConfig's own meaning: Enable false
+	// turns keepalive off (the other fields are then not applied); a zero
+	// Idle or Interval means Go's default of 15 s, a zero Count Go's
+	// default of 9; Unchanged (-1) leaves that option as the OS has it.
+	//
+	// Units: Idle and Interval whole seconds, 1 s to 32767 s; Count 1 to
+	// 127. Other negative values, fractions of a second and values past
+	// the limits are an error, never rounded or clamped.
+	KeepAlive net.KeepAliveConfig
+}
+
+// ErrInvalidConfig is wrapped by every error that reports a Config field
+// out of range, so callers can test errors.Is(err, ErrInvalidConfig).
+var ErrInvalidConfig = errors.New("ghostsock: invalid config")
+
+// FieldError says which Config field is out of range and what its limit is.
+// It wraps ErrInvalidConfig.
+type FieldError struct {
+	Field string // Go path of the field, e.g. "KeepAlive.Count"
+	Value string // the value given, formatted
+	Limit string // what the field accepts
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("ghostsock: invalid config: %s = %s: %s", e.Field, e.Value, e.Limit)
+}
+
+func (e *FieldError) Unwrap() error { return ErrInvalidConfig }
+
+// Validate reports every field of c that the kernel would refuse or that Go
+// would round, as *FieldError values joined with errors.Join. It returns nil
+// for a valid Config.
+//
+// Validate checks the ranges Linux accepts, on every GOOS, so that a Config
+// can be checked where it is written. What a platform lacks (for example
+// TCP_USER_TIMEOUT on FreeBSD) is reported when the Config is applied, by
+// an error wrapping errors.ErrUnsupported.
+func (c Config) Validate() error {
+	_, err := c.kernelUnits()
+	return err
+}
+
+// kernelOptions is a Config in the kernel's units, computed once (by
+// compile) so that each dial and accept only makes system calls.
+type kernelOptions struct {
+	userTimeout   time.Duration // whole milliseconds; 0 clears the option
+	keepAlive     bool          // SO_KEEPALIVE
+	idleSeconds   int           // TCP_KEEPIDLE; Unchanged leaves it
+	intvlSeconds  int           // TCP_KEEPINTVL; Unchanged leaves it
+	count         int           // TCP_KEEPCNT; Unchanged leaves it
+}
+
+// compile validates c, checks that this platform can apply it and converts
+// it to kernel units. Every entry point that touches a socket calls it once.
+func (c Config) compile() (kernelOptions, error) {
+	o, err := c.kernelUnits()
+	if err != nil {
+		return kernelOptions{}, err
+	}
+	if err := checkPlatform(o); err != nil {
+		return kernelOptions{}, err
+	}
+	return o, nil
+}
+
+// kernelUnits validates c and converts it to kernel units. It is the one
+// place where the limits above are enforced.
+func (c Config) kernelUnits() (kernelOptions, error) {
+	var errs []error
+	bad := func(field string, value any, limit string) {
+		errs = append(errs, &FieldError{Field: field, Value: fmt.Sprint(value), Limit: limit})
+	}
+
+	ut := c.UserTimeout
+	switch {
+	case ut < 0:
+		bad("UserTimeout", ut, "must not be negative (0 clears TCP_USER_TIMEOUT)")
+	case ut%time.Millisecond != 0:
+		bad("UserTimeout", ut, "must be a whole number of milliseconds (the kernel's unit)")
+	case ut > MaxUserTimeout:
+		bad("UserTimeout", ut, fmt.Sprintf("must be at most %v (TCP_USER_TIMEOUT is an int of milliseconds)", MaxUserTimeout))
+	}
+
+	ka := c.KeepAlive
+	idle := seconds(ka.Idle, defaultKeepAliveIdle, MaxKeepAliveIdle, "KeepAlive.Idle", "TCP_KEEPIDLE", bad)
+	intvl := seconds(ka.Interval, defaultKeepAliveInterval, MaxKeepAliveInterval, "KeepAlive.Interval", "TCP_KEEPINTVL", bad)
+	count := ka.Count
+	switch {
+	case count == 0:
+		count = defaultKeepAliveCount
+	case count == Unchanged:
+	case count < 0:
+		bad("KeepAlive.Count", count, "must be 1 to 127, 0 for Go's default of 9, or -1 (Unchanged) to keep the OS setting")
+	case count > MaxKeepAliveCount:
+		bad("KeepAlive.Count", count, fmt.Sprintf("must be at most %d (TCP_KEEPCNT)", MaxKeepAliveCount))
+	}
+	if len(errs) > 0 {
+		return kernelOptions{}, errors.Join(errs...)
+	}
+	return kernelOptions{
+		userTimeout:   ut,
+		keepAlive:     ka.Enable,
+		idleSeconds:   idle,
+		intvlSeconds:  intvl,
+		count:         count,
+	}, nil
+}
+
+// seconds converts a keepalive duration field to whole seconds, applying
+// net.KeepAliveConfig's zero default and the Unchanged sentinel.
+func seconds(d, def, limit time.Duration, field, opt string, bad func(string, any, string)) int {
+	switch {
+	case d == 0:
+		d = def
+	case d == Unchanged:
+		return Unchanged
+	case d < 0:
+		bad(field, d, "must not be negative; use -1 (Unchanged) to keep the OS setting")
+		return 0
+	case d%time.Second != 0:
+		bad(field, d, fmt.Sprintf("must be a whole number of seconds (%s's unit)", opt))
+		return 0
+	case d > limit:
+		bad(field, d, fmt.Sprintf("must be at most %v (%s)", limit, opt))
+		return 0
+	}
+	return int(d / time.Second)
+}

@@ -1,0 +1,200 @@
+package tuning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+)
+
+// ErrNotTCP is returned by Apply and Read for a connection that has no TCP
+// socket underneath (a unix socket, net.Pipe, a custom net.Conn).
+var ErrNotTCP = errors.New("ghostsock: not a TCP connection")
+
+// Control sets c's options on the socket behind rc. Its signature is that of
+// net.Dialer.Control and net.ListenConfig.Control; networks other than tcp,
+// tcp4 and tcp6 pass through untouched. Set on a listening socket, the
+// options are inherited by every accepted socket on Linux (see Listen).
+//
+// Control validates c on every call; Dialer and Listen do that once.
+func (c Config) Control(network, address string, rc syscall.RawConn) error {
+	o, err := c.compile()
+	if err != nil {
+		return err
+	}
+	return o.control(network, address, rc)
+}
+
+func (o kernelOptions) control(network, _ string, rc syscall.RawConn) error {
+	if !isTCP(network) {
+		return nil
+	}
+	return rawControl(rc, o.set)
+}
+
+func isTCP(network string) bool {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		return true
+	}
+	return false
+}
+
+// rawControl runs fn on the descriptor behind rc. It is the one place that
+// calls RawConn.Control, and it keeps the two errors apart: Control's own
+// (net.ErrClosed, say) is returned as is, fn's is returned as fn made it
+// (an *os.SyscallError from set or get).
+func rawControl(rc syscall.RawConn, fn func(fd uintptr) error) error {
+	var fnErr error
+	if err := rc.Control(func(fd uintptr) { fnErr = fn(fd) }); err != nil {
+		return fmt.Errorf("ghostsock: raw conn: %w", err)
+	}
+	return fnErr
+}
+
+// Dialer returns a new *net.Dialer that sets c's options on every TCP socket
+// it creates, before connect(2), so the handshake itself is bounded by the
+// kernel where the platform applies the user timeout to it. Go's own
+// keepalive defaults are switched off so they do not overwrite c.
+//
+// An invalid c, or one this platform cannot apply, makes every dial fail
+// with the error Validate or the platform reports.
+func (c Config) Dialer() *net.Dialer {
+	o, err := c.compile()
+	if err != nil {
+		return &net.Dialer{KeepAlive: -1, Control: func(string, string, syscall.RawConn) error { return err }}
+	}
+	return &net.Dialer{KeepAlive: -1, Control: o.control}
+}
+
+// Listen announces on the local address like net.Listen and returns a
+// listener whose accepted TCP connections carry c's options. Bad input is an
+// error before any socket is made.
+//
+// On Linux the options are set once, on the listening socket, and the
+// kernel copies them to every accepted socket: accepting costs nothing
+// extra, and the listener is the one net.ListenConfig returns
+// (*net.TCPListener for TCP). On other systems each accepted connection is
+// set as WrapListener does.
+func (c Config) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	o, err := c.compile()
+	if err != nil {
+		return nil, err
+	}
+	lc := net.ListenConfig{KeepAlive: -1}
+	if listenerOptionsInherited {
+		lc.Control = o.control
+	}
+	ln, err := lc.Listen(ctx, network, address)
+	if err != nil || listenerOptionsInherited {
+		return ln, err
+	}
+	return &listener{Listener: ln, opts: o}, nil
+}
+
+// WrapListener returns a listener that sets c's options on every TCP
+// connection ln accepts, before handing it out. Accepted connections keep
+// their own type (*net.TCPConn stays *net.TCPConn), so sendfile, splice
+// and type assertions keep working; other connections pass through.
+//
+// If c is invalid, Accept returns the validation error without accepting
+// anything, and servers stop with it. If setting the options on one
+// accepted connection fails, that connection is closed and Accept returns a
+// temporary *AcceptError, so that http.Server and grpc.Server back off and
+// go on serving.
+func (c Config) WrapListener(ln net.Listener) net.Listener {
+	o, err := c.compile()
+	return &listener{Listener: ln, opts: o, err: err}
+}
+
+type listener struct {
+	net.Listener
+	opts kernelOptions
+	err  error // from compile: returned by every Accept
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	if l.err != nil {
+		return nil, l.err
+	}
+	conn, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if err := l.opts.apply(conn); err != nil && !errors.Is(err, ErrNotTCP) {
+		conn.Close()
+		return nil, &AcceptError{Err: err}
+	}
+	return conn, nil
+}
+
+// AcceptError is returned by a wrapped listener's Accept when the options
+// could not be set on an accepted connection, which has been closed. It is
+// temporary: servers that honour net.Error's Temporary retry the accept.
+type AcceptError struct {
+	Err error
+}
+
+func (e *AcceptError) Error() string   { return "ghostsock: accepted conn closed: " + e.Err.Error() }
+func (e *AcceptError) Unwrap() error   { return e.Err }
+func (e *AcceptError) Timeout() bool   { return false }
+func (e *AcceptError) Temporary() bool { return true }
+
+// Apply sets c's options on a connection that is already open. It reaches
+// through *tls.Conn and any other wrapper with a NetConn() net.Conn method
+// to the socket beneath. A connection with no TCP socket is ErrNotTCP; a
+// closed one is an error wrapping net.ErrClosed.
+func (c Config) Apply(conn net.Conn) error {
+	o, err := c.compile()
+	if err != nil {
+		return err
+	}
+	return o.apply(conn)
+}
+
+func (o kernelOptions) apply(conn net.Conn) error {
+	rc, err := tcpRawConn(conn)
+	if err != nil {
+		return err
+	}
+	return rawControl(rc, o.set)
+}
+
+// Read returns what the kernel holds for conn's socket, read back with
+// getsockopt(2): the user timeout, and SO_KEEPALIVE with its idle, interval
+// and count (read even when keepalive is off). Compare it with the Config
+// you set, with zero keepalive fields replaced by Go's defaults (15 s,
+// 15 s, 9).
+func Read(conn net.Conn) (Config, error) {
+	rc, err := tcpRawConn(conn)
+	if err != nil {
+		return Config{}, err
+	}
+	var c Config
+	err = rawControl(rc, func(fd uintptr) (err error) {
+		c, err = get(fd)
+		return err
+	})
+	return c, err
+}
+
+// tcpRawConn unwraps conn to the RawConn of its TCP socket.
+func tcpRawConn(conn net.Conn) (syscall.RawConn, error) {
+	for {
+		switch tc := conn.(type) {
+		case *net.TCPConn:
+			rc, err := tc.SyscallConn()
+			if err != nil {
+				return nil, fmt.Errorf("ghostsock: %w", err)
+			}
+			return rc, nil
+		case interface{ NetConn() net.Conn }: // *tls.Conn and friends
+			conn = tc.NetConn()
+		case nil:
+			return nil, fmt.Errorf("%w: nil", ErrNotTCP)
+		default:
+			return nil, fmt.Errorf("%w: %T", ErrNotTCP, conn)
+		}
+	}
+}

@@ -1,0 +1,77 @@
+// Package tuning makes the kernel, not the application, notice a TCP peer
+// that vanished without FIN or RST: a phone whose battery died, a client
+// that moved from Wi-Fi to cellular, a NAT that forgot the flow.
+//
+// Such a socket stays ESTABLISHED. Idle, it stays so forever unless
+// keepalive is on; busy (data sent, not acknowledged) it retransmits for
+// 15 to 30 minutes under net.ipv4.tcp_retries2, and keepalive does not run
+// while data is unacknowledged. A Config closes both holes on one socket,
+// without sysctls, goroutines or application pings:
+//
+//   - TCP_USER_TIMEOUT (RFC 5482) bounds how long sent data may stay
+//     unacknowledged;
+//   - SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT probes
+//     an idle connection.
+//
+// # The kernel's rules
+//
+// Bounds models Linux 6.x (net/ipv4/tcp_timer.c). With the peer gone and
+// every packet lost:
+//
+//	case   user timeout  rule                                          source
+//	busy   UT > 0        error UT after the first unacked byte left    tcp_write_timeout, tcp_clamp_rto_to_user_timeout
+//	busy   0             tcp_retries2 backoff from 200 ms: 924.6 s     retransmits_timed_out, tcp_model_timeout
+//	idle   UT > 0        first probe time Idle+k*Interval, k >= 1,     tcp_keepalive_timer
+//	                     at which silence >= UT; Count ignored
+//	idle   0             Idle + Count*Interval                         tcp_keepalive_timer
+//	idle   keepalive off never
+//
+// Two consequences surprise people. With a user timeout, an idle connection
+// is not ended before one probe went unanswered, so a UT shorter than Idle
+// ends it at Idle+Interval, not at UT. And Count does nothing while a user
+// timeout is set: any answer resets the silence, and UT alone decides.
+// Measured on a 6.x kernel: UT 4 s, Idle 2 s, Interval 1 s, Count 10 ended
+// at 4.05 s; UT 1 s, Idle 3 s, Interval 1 s at 4.2 s; no UT, Idle 2 s,
+// Interval 1 s, Count 3 at 5.1 s. Bounds gives 4 s, 4 s and 5 s. The kernel
+// acts on its timer tick, and a busy connection whose UT is shorter than
+// the retransmission timeout ends at the first retransmission, so measured
+// times lie a little after the bound, never before it.
+//
+// ForBudget chooses the fields together so that both bounds meet one figure
+// (an SLA in, consistent values out); the integration package proves the
+// bounds on a real kernel with peers that vanish in network namespaces.
+//
+// # Where the options go
+//
+// Dialer sets them on every socket it creates, before connect(2). Listen
+// sets them on the listening socket; Linux copies them to every accepted
+// socket, so accepting costs nothing extra. WrapListener sets them on each
+// connection an existing listener accepts, keeping *net.TCPConn as it is.
+// Apply sets them on a connection already open, through *tls.Conn. Read
+// returns what the kernel actually holds. Every entry point validates the
+// Config once, before any socket is touched; the ones that cannot return
+// an error (Dialer, WrapListener) return it from the first dial or accept.
+//
+// # Platforms
+//
+//	GOOS     user timeout                     keepalive idle, interval, count
+//	linux    TCP_USER_TIMEOUT (ms)            TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT
+//	darwin   TCP_RXT_CONNDROPTIME (s)         TCP_KEEPALIVE, TCP_KEEPINTVL, TCP_KEEPCNT
+//	windows  TCP_MAXRT (s)                    TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT (10 1709+)
+//	freebsd  none                             TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT
+//
+// What a platform lacks is an error wrapping errors.ErrUnsupported that
+// names GOOS and GOARCH, never a silent no-op; Bounds models Linux only.
+// No option needs privileges.
+//
+// # With grpc-go and net/http
+//
+// grpc-go sets TCP_USER_TIMEOUT itself, to its keepalive Timeout, on every
+// connection whose keepalive Time is not infinite: on the server always by
+// default (20 s), on the client when keepalive parameters are given.
+// Packages grpcdial and grpcserver switch grpc-go's pings off so it leaves
+// the socket alone; httptransport does the same for HTTP/2 PING health
+// checks. Errors from the kernel reach the caller wrapped with
+// os.NewSyscallError: errors.Is(err, syscall.ETIMEDOUT) tells a peer the
+// kernel gave up on.
+package tuning

@@ -1,0 +1,152 @@
+package tuning_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ghostsock/ghostsock/tuning"
+)
+
+// A budget in, consistent kernel settings out.
+func ExampleForBudget() {
+	c, err := tuning.ForBudget(30 * time.Second)
+	if err != nil {
+		log.Fatal(err)
+	}
+	idle, busy := c.Bounds()
+	fmt.Println("user timeout:", c.UserTimeout)
+	fmt.Println("keepalive:", c.KeepAlive.Idle, c.KeepAlive.Interval, c.KeepAlive.Count)
+	fmt.Println("detected within:", idle, "idle,", busy, "busy")
+	// Output:
+	// user timeout: 30s
+	// keepalive: 15s 5s 3
+	// detected within: 30s idle, 30s busy
+}
+
+func ExampleConfig_Validate() {
+	c := tuning.Config{UserTimeout: 1500 * time.Microsecond}
+	fmt.Println(c.Validate())
+	// Output:
+	// ghostsock: invalid config: UserTimeout = 1.5ms: must be a whole number of milliseconds (the kernel's unit)
+}
+
+func ExampleConfig_Bounds() {
+	// Count is ignored once a user timeout is set: the kernel ends the idle
+	// connection at the first probe after 4 s of silence.
+	c := tuning.Config{
+		UserTimeout: 4 * time.Second,
+		KeepAlive:   net.KeepAliveConfig{Enable: true, Idle: 2 * time.Second, Interval: time.Second, Count: 10},
+	}
+	idle, busy := c.Bounds()
+	fmt.Println(idle, busy)
+	// Output: 4s 4s
+}
+
+func ExampleConfig_Dialer() {
+	c, _ := tuning.ForBudget(10 * time.Second)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	conn, err := c.Dialer().Dial("tcp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	held, _ := tuning.Read(conn)
+	fmt.Println(held == c)
+	// Output: true
+}
+
+func ExampleConfig_Control() {
+	c, _ := tuning.ForBudget(10 * time.Second)
+	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: -1, Control: c.Control}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	conn, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	held, _ := tuning.Read(conn)
+	fmt.Println(held.UserTimeout)
+	// Output: 10s
+}
+
+// An http.Server whose accepted connections detect vanished clients.
+func ExampleConfig_Listen() {
+	c, _ := tuning.ForBudget(20 * time.Second)
+	ln, err := c.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler()}
+	go srv.Serve(ln)
+	defer srv.Close()
+	fmt.Println(ln.Addr().Network())
+	// Output: tcp
+}
+
+// Hardening a listener someone else made, for example for http.Server.
+func ExampleConfig_WrapListener() {
+	c, _ := tuning.ForBudget(20 * time.Second)
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln := c.WrapListener(plain)
+	defer ln.Close()
+	go func() {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err == nil {
+			defer conn.Close()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	conn, err := ln.Accept()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	held, _ := tuning.Read(conn)
+	fmt.Printf("%T %v\n", conn, held == c)
+	// Output: *net.TCPConn true
+}
+
+func ExampleConfig_Apply() {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	c, _ := tuning.ForBudget(8 * time.Second)
+	if err := c.Apply(conn); err != nil {
+		log.Fatal(err)
+	}
+	held, _ := tuning.Read(conn)
+	fmt.Println(held.UserTimeout, held.KeepAlive.Idle, held.KeepAlive.Interval, held.KeepAlive.Count)
+	// Output: 8s 5s 1s 3
+}
+
+func ExampleRead() {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String()) // Go's defaults: keepalive 15 s, 15 s, 9
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	held, err := tuning.Read(conn)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(held.UserTimeout, held.KeepAlive.Enable, held.KeepAlive.Idle, held.KeepAlive.Count)
+	// Output: 0s true 15s 9
+}

@@ -1,0 +1,68 @@
+package tuning
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+)
+
+// FuzzConfig checks the pure logic on any input: Validate never panics,
+// every rejection names a field, and a valid Config has sane bounds.
+func FuzzConfig(f *testing.F) {
+	f.Add(int64(4e9), true, int64(2e9), int64(1e9), 10)
+	f.Add(int64(-1), false, int64(-1), int64(-1), -1)
+	f.Add(int64(0), true, int64(0), int64(0), 0)
+	f.Add(int64(1500e3), true, int64(1500e6), int64(32768e9), 128)
+	f.Fuzz(func(t *testing.T, ut int64, enable bool, idle, intvl int64, count int) {
+		c := Config{UserTimeout: time.Duration(ut), KeepAlive: net.KeepAliveConfig{
+			Enable: enable, Idle: time.Duration(idle), Interval: time.Duration(intvl), Count: count}}
+		err := c.Validate()
+		if err != nil {
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("error does not wrap ErrInvalidConfig: %v", err)
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field == "" || fe.Limit == "" {
+				t.Fatalf("error names no field: %v", err)
+			}
+			return
+		}
+		idleB, busyB := c.Bounds()
+		if idleB <= 0 || busyB <= 0 {
+			t.Fatalf("non-positive bound %v %v for %+v", idleB, busyB, c)
+		}
+		if c.UserTimeout > 0 && busyB != c.UserTimeout {
+			t.Fatalf("busy bound %v != user timeout %v", busyB, c.UserTimeout)
+		}
+		if enable && c.UserTimeout > 0 && idleB < c.UserTimeout {
+			t.Fatalf("idle bound %v below user timeout %v: the kernel waits for UT", idleB, c.UserTimeout)
+		}
+	})
+}
+
+// FuzzForBudget checks that every budget is met or refused with ErrBudget.
+func FuzzForBudget(f *testing.F) {
+	for _, d := range []int64{0, -1, 1e9, 2e9, 2_500_000_000, 7e9, 3600e9, int64(MaxBudget), int64(MaxBudget) + 1} {
+		f.Add(d)
+	}
+	f.Fuzz(func(t *testing.T, d int64) {
+		c, err := ForBudget(time.Duration(d))
+		if err != nil {
+			if !errors.Is(err, ErrBudget) {
+				t.Fatalf("ForBudget(%v): %v does not wrap ErrBudget", time.Duration(d), err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("ForBudget(%v) = invalid %+v: %v", time.Duration(d), c, err)
+		}
+		idle, busy := c.Bounds()
+		if idle > time.Duration(d) || busy > time.Duration(d) {
+			t.Fatalf("ForBudget(%v): bounds %v, %v exceed budget", time.Duration(d), idle, busy)
+		}
+		if time.Duration(d)-idle >= time.Second || idle != busy {
+			t.Fatalf("ForBudget(%v): bounds %v, %v waste the budget", time.Duration(d), idle, busy)
+		}
+	})
+}

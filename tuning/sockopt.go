@@ -1,0 +1,127 @@
+package tuning
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// sockopt names one socket option in a platform's table.
+type sockopt struct {
+	name       string
+	level, opt int
+}
+
+// platformOptions is what one GOOS can set, filled in by sockopt_GOOS.go.
+// A nil option is one the platform lacks.
+type platformOptions struct {
+	userTimeout     *sockopt      // TCP_USER_TIMEOUT or its equivalent
+	userTimeoutUnit time.Duration // the unit that option counts in
+	keepAlive       *sockopt      // SO_KEEPALIVE
+	keepIdle        *sockopt      // seconds
+	keepIntvl       *sockopt      // seconds
+	keepCount       *sockopt
+	// listenerInherits: accepted sockets inherit the listening socket's
+	// options, so Listen sets them once instead of on every accept.
+	listenerInherits bool
+}
+
+var listenerOptionsInherited = platform.listenerInherits
+
+// checkPlatform reports what o asks for that this platform cannot apply.
+func checkPlatform(o kernelOptions) error {
+	p := platform
+	var errs []error
+	if o.userTimeout != 0 {
+		switch {
+		case p.userTimeout == nil:
+			errs = append(errs, unsupported("UserTimeout (TCP_USER_TIMEOUT)"))
+		case o.userTimeout%p.userTimeoutUnit != 0:
+			errs = append(errs, &FieldError{Field: "UserTimeout", Value: o.userTimeout.String(),
+				Limit: fmt.Sprintf("must be a whole number of %v on %s (%s)", p.userTimeoutUnit, runtime.GOOS, p.userTimeout.name)})
+		}
+	}
+	if p.keepAlive == nil {
+		// Turning keepalive off is as much a setting as turning it on.
+		errs = append(errs, unsupported("KeepAlive (SO_KEEPALIVE)"))
+	} else if o.keepAlive {
+		for _, f := range [...]struct {
+			field string
+			opt   *sockopt
+			val   int
+		}{
+			{"KeepAlive.Idle", p.keepIdle, o.idleSeconds},
+			{"KeepAlive.Interval", p.keepIntvl, o.intvlSeconds},
+			{"KeepAlive.Count", p.keepCount, o.count},
+		} {
+			if f.opt == nil && f.val != Unchanged {
+				errs = append(errs, unsupported(f.field))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func unsupported(what string) error {
+	return fmt.Errorf("ghostsock: %s on %s/%s: %w", what, runtime.GOOS, runtime.GOARCH, errors.ErrUnsupported)
+}
+
+// set applies o to fd: timing options first and SO_KEEPALIVE last, so the
+// keepalive timer is armed once, with the final idle time. compile has
+// already checked that the platform has every option set needs.
+func (o kernelOptions) set(fd uintptr) error {
+	p := platform
+	if p.userTimeout != nil {
+		if err := setInt(fd, p.userTimeout, int(o.userTimeout/p.userTimeoutUnit)); err != nil {
+			return err
+		}
+	}
+	if o.keepAlive {
+		for _, f := range [...]struct {
+			opt *sockopt
+			val int
+		}{{p.keepIdle, o.idleSeconds}, {p.keepIntvl, o.intvlSeconds}, {p.keepCount, o.count}} {
+			if f.val == Unchanged {
+				continue
+			}
+			if err := setInt(fd, f.opt, f.val); err != nil {
+				return err
+			}
+		}
+	}
+	return setInt(fd, p.keepAlive, boolInt(o.keepAlive))
+}
+
+// get reads back what set sets; options the platform lacks read as zero.
+func get(fd uintptr) (Config, error) {
+	p := platform
+	read := func(opt *sockopt) (int, error) {
+		if opt == nil {
+			return 0, nil
+		}
+		return getInt(fd, opt)
+	}
+	var c Config
+	var v [5]int
+	for i, opt := range [...]*sockopt{p.userTimeout, p.keepAlive, p.keepIdle, p.keepIntvl, p.keepCount} {
+		n, err := read(opt)
+		if err != nil {
+			return Config{}, err
+		}
+		v[i] = n
+	}
+	c.UserTimeout = time.Duration(v[0]) * p.userTimeoutUnit
+	c.KeepAlive.Enable = v[1] != 0
+	c.KeepAlive.Idle = time.Duration(v[2]) * time.Second
+	c.KeepAlive.Interval = time.Duration(v[3]) * time.Second
+	c.KeepAlive.Count = v[4]
+	return c, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

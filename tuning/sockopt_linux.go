@@ -1,0 +1,21 @@
+package tuning
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Linux has every option (tcp(7)). It copies a listening socket's options
+// to the sockets it accepts (inet_csk_clone_lock copies the sock, and
+// tcp_create_openreq_child arms the keepalive timer), so Listen sets them
+// once, on the listener.
+var platform = platformOptions{
+	userTimeout:      &sockopt{"TCP_USER_TIMEOUT", unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT},
+	userTimeoutUnit:  time.Millisecond,
+	keepAlive:        &sockopt{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE},
+	keepIdle:         &sockopt{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE},
+	keepIntvl:        &sockopt{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL},
+	keepCount:        &sockopt{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT},
+	listenerInherits: true,
+}

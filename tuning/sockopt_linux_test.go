@@ -1,0 +1,174 @@
+package tuning
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// budget5 is what ForBudget(5s) returns; the tests read it back from the
+// kernel, so it must hold exactly this.
+var budget5 = Config{UserTimeout: 5 * time.Second, KeepAlive: ka(2*time.Second, time.Second, 3)}
+
+// pair returns both ends of a loopback TCP connection made with dial and
+// accepted from ln.
+func pair(t *testing.T, ln net.Listener, dial func(network, addr string) (net.Conn, error)) (client, server net.Conn) {
+	t.Helper()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	client, err := dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close() })
+	server, ok := <-accepted
+	require.True(t, ok, "accept failed")
+	t.Cleanup(func() { server.Close() })
+	return client, server
+}
+
+func TestReadBackLinux(t *testing.T) {
+	for _, network := range []string{"tcp4", "tcp6"} {
+		t.Run(network, func(t *testing.T) {
+			addr := "127.0.0.1:0"
+			if network == "tcp6" {
+				addr = "[::1]:0"
+			}
+			ln, err := budget5.Listen(t.Context(), network, addr)
+			if network == "tcp6" && err != nil {
+				t.Skipf("no IPv6 loopback: %v", err)
+			}
+			require.NoError(t, err)
+			defer ln.Close()
+			_, isTCP := ln.(*net.TCPListener)
+			assert.True(t, isTCP, "Linux Listen returns the plain *net.TCPListener, got %T", ln)
+
+			client, server := pair(t, ln, budget5.Dialer().Dial)
+			for name, conn := range map[string]net.Conn{"dialed": client, "accepted": server} {
+				got, err := Read(conn)
+				require.NoError(t, err)
+				assert.Equal(t, budget5, got, name)
+			}
+		})
+	}
+}
+
+func TestWrapListenerKeepsConcreteType(t *testing.T) {
+	plain, err := net.Listen("tcp", "127.0.0.1:0") // Go sets its own 15 s keepalive on accept
+	require.NoError(t, err)
+	ln := budget5.WrapListener(plain)
+	defer ln.Close()
+	_, server := pair(t, ln, net.Dial)
+	_, ok := server.(*net.TCPConn)
+	assert.True(t, ok, "accepted conn is %T, want *net.TCPConn", server)
+	got, err := Read(server)
+	require.NoError(t, err)
+	assert.Equal(t, budget5, got)
+}
+
+func TestApply(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, _ := pair(t, ln, net.Dial)
+
+	t.Run("through tls.Conn", func(t *testing.T) {
+		tc := tls.Client(client, &tls.Config{InsecureSkipVerify: true}) // never handshakes
+		require.NoError(t, budget5.Apply(tc))
+		got, err := Read(tc)
+		require.NoError(t, err)
+		assert.Equal(t, budget5, got)
+	})
+	t.Run("zero config clears what was set", func(t *testing.T) {
+		require.NoError(t, Config{}.Apply(client))
+		got, err := Read(client)
+		require.NoError(t, err)
+		assert.Equal(t, time.Duration(0), got.UserTimeout)
+		assert.False(t, got.KeepAlive.Enable)
+	})
+	t.Run("unchanged leaves the kernel's value", func(t *testing.T) {
+		require.NoError(t, budget5.Apply(client))
+		c := Config{UserTimeout: time.Second, KeepAlive: net.KeepAliveConfig{Enable: true, Idle: Unchanged, Interval: 7 * time.Second, Count: Unchanged}}
+		require.NoError(t, c.Apply(client))
+		got, err := Read(client)
+		require.NoError(t, err)
+		assert.Equal(t, Config{UserTimeout: time.Second, KeepAlive: ka(2*time.Second, 7*time.Second, 3)}, got)
+	})
+	t.Run("closed conn", func(t *testing.T) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		c.Close()
+		err = budget5.Apply(c)
+		assert.ErrorIs(t, err, net.ErrClosed)
+		_, err = Read(c)
+		assert.ErrorIs(t, err, net.ErrClosed)
+	})
+}
+
+func TestNotTCP(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	assert.ErrorIs(t, budget5.Apply(a), ErrNotTCP)
+	_, err := Read(a)
+	assert.ErrorIs(t, err, ErrNotTCP)
+	assert.ErrorIs(t, budget5.Apply(nil), ErrNotTCP)
+
+	// Unix sockets pass through Listen, WrapListener and Dialer untouched.
+	path := filepath.Join(t.TempDir(), "s")
+	ln, err := budget5.Listen(t.Context(), "unix", path)
+	require.NoError(t, err)
+	defer ln.Close()
+	wrapped := budget5.WrapListener(ln)
+	client, server := pair(t, wrapped, func(string, string) (net.Conn, error) { return budget5.Dialer().Dial("unix", path) })
+	assert.IsType(t, &net.UnixConn{}, client)
+	assert.IsType(t, &net.UnixConn{}, server)
+	assert.ErrorIs(t, budget5.Apply(client), ErrNotTCP)
+}
+
+// TestSetsockoptErrorSurfaces shows that a setsockopt the kernel refuses is
+// an error the caller sees, wrapped so errors.Is finds the errno.
+func TestSetsockoptErrorSurfaces(t *testing.T) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM, 0)
+	require.NoError(t, err)
+	defer syscall.Close(fd)
+	o, err := budget5.compile()
+	require.NoError(t, err)
+	err = o.set(uintptr(fd)) // TCP options on a UDP socket
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOPROTOOPT), "%v", err)
+	assert.Contains(t, err.Error(), "setsockopt TCP_USER_TIMEOUT")
+}
+
+// failingListener accepts one conn whose options cannot be set.
+type failingListener struct {
+	net.Listener
+	conn net.Conn
+}
+
+func (l *failingListener) Accept() (net.Conn, error) { return l.conn, nil }
+
+func TestWrapListenerApplyFailureIsTemporary(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, _ := pair(t, ln, net.Dial)
+	client.Close() // Accept hands out a closed conn: setting options fails
+	_, err = budget5.WrapListener(&failingListener{Listener: ln, conn: client}).Accept()
+	var ae *AcceptError
+	require.ErrorAs(t, err, &ae)
+	assert.True(t, ae.Temporary())
+	assert.ErrorIs(t, err, net.ErrClosed)
+}
