@@ -105,11 +105,11 @@ func (c Config) Validate() error {
 // kernelOptions is a Config in the kernel's units, computed once (by
 // compile) so that each dial and accept only makes system calls.
 type kernelOptions struct {
-	userTimeout   time.Duration // whole milliseconds; 0 clears the option
-	keepAlive     bool          // SO_KEEPALIVE
-	idleSeconds   int           // TCP_KEEPIDLE; Unchanged leaves it
-	intvlSeconds  int           // TCP_KEEPINTVL; Unchanged leaves it
-	count         int           // TCP_KEEPCNT; Unchanged leaves it
+	userTimeout  time.Duration // whole milliseconds; 0 clears the option
+	keepAlive    bool          // SO_KEEPALIVE
+	idleSeconds  int           // TCP_KEEPIDLE; Unchanged leaves it
+	intvlSeconds int           // TCP_KEEPINTVL; Unchanged leaves it
+	count        int           // TCP_KEEPCNT; Unchanged leaves it
 }
 
 // compile validates c, checks that this platform can apply it and converts
@@ -160,11 +160,11 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 		return kernelOptions{}, errors.Join(errs...)
 	}
 	return kernelOptions{
-		userTimeout:   ut,
-		keepAlive:     ka.Enable,
-		idleSeconds:   idle,
-		intvlSeconds:  intvl,
-		count:         count,
+		userTimeout:  ut,
+		keepAlive:    ka.Enable,
+		idleSeconds:  idle,
+		intvlSeconds: intvl,
+		count:        count,
 	}, nil
 }
 
