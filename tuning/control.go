@@ -171,8 +171,15 @@ func Read(conn net.Conn) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	return ReadRawConn(rc)
+}
+
+// ReadRawConn is Read for the socket behind rc, which must be TCP: an
+// *os.File's SyscallConn, for example. (net.FileConn is no way to get a
+// net.Conn for Read: it turns Go's default keepalive on as it wraps.)
+func ReadRawConn(rc syscall.RawConn) (Config, error) {
 	var c Config
-	err = rawControl(rc, func(fd uintptr) (err error) {
+	err := rawControl(rc, func(fd uintptr) (err error) {
 		c, err = get(fd)
 		return err
 	})
@@ -196,5 +203,36 @@ func tcpRawConn(conn net.Conn) (syscall.RawConn, error) {
 		default:
 			return nil, fmt.Errorf("%w: %T", ErrNotTCP, conn)
 		}
+	}
+}
+
+// DialContextFunc is the shape of net.Dialer.DialContext, and of
+// http.Transport's DialContext and DialTLSContext fields.
+type DialContextFunc = func(ctx context.Context, network, address string) (net.Conn, error)
+
+// WrapDialContext returns a dial function that calls dial and sets c's
+// options on the TCP connection it returns (reaching through *tls.Conn),
+// for dialers you do not own: a service mesh's, a TLS dialer, a proxy's.
+// Connections with no TCP socket pass through. If the options cannot be
+// set, the connection is closed and the dial fails with that error; an
+// invalid c fails every dial before dial is called.
+//
+// Prefer Dialer where you can: it sets the options before connect(2), so
+// the handshake is covered too.
+func (c Config) WrapDialContext(dial DialContextFunc) DialContextFunc {
+	o, err := c.compile()
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		if err != nil {
+			return nil, err
+		}
+		conn, derr := dial(ctx, network, address)
+		if derr != nil {
+			return nil, derr
+		}
+		if aerr := o.apply(conn); aerr != nil && !errors.Is(aerr, ErrNotTCP) {
+			conn.Close()
+			return nil, aerr
+		}
+		return conn, nil
 	}
 }

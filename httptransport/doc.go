@@ -1,0 +1,24 @@
+// Package httptransport gives net/http clients kernel-level detection of a
+// server that vanished without FIN or RST, for HTTP/1.1 and HTTP/2 alike,
+// with HTTP/2 PING health checks off.
+//
+//	c, err := tuning.ForBudget(20 * time.Second)
+//	...
+//	client := &http.Client{Transport: httptransport.New(c)}
+//
+// A pooled idle connection whose server vanished is ended by the kernel
+// within c.Bounds() and dropped from the pool; a response being read from
+// a vanished server fails within the busy bound instead of hanging until
+// tcp_retries2 gives up (about 15 minutes). Unlike http.Client.Timeout, this
+// does not limit how long a live, slow transfer may take.
+//
+// For servers, use tuning.Config.Listen or WrapListener with http.Server:
+//
+//	ln, err := c.Listen(ctx, "tcp", ":8080")
+//	...
+//	srv.Serve(ln)
+//
+// HTTP/2 PING health checks (http.HTTP2Config.SendPingTimeout, ReadIdleTimeout in golang.org/x/net/http2) are off by
+// default in net/http; Harden keeps them off. Proxies keep working: the
+// connection to the proxy is the one hardened.
+package httptransport

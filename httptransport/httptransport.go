@@ -1,0 +1,67 @@
+package httptransport
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ghostsock/ghostsock/tuning"
+)
+
+// New returns a new *http.Transport with http.DefaultTransport's settings
+// (proxy from the environment, HTTP/2 attempted, 100 idle connections kept
+// for 90 s, 10 s TLS handshake timeout, 1 s Expect-Continue timeout) whose
+// every connection is dialed with c's options, and with no HTTP/2 PING
+// health checks. Each call returns a transport of its own; no global is
+// read or changed.
+//
+// An invalid c makes every request fail with c's validation error.
+func New(c tuning.Config) *http.Transport {
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+	}
+	Harden(t, c)
+	return t
+}
+
+// Harden makes t dial with c's options and switches its HTTP/2 PING health
+// checks off, keeping its proxy, TLS, pool and HTTP/2 settings. Call it
+// before t makes its first request.
+//
+//   - With no dial function of its own, t dials with c.Dialer(): the
+//     options are set before connect(2), covering the handshake too.
+//   - A DialContext, Dial or DialTLSContext of the caller's is kept and
+//     wrapped (tuning.Config.WrapDialContext): the options are set on the
+//     connection it returns; a connection without a TCP socket passes.
+//   - HTTP2.SendPingTimeout, the health check, is set to zero on a copy
+//     of t.HTTP2 (the caller's value is not changed). Health checks
+//     configured through golang.org/x/net/http2.ConfigureTransports live
+//     on that package's transport, out of Harden's reach: leave its
+//     ReadIdleTimeout zero.
+func Harden(t *http.Transport, c tuning.Config) {
+	switch {
+	case t.DialContext != nil:
+		t.DialContext = c.WrapDialContext(t.DialContext)
+	case t.Dial != nil: //nolint:staticcheck // honour the deprecated field if it is the one set
+		dial := t.Dial //nolint:staticcheck
+		t.DialContext = c.WrapDialContext(func(_ context.Context, network, addr string) (net.Conn, error) {
+			return dial(network, addr)
+		})
+	default:
+		t.DialContext = c.Dialer().DialContext
+	}
+	if t.DialTLSContext != nil {
+		t.DialTLSContext = c.WrapDialContext(t.DialTLSContext)
+	}
+	if t.HTTP2 != nil {
+		h2 := *t.HTTP2
+		h2.SendPingTimeout = 0
+		t.HTTP2 = &h2
+	}
+}
