@@ -123,8 +123,12 @@ func TestInvalidConfigFailsRequests(t *testing.T) {
 	defer srv.Close()
 	bad := tuning.Config{UserTimeout: time.Microsecond}
 	for name, tr := range map[string]*http.Transport{
-		"New":              New(bad),
-		"Harden with dial": func() *http.Transport { t := &http.Transport{DialContext: (&net.Dialer{}).DialContext}; Harden(t, bad); return t }(),
+		"New": New(bad),
+		"Harden with dial": func() *http.Transport {
+			t := &http.Transport{DialContext: (&net.Dialer{}).DialContext}
+			Harden(t, bad)
+			return t
+		}(),
 	} {
 		_, err := (&http.Client{Transport: tr}).Get(srv.URL)
 		assert.ErrorIs(t, err, tuning.ErrInvalidConfig, name)
