@@ -1,0 +1,76 @@
+package integration
+
+import (
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/tuning"
+)
+
+// budget is the B of the matrix: small, so the suite is quick, and large
+// enough for a few keepalive probes.
+const budget = 3 * time.Second
+
+// Tolerances around the bound. Early: the last packet from the peer may
+// precede the vanishing by a few milliseconds of scheduling. Late: the
+// kernel acts on its timer, and a busy connection ends at the retransmission
+// that follows the user timeout, so one RTO (at least TCP_RTO_MIN, 200 ms)
+// plus a margin for a loaded 2-core machine.
+const (
+	early  = 300 * time.Millisecond
+	rtoMin = 200 * time.Millisecond
+	late   = rtoMin + 600*time.Millisecond
+)
+
+func kit(t *testing.T) tuning.Config {
+	c, err := tuning.ForBudget(budget)
+	require.NoError(t, err)
+	return c
+}
+
+// expectWithin checks that a detection measured from the vanishing lies
+// in [bound-early, bound+late] and logs the precision.
+func expectWithin(t *testing.T, what string, measured, bound time.Duration) {
+	t.Helper()
+	t.Logf("%s: detected after %v, predicted %v, measured/predicted %.3f",
+		what, measured.Round(time.Millisecond), bound, float64(measured)/float64(bound))
+	assert.GreaterOrEqual(t, measured, bound-early, "%s: killed too early", what)
+	assert.LessOrEqual(t, measured, bound+late, "%s: detected too late", what)
+}
+
+// waitErr waits for an operation's error, for at most limit.
+func waitErr(t *testing.T, errc <-chan error, limit time.Duration) (error, time.Time) {
+	t.Helper()
+	select {
+	case err := <-errc:
+		return err, time.Now()
+	case <-time.After(limit):
+		t.Fatalf("no error within %v", limit)
+		return nil, time.Time{}
+	}
+}
+
+// stillEstablished checks, three budgets after the vanishing, that the
+// observer's socket is still ESTABLISHED: without the kit nothing noticed.
+func stillEstablished(t *testing.T, rc syscall.RawConn, vanished time.Time) {
+	t.Helper()
+	time.Sleep(time.Until(vanished.Add(3 * budget)))
+	info, err := lab.TCPInfo(rc)
+	require.NoError(t, err)
+	t.Logf("control: %s after %v without the kit (retransmits %d, probes %d, rto %v)",
+		lab.StateName(info.State), time.Since(vanished).Round(time.Millisecond), info.Retransmits, info.Probes, time.Duration(info.Rto)*time.Microsecond)
+	assert.Equal(t, uint8(lab.StateEstablished), info.State, "control connection should still be ESTABLISHED")
+}
+
+func rawConn(t *testing.T, c net.Conn) syscall.RawConn {
+	t.Helper()
+	rc, err := c.(syscall.Conn).SyscallConn()
+	require.NoError(t, err)
+	return rc
+}

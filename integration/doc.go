@@ -1,0 +1,18 @@
+// Package integration proves ghostsock on a real Linux kernel. Its tests run
+// clients and servers in two network namespaces joined by a veth pair
+// (package lab), make one side vanish with blackhole routes, and check that
+// the other side sees an error within tuning.Config.Bounds(), not before it,
+// and at most one retransmission timeout plus a margin after it, for raw
+// TCP, gRPC clients and servers, HTTP/1.1 and HTTP/2 clients and
+// http.Server. A control test for each stack shows the same connection
+// still ESTABLISHED at three times the budget without the kit.
+//
+// The test binary re-executes itself in namespaces of its own (lab.Enter):
+// as root a new network namespace, as a normal user a new user and network
+// namespace, so "go test ./..." needs no sudo where user namespaces are
+// allowed. Where they are not, the tests skip and say what to run, except
+// with CI=true, where that is a failure. The ip command (iproute2) must be
+// installed. No packet leaves the namespaces the tests made.
+//
+// The demo, cmd/ghostdemo, shows the same on three gRPC pairs side by side.
+package integration

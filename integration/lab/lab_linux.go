@@ -1,0 +1,200 @@
+// Package lab builds a two-host network on one Linux machine for tests
+// that need a peer to vanish: the calling process's own network namespace
+// is the client host, a second namespace is the server host, and a veth
+// pair joins them. Vanish adds blackhole routes so that one host's packets
+// are dropped silently, no FIN and no RST, as when a phone's battery dies.
+//
+// Everything happens inside namespaces this process made (see Enter):
+// traffic never reaches the machine's real network. Addresses are taken
+// from 198.18.0.0/15 and fd00:6873::/32, ranges set aside for benchmarks and
+// private use.
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"runtime"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Host names one side of the lab.
+type Host int
+
+const (
+	Client Host = iota // this process's own namespace: dials go out from here
+	Server             // the second namespace: listen there with Listen
+)
+
+func (h Host) String() string { return [...]string{"client", "server"}[h] }
+
+// Lab is a client and a server host joined by a veth pair.
+type Lab struct {
+	ClientAddr, ServerAddr   netip.Addr // IPv4
+	ClientAddr6, ServerAddr6 netip.Addr // IPv6
+	extraClients             []netip.Addr
+	link                     string // the client end of the veth pair
+	server                   chan func()
+	serverTID                int
+	vanished                 [2]bool
+}
+
+var labs atomic.Int32
+
+// New builds a lab. It needs CAP_NET_ADMIN and CAP_SYS_ADMIN in this
+// process's network namespace, which Enter provides, and the ip command
+// (Debian package iproute2).
+func New() (*Lab, error) {
+	if _, err := exec.LookPath("ip"); err != nil {
+		return nil, fmt.Errorf("lab: the ip command is missing (apt-get install -y iproute2): %w", err)
+	}
+	n := labs.Add(1) % 250
+	l := &Lab{
+		ClientAddr:  netip.AddrFrom4([4]byte{198, 18, byte(n), 1}),
+		ServerAddr:  netip.AddrFrom4([4]byte{198, 18, byte(n), 2}),
+		ClientAddr6: netip.MustParseAddr(fmt.Sprintf("fd00:6873:%x::1", n)),
+		ServerAddr6: netip.MustParseAddr(fmt.Sprintf("fd00:6873:%x::2", n)),
+		link:        fmt.Sprintf("gs%dc", n),
+		server:      make(chan func()),
+	}
+	if err := l.startServerHost(); err != nil {
+		return nil, err
+	}
+	peer := fmt.Sprintf("gs%ds", n)
+	steps := []struct {
+		host Host
+		args string
+	}{
+		{Client, "link set lo up"},
+		{Server, "link set lo up"},
+		{Client, fmt.Sprintf("link add %s type veth peer name %s netns %d", l.link, peer, l.serverTID)},
+		{Client, fmt.Sprintf("addr add %s/24 dev %s", l.ClientAddr, l.link)},
+		{Client, fmt.Sprintf("addr add %s/64 dev %s nodad", l.ClientAddr6, l.link)},
+		{Server, fmt.Sprintf("addr add %s/24 dev %s", l.ServerAddr, peer)},
+		{Server, fmt.Sprintf("addr add %s/64 dev %s nodad", l.ServerAddr6, peer)},
+		{Client, "link set " + l.link + " up"},
+		{Server, "link set " + peer + " up"},
+	}
+	for _, s := range steps {
+		if err := l.IP(s.host, splitArgs(s.args)...); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// startServerHost starts the goroutine that owns the server host: it locks
+// itself to an OS thread, moves that thread to a new network namespace and
+// runs every function sent to l.server there. It never unlocks the thread,
+// so no other goroutine can ever run in the server's namespace by mistake;
+// when Close stops it, the runtime ends the thread.
+func (l *Lab) startServerHost() error {
+	ready := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			ready <- fmt.Errorf("lab: unshare(CLONE_NEWNET): %w", err)
+			return
+		}
+		l.serverTID = unix.Gettid()
+		ready <- nil
+		for fn := range l.server {
+			fn()
+		}
+	}()
+	return <-ready
+}
+
+// InServer runs fn in the server host's namespace: sockets fn creates
+// (listeners, dialed connections) belong to the server host and may then be
+// used from any goroutine.
+func (l *Lab) InServer(fn func()) {
+	done := make(chan struct{})
+	l.server <- func() { defer close(done); fn() }
+	<-done
+}
+
+// Listen listens on the server host with the given net.ListenConfig-like
+// function, for example tuning.Config.Listen or (&net.ListenConfig{}).Listen.
+func (l *Lab) Listen(listen func(ctx context.Context, network, address string) (net.Listener, error), network, address string) (ln net.Listener, err error) {
+	l.InServer(func() { ln, err = listen(context.Background(), network, address) })
+	return ln, err
+}
+
+// ServerAddrPort is the server's IPv4 address with port.
+func (l *Lab) ServerAddrPort(port int) string {
+	return netip.AddrPortFrom(l.ServerAddr, uint16(port)).String()
+}
+
+// IP runs the ip command on host.
+func (l *Lab) IP(host Host, args ...string) error {
+	var err error
+	run := func() {
+		var out bytes.Buffer
+		cmd := exec.Command("ip", args...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if e := cmd.Run(); e != nil {
+			err = fmt.Errorf("lab: ip %v on %s: %w: %s", args, host, e, bytes.TrimSpace(out.Bytes()))
+		}
+	}
+	if host == Server {
+		l.InServer(run)
+	} else {
+		run()
+	}
+	return err
+}
+
+// Vanish makes host disappear as a dead phone does: from now on every
+// packet it sends to the other host, and every packet sent to it, is
+// dropped without a trace. Neither side's kernel learns anything: no FIN,
+// no RST, no ICMP.
+func (l *Lab) Vanish(host Host) error { return l.routes(host, "add") }
+
+// Restore undoes Vanish: the same connections can talk again.
+func (l *Lab) Restore(host Host) error { return l.routes(host, "del") }
+
+// routes adds or deletes blackhole routes on the vanishing host, for every
+// address of the other host: its kernel discards everything it would send,
+// so whatever reaches it is never answered. The routes go on the vanishing
+// host only: a blackhole on the observer's side would make the observer's
+// own kernel fail its sends at once (a new connect(2) returns EINVAL), which
+// a dead phone never causes.
+func (l *Lab) routes(host Host, op string) error {
+	if (op == "add") == l.vanished[host] {
+		return nil
+	}
+	others := []netip.Addr{l.ServerAddr, l.ServerAddr6}
+	if host == Server {
+		others = append([]netip.Addr{l.ClientAddr, l.ClientAddr6}, l.extraClients...)
+	}
+	for _, a := range others {
+		if err := l.IP(host, "route", op, "blackhole", netip.PrefixFrom(a, a.BitLen()).String()); err != nil {
+			return err
+		}
+	}
+	l.vanished[host] = op == "add"
+	return nil
+}
+
+// Close removes the veth pair and ends the server host. Sockets still open
+// on the server host keep its namespace alive until they are closed.
+func (l *Lab) Close() error {
+	err := l.IP(Client, "link", "del", l.link)
+	close(l.server)
+	return err
+}
+
+func splitArgs(s string) []string {
+	var out []string
+	for _, f := range bytes.Fields([]byte(s)) {
+		out = append(out, string(f))
+	}
+	return out
+}

@@ -1,0 +1,167 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/tuning"
+)
+
+// tcpPair returns a connection dialed from the client host with dial and
+// its server side, accepted on the server host from a listener made with
+// listen.
+func tcpPair(t *testing.T, l *lab.Lab, listen func(context.Context, string, string) (net.Listener, error), dial func(string, string) (net.Conn, error)) (client, server net.Conn) {
+	t.Helper()
+	ln, err := l.Listen(listen, "tcp", l.ServerAddrPort(0))
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	server = <-accepted
+	require.NotNil(t, server)
+	t.Cleanup(func() { client.Close(); server.Close() })
+	// One round trip, so both sides have just heard from each other.
+	_, err = client.Write([]byte{1})
+	require.NoError(t, err)
+	_, err = io.ReadFull(server, make([]byte, 1))
+	require.NoError(t, err)
+	_, err = server.Write([]byte{2})
+	require.NoError(t, err)
+	_, err = io.ReadFull(client, make([]byte, 1))
+	require.NoError(t, err)
+	return client, server
+}
+
+func readErr(c net.Conn) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, c)
+		if err == nil {
+			err = io.EOF
+		}
+		errc <- err
+	}()
+	return errc
+}
+
+func writeErr(c net.Conn) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	return errc
+}
+
+func TestRawTCP(t *testing.T) {
+	c := kit(t)
+	idleBound, busyBound := c.Bounds()
+	plainListen := (&net.ListenConfig{}).Listen
+
+	t.Run("client idle, server vanishes", func(t *testing.T) {
+		l := newLab(t)
+		client, _ := tcpPair(t, l, plainListen, c.Dialer().Dial)
+		require.NoError(t, l.Vanish(lab.Server))
+		start := time.Now()
+		err, end := waitErr(t, readErr(client), 3*idleBound)
+		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
+		expectWithin(t, "raw TCP idle (Dialer)", end.Sub(start), idleBound)
+	})
+	t.Run("client busy, server vanishes", func(t *testing.T) {
+		l := newLab(t)
+		client, _ := tcpPair(t, l, plainListen, c.Dialer().Dial)
+		require.NoError(t, l.Vanish(lab.Server))
+		start := time.Now()
+		err, end := waitErr(t, writeErr(client), 3*busyBound)
+		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
+		expectWithin(t, "raw TCP busy (Dialer)", end.Sub(start), busyBound)
+	})
+	t.Run("server idle, client vanishes", func(t *testing.T) {
+		l := newLab(t)
+		_, server := tcpPair(t, l, c.Listen, net.Dial)
+		require.NoError(t, l.Vanish(lab.Client))
+		start := time.Now()
+		err, end := waitErr(t, readErr(server), 3*idleBound)
+		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
+		expectWithin(t, "raw TCP idle (Listen)", end.Sub(start), idleBound)
+	})
+	t.Run("server busy, client vanishes", func(t *testing.T) {
+		l := newLab(t)
+		_, server := tcpPair(t, l, c.Listen, net.Dial)
+		require.NoError(t, l.Vanish(lab.Client))
+		start := time.Now()
+		err, end := waitErr(t, writeErr(server), 3*busyBound)
+		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
+		expectWithin(t, "raw TCP busy (Listen)", end.Sub(start), busyBound)
+	})
+	t.Run("dial to a vanished address", func(t *testing.T) {
+		l := newLab(t)
+		ln, err := l.Listen(plainListen, "tcp", l.ServerAddrPort(0))
+		require.NoError(t, err)
+		defer ln.Close()
+		require.NoError(t, l.Vanish(lab.Server))
+		start := time.Now()
+		_, err = c.Dialer().Dial("tcp", ln.Addr().String())
+		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
+		expectWithin(t, "raw TCP dial", time.Since(start), busyBound)
+	})
+	t.Run("IPv6 idle", func(t *testing.T) {
+		l := newLab(t)
+		ln, err := l.Listen(plainListen, "tcp6", net.JoinHostPort(l.ServerAddr6.String(), "0"))
+		require.NoError(t, err)
+		defer ln.Close()
+		go func() {
+			if s, err := ln.Accept(); err == nil {
+				defer s.Close()
+				io.Copy(io.Discard, s)
+			}
+		}()
+		client, err := c.Dialer().Dial("tcp6", ln.Addr().String())
+		require.NoError(t, err)
+		defer client.Close()
+		held, err := tuning.Read(client)
+		require.NoError(t, err)
+		assert.Equal(t, c, held)
+		require.NoError(t, l.Vanish(lab.Server))
+		start := time.Now()
+		err, end := waitErr(t, readErr(client), 3*idleBound)
+		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
+		expectWithin(t, "raw TCP idle IPv6", end.Sub(start), idleBound)
+	})
+}
+
+func TestRawTCPControl(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	// Stock Go: keepalive 15 s idle, no user timeout.
+	client, _ := tcpPair(t, l, (&net.ListenConfig{}).Listen, net.Dial)
+	require.NoError(t, l.Vanish(lab.Server))
+	start := time.Now()
+	errc := writeErr(client) // busy: retransmitting under tcp_retries2
+	stillEstablished(t, rawConn(t, client), start)
+	select {
+	case err := <-errc:
+		t.Fatalf("stock connection failed: %v", err)
+	default:
+	}
+	_ = errors.New
+}
