@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"syscall"
@@ -163,5 +162,4 @@ func TestRawTCPControl(t *testing.T) {
 		t.Fatalf("stock connection failed: %v", err)
 	default:
 	}
-	_ = errors.New
 }

@@ -30,6 +30,12 @@ func Peer(remote net.Addr, skip net.Addr) (*os.File, error) {
 	return find(func(l, r string) bool { return r == remote.String() && (skip == nil || l != skip.String()) })
 }
 
+// Local returns a connected socket in this process whose local address is
+// local: on a server, the one connection a listener on local accepted.
+func Local(local net.Addr) (*os.File, error) {
+	return find(func(l, _ string) bool { return l == local.String() })
+}
+
 func find(match func(local, remote string) bool) (*os.File, error) {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {

@@ -1,0 +1,270 @@
+package integration
+
+import (
+	"context"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
+
+	"github.com/ghostsock/ghostsock/grpcdial"
+	"github.com/ghostsock/ghostsock/grpcserver"
+	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/integration/testsvc"
+	"github.com/ghostsock/ghostsock/internal/sockfind"
+)
+
+// grpcServer serves testsvc on the server host and returns its address and
+// a watcher of its connections.
+func grpcServer(t *testing.T, l *lab.Lab, listen func(context.Context, string, string) (net.Listener, error), opts ...grpc.ServerOption) (net.Listener, *testsvc.ConnWatcher) {
+	t.Helper()
+	ln, err := l.Listen(listen, "tcp", l.ServerAddrPort(0))
+	require.NoError(t, err)
+	w := testsvc.NewConnWatcher()
+	srv := grpc.NewServer(append(opts, grpc.StatsHandler(w))...)
+	testsvc.Register(srv)
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	return ln, w
+}
+
+func grpcClient(t *testing.T, addr string, opts ...grpc.DialOption) testpb.TestServiceClient {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+addr, append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	require.NoError(t, err)
+	t.Cleanup(func() { cc.Close() })
+	return testpb.NewTestServiceClient(cc)
+}
+
+func unary(ctx context.Context, c testpb.TestServiceClient) error {
+	_, err := c.UnaryCall(ctx, &testpb.SimpleRequest{ResponseSize: 1})
+	return err
+}
+
+// streamErr starts an endless server stream, reads from it until 1 MiB has
+// arrived, and then returns a channel for the error that ends it.
+func streamErr(t *testing.T, ctx context.Context, c testpb.TestServiceClient) <-chan error {
+	t.Helper()
+	stream, err := c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+	require.NoError(t, err)
+	for got := 0; got < 1<<20; {
+		m, err := stream.Recv()
+		require.NoError(t, err)
+		got += len(m.GetPayload().GetBody())
+	}
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	return errc
+}
+
+func TestGRPCClient(t *testing.T) {
+	c := kit(t)
+	idleBound, busyBound := c.Bounds()
+	plainListen := (&net.ListenConfig{}).Listen
+	ctx := t.Context()
+
+	t.Run("unary RPC after idle, server vanishes", func(t *testing.T) {
+		l := newLab(t)
+		ln, _ := grpcServer(t, l, plainListen)
+		client := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
+		require.NoError(t, unary(ctx, client))
+		require.NoError(t, l.Vanish(lab.Server))
+		start := time.Now()
+		err := unary(ctx, client) // wait-for-ready is off by default
+		assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+		expectWithin(t, "gRPC client unary after idle", time.Since(start), busyBound)
+	})
+	t.Run("server stream mid-stream, server vanishes", func(t *testing.T) {
+		l := newLab(t)
+		ln, _ := grpcServer(t, l, plainListen)
+		client := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
+		errc := streamErr(t, ctx, client)
+		require.NoError(t, l.Vanish(lab.Server))
+		start := time.Now()
+		err, end := waitErr(t, errc, 3*idleBound)
+		assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+		expectWithin(t, "gRPC client stream", end.Sub(start), max(idleBound, busyBound))
+	})
+	t.Run("RPC to a vanished address, wait-for-ready off", func(t *testing.T) {
+		l := newLab(t)
+		ln, _ := grpcServer(t, l, plainListen)
+		require.NoError(t, l.Vanish(lab.Server))
+		client := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
+		start := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		err := unary(rctx, client)
+		assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+		expectWithin(t, "gRPC client dial", time.Since(start), busyBound)
+	})
+}
+
+func TestGRPCClientControl(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	ln, _ := grpcServer(t, l, (&net.ListenConfig{}).Listen)
+	client := grpcClient(t, ln.Addr().String()) // stock grpc-go: no pings
+	require.NoError(t, unary(t.Context(), client))
+	require.NoError(t, l.Vanish(lab.Server))
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- unary(t.Context(), client) }()
+	f, err := sockfind.Peer(ln.Addr(), nil)
+	require.NoError(t, err)
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	require.NoError(t, err)
+	stillEstablished(t, rc, start)
+	select {
+	case err := <-errc:
+		t.Fatalf("stock RPC ended: %v", err)
+	default:
+	}
+}
+
+func TestGRPCServer(t *testing.T) {
+	c := kit(t)
+	idleBound, busyBound := c.Bounds()
+
+	for _, tc := range []struct {
+		name  string
+		busy  bool
+		bound time.Duration
+	}{
+		{"idle connection, client vanishes", false, idleBound},
+		{"server writing a stream, client vanishes", true, busyBound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLab(t)
+			ln, w := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
+				return grpcserver.Listen(ctx, network, addr, c)
+			}, grpcserver.Options(c)...)
+			client := grpcClient(t, ln.Addr().String())
+			if tc.busy {
+				streamErr(t, t.Context(), client)
+			} else {
+				require.NoError(t, unary(t.Context(), client))
+			}
+			require.Equal(t, 1, w.Open())
+			require.NoError(t, l.Vanish(lab.Client))
+			start := time.Now()
+			end, open := w.WaitOpen(0, start.Add(3*tc.bound))
+			require.Equal(t, 0, open, "server connection not reaped")
+			expectWithin(t, "gRPC server "+tc.name, end.Sub(start), tc.bound)
+		})
+	}
+}
+
+func TestGRPCServerControl(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	ln, w := grpcServer(t, l, (&net.ListenConfig{}).Listen) // stock grpc-go server
+	client := grpcClient(t, ln.Addr().String())
+	streamErr(t, t.Context(), client)
+	require.NoError(t, l.Vanish(lab.Client))
+	start := time.Now()
+	f, err := sockfind.Local(ln.Addr())
+	require.NoError(t, err)
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	require.NoError(t, err)
+	stillEstablished(t, rc, start)
+	assert.Equal(t, 1, w.Open(), "stock server still holds the connection at 3 x budget")
+}
+
+// TestGRPCFailFastAndReconnect: an in-flight RPC fails with Unavailable
+// within the bound, and once the path is back the same ClientConn serves
+// the next RPC.
+func TestGRPCFailFastAndReconnect(t *testing.T) {
+	c := kit(t)
+	_, busyBound := c.Bounds()
+	l := newLab(t)
+	ln, _ := grpcServer(t, l, (&net.ListenConfig{}).Listen)
+	client := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
+	errc := streamErr(t, t.Context(), client)
+	require.NoError(t, l.Vanish(lab.Server))
+	start := time.Now()
+	err, end := waitErr(t, errc, 3*busyBound)
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	expectWithin(t, "gRPC in-flight stream", end.Sub(start), busyBound)
+
+	require.NoError(t, l.Restore(lab.Server))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, unary(ctx, client), "the same ClientConn reconnects")
+	_, err = client.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.WaitForReady(true))
+	require.NoError(t, err)
+}
+
+// TestGRPCServerReapsAtScale: a server holding many vanished clients ends
+// every accepted socket within the bound plus 2 s, and its descriptors and
+// goroutines return to their baseline.
+func TestGRPCServerReapsAtScale(t *testing.T) {
+	n := 2000
+	if s := os.Getenv("GHOSTSOCK_REAP_N"); s != "" {
+		n, _ = strconv.Atoi(s)
+	} else if testing.Short() {
+		n = 200
+	}
+	c := kit(t)
+	idleBound, _ := c.Bounds()
+	l := newLab(t)
+	fds0, g0 := countFDs(t), runtime.NumGoroutine()
+
+	ln, w := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
+		return grpcserver.Listen(ctx, network, addr, c)
+	}, grpcserver.Options(c)...)
+	conns := make([]*grpc.ClientConn, n)
+	for i := range conns {
+		cc, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		require.NoError(t, err)
+		conns[i] = cc
+		require.NoError(t, unary(t.Context(), testpb.NewTestServiceClient(cc)))
+	}
+	require.Equal(t, n, w.Open())
+	fds1, g1 := countFDs(t), runtime.NumGoroutine()
+	t.Logf("%d connections: fds %d -> %d, goroutines %d -> %d", n, fds0, fds1, g0, g1)
+
+	require.NoError(t, l.Vanish(lab.Client))
+	start := time.Now()
+	end, open := w.WaitOpen(0, start.Add(idleBound+2*time.Second))
+	require.Equal(t, 0, open, "%d of %d server connections not reaped within %v", open, n, idleBound+2*time.Second)
+	t.Logf("reaped %d connections, last after %v (bound %v)", n, end.Sub(start).Round(time.Millisecond), idleBound)
+	assert.LessOrEqual(t, end.Sub(start), idleBound+2*time.Second)
+
+	// The server's sockets are gone: only the (vanished) clients' remain.
+	assert.Eventually(t, func() bool { return countFDs(t) <= fds0+n+1 }, 5*time.Second, 50*time.Millisecond,
+		"server descriptors not released: %d open, baseline %d + %d client sockets", countFDs(t), fds0, n)
+	fds2 := countFDs(t)
+	for _, cc := range conns {
+		cc.Close()
+	}
+	ln.Close()
+	assert.Eventually(t, func() bool { return runtime.NumGoroutine() <= g0+10 && countFDs(t) <= fds0+1 }, 10*time.Second, 50*time.Millisecond,
+		"after closing the clients: goroutines %d (baseline %d), fds %d (baseline %d)", runtime.NumGoroutine(), g0, countFDs(t), fds0)
+	t.Logf("after reap: fds %d (baseline %d + %d clients); after closing clients: fds %d, goroutines %d (baseline %d, %d)",
+		fds2, fds0, n, countFDs(t), runtime.NumGoroutine(), fds0, g0)
+}
+
+func countFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
+}

@@ -1,0 +1,111 @@
+// Package testsvc is the gRPC service the integration tests, the demo and
+// the benchmarks run: grpc-go's own interop TestService (no code
+// generation needed), with a server stream that never ends, and a stats
+// handler that tells when the server's connections end.
+package testsvc
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/stats"
+)
+
+// Service implements UnaryCall and StreamingOutputCall.
+type Service struct {
+	testpb.UnimplementedTestServiceServer
+}
+
+// Register adds a Service to srv.
+func Register(srv *grpc.Server) { testpb.RegisterTestServiceServer(srv, &Service{}) }
+
+// UnaryCall answers with a payload of the requested size.
+func (*Service) UnaryCall(_ context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	return &testpb.SimpleResponse{Payload: &testpb.Payload{Body: make([]byte, in.GetResponseSize())}}, nil
+}
+
+// StreamingOutputCall sends one message per ResponseParameters entry, or,
+// with none, 32 KiB messages until the client or the connection goes away.
+func (*Service) StreamingOutputCall(in *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
+	params := in.GetResponseParameters()
+	if len(params) == 0 {
+		msg := &testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: make([]byte, 32<<10)}}
+		for {
+			if err := stream.Send(msg); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range params {
+		if d := time.Duration(p.GetIntervalUs()) * time.Microsecond; d > 0 {
+			time.Sleep(d)
+		}
+		if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: make([]byte, p.GetSize())}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ConnWatcher is a stats.Handler that counts open connections and records
+// when each one ends.
+type ConnWatcher struct {
+	mu    sync.Mutex
+	open  int
+	ended []time.Time
+	cond  *sync.Cond
+}
+
+// NewConnWatcher returns a ConnWatcher.
+func NewConnWatcher() *ConnWatcher {
+	w := &ConnWatcher{}
+	w.cond = sync.NewCond(&w.mu)
+	return w
+}
+
+func (w *ConnWatcher) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (w *ConnWatcher) HandleRPC(context.Context, stats.RPCStats)                       {}
+func (w *ConnWatcher) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+
+// HandleConn counts ConnBegin and ConnEnd.
+func (w *ConnWatcher) HandleConn(_ context.Context, s stats.ConnStats) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch s.(type) {
+	case *stats.ConnBegin:
+		w.open++
+	case *stats.ConnEnd:
+		w.open--
+		w.ended = append(w.ended, time.Now())
+	}
+	w.cond.Broadcast()
+}
+
+// Open is the number of connections open now.
+func (w *ConnWatcher) Open() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.open
+}
+
+// WaitOpen waits until at most n connections are open or the deadline
+// passes, and returns the time the last connection ended and how many are
+// still open.
+func (w *ConnWatcher) WaitOpen(n int, deadline time.Time) (lastEnd time.Time, open int) {
+	stop := time.AfterFunc(time.Until(deadline), func() { w.mu.Lock(); w.cond.Broadcast(); w.mu.Unlock() })
+	defer stop.Stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.open > n && time.Now().Before(deadline) {
+		w.cond.Wait()
+	}
+	if len(w.ended) > 0 {
+		lastEnd = w.ended[len(w.ended)-1]
+	}
+	return lastEnd, w.open
+}
