@@ -1,0 +1,392 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/tuning"
+)
+
+func main() {
+	budget := flag.Duration("budget", 15*time.Second, "detection budget: ghostsock uses ForBudget(budget), the pings pair grpc-go keepalive tuned to it")
+	wait := flag.Duration("wait", 45*time.Second, "how long to watch after the servers vanish")
+	hold := flag.Duration("hold", 20*time.Second, "how long all channels stay idle first, to measure what staying ready costs")
+	fleet := flag.Int("fleet", 1000, "extra idle channels per pair, each its own TCP connection")
+	child := flag.String("pair", "", "internal: run one pair (defaults, pings or ghostsock)")
+	flag.Parse()
+	if *child != "" {
+		if err := runPair(*child, *budget, *fleet); err != nil {
+			fmt.Fprintf(os.Stderr, "ghostdemo %s pair: %v\n", *child, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if _, err := tuning.ForBudget(*budget); err != nil || *wait <= 0 || *hold < 0 || *fleet < 0 {
+		fmt.Fprintf(os.Stderr, "ghostdemo: bad flags (budget %v: %v; wait, hold and fleet must not be negative)\n", *budget, err)
+		os.Exit(2)
+	}
+	if err := lab.Enter(); err != nil {
+		fmt.Fprintf(os.Stderr, "ghostdemo: %v\n", err)
+		if errors.Is(err, lab.ErrNoNamespaces) {
+			fmt.Fprintln(os.Stderr, "The demo builds a private two-host network in network namespaces and found it may not. Run it as root (sudo -E go run ./integration/cmd/ghostdemo) or on a machine that allows unprivileged user namespaces.")
+		}
+		os.Exit(2)
+	}
+	if err := demo(*budget, *wait, *hold, *fleet); err != nil {
+		fmt.Fprintf(os.Stderr, "ghostdemo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// proc is one pair process as the demo sees it.
+type proc struct {
+	*pair
+	lab  *lab.Lab
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	msgs chan msg
+
+	mu       sync.Mutex
+	detected [2]time.Time
+	text     [2]string
+	vanished time.Time
+}
+
+func startProc(name string, budget time.Duration, fleet int) (*proc, error) {
+	p, err := newPair(name, budget)
+	if err != nil {
+		return nil, err
+	}
+	l, err := lab.New()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	defer ln.Close() // the pair process holds its own copy
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	defer f.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	cmd := exec.Command(exe, "-pair", name, "-budget", budget.String(), "-fleet", strconv.Itoa(fleet))
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	pr := &proc{pair: p, lab: l, cmd: cmd, in: in, msgs: make(chan msg, 4)}
+	go pr.read(out)
+	return pr, nil
+}
+
+// read takes the pair's lines: events are recorded, the rest passed on.
+func (p *proc) read(out io.Reader) {
+	defer close(p.msgs)
+	s := bufio.NewScanner(out)
+	for s.Scan() {
+		var m msg
+		if json.Unmarshal(s.Bytes(), &m) != nil {
+			continue
+		}
+		if m.Kind == "event" {
+			p.mu.Lock()
+			p.detected[m.Ch], p.text[m.Ch] = time.Unix(0, m.At), m.Text
+			p.mu.Unlock()
+			continue
+		}
+		p.msgs <- m
+	}
+}
+
+// ask sends a command and waits for the answer of the given kind.
+func (p *proc) ask(cmd, kind string, limit time.Duration) (msg, error) {
+	if cmd != "" {
+		if _, err := fmt.Fprintln(p.in, cmd); err != nil {
+			return msg{}, fmt.Errorf("%s pair: %w", p.name, err)
+		}
+	}
+	select {
+	case m, ok := <-p.msgs:
+		if !ok {
+			return msg{}, fmt.Errorf("%s pair ended", p.name)
+		}
+		if m.Kind != kind {
+			return msg{}, fmt.Errorf("%s pair: got %q, want %q", p.name, m.Kind, kind)
+		}
+		return m, nil
+	case <-time.After(limit):
+		return msg{}, fmt.Errorf("%s pair: no %q within %v", p.name, kind, limit)
+	}
+}
+
+// after is how long after the vanishing channel ch saw its error, or false.
+func (p *proc) after(ch int) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.detected[ch].IsZero() {
+		return 0, false
+	}
+	return p.detected[ch].Sub(p.vanished), true
+}
+
+func (p *proc) stop() {
+	fmt.Fprintln(p.in, "quit")
+	p.in.Close()
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+	p.lab.Close()
+}
+
+func demo(budget, wait, hold time.Duration, fleet int) error {
+	fmt.Printf("ghostdemo: three gRPC client/server pairs on a private network, each with %d idle channels,\n"+
+		"one more idle channel and one busy stream. Budget %v. Then every server vanishes: packets dropped,\n"+
+		"no FIN, no RST, as when a phone dies or a NAT forgets the flow.\n\n", fleet, budget)
+	var procs []*proc
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	for _, name := range []string{"defaults", "pings", "ghostsock"} {
+		p, err := startProc(name, budget, fleet)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+		fmt.Printf("  %-9s  %s\n", name+":", p.setting)
+	}
+	for _, p := range procs {
+		if _, err := p.ask("", "ready", 2*time.Minute); err != nil {
+			return err
+		}
+	}
+	if t, _ := pingParams(budget); t > budget/2 {
+		fmt.Printf("  (grpc-go raises a client's ping interval to at least %v)\n", minClientPing)
+	}
+
+	cost, err := measureIdle(procs, hold, fleet)
+	if err != nil {
+		return err
+	}
+
+	for _, p := range procs {
+		if _, err := p.ask("stream", "streaming", 30*time.Second); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\nBusy streams running. Servers vanish now; watching for %v.\n", wait)
+	for _, p := range procs {
+		if err := p.lab.Vanish(lab.Server); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.vanished = time.Now()
+		p.mu.Unlock()
+	}
+	start := time.Now()
+	for tick := time.NewTicker(time.Second); time.Since(start) < wait; <-tick.C {
+		var parts []string
+		for _, p := range procs {
+			var cells []string
+			for ch, what := range []string{"idle", "stream"} {
+				if d, ok := p.after(ch); ok {
+					cells = append(cells, fmt.Sprintf("%s %5.1fs", what, d.Seconds()))
+				} else {
+					cells = append(cells, fmt.Sprintf("%s %6s", what, "…"))
+				}
+			}
+			parts = append(parts, fmt.Sprintf("%-9s %s %s", p.name, cells[0], cells[1]))
+		}
+		fmt.Printf("  +%2.0fs  %s\n", time.Since(start).Seconds(), strings.Join(parts, " │ "))
+	}
+	return report(procs, cost, hold, wait, fleet)
+}
+
+// idleCost is what one pair spent while every channel was idle.
+type idleCost struct {
+	cpu  time.Duration
+	wire lab.Counters
+}
+
+// measureIdle lets every channel idle for hold and reads, per pair, the CPU
+// time of its process and the packets on its link.
+func measureIdle(procs []*proc, hold time.Duration, fleet int) ([]idleCost, error) {
+	if hold == 0 {
+		return nil, nil
+	}
+	fmt.Printf("\nAll %d channels of each pair idle for %v: what does staying ready cost?\n", fleet+2, hold)
+	type reading struct {
+		cpu  time.Duration
+		wire lab.Counters
+	}
+	read := func() ([]reading, error) {
+		var rs []reading
+		for _, p := range procs {
+			cpu, err := cpuTime(p.cmd.Process.Pid)
+			if err != nil {
+				return nil, err
+			}
+			w, err := p.lab.Counters()
+			if err != nil {
+				return nil, err
+			}
+			rs = append(rs, reading{cpu, w})
+		}
+		return rs, nil
+	}
+	before, err := read()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	var now []reading
+	for tick := time.NewTicker(time.Second); ; <-tick.C {
+		if now, err = read(); err != nil {
+			return nil, err
+		}
+		var parts []string
+		for i, p := range procs {
+			w := now[i].wire.Sub(before[i].wire)
+			parts = append(parts, fmt.Sprintf("%-9s CPU %4.2fs %5d packets", p.name, (now[i].cpu - before[i].cpu).Seconds(), w.RxPackets+w.TxPackets))
+		}
+		fmt.Printf("  %3.0fs  %s\n", time.Since(start).Seconds(), strings.Join(parts, " │ "))
+		if time.Since(start) >= hold {
+			break
+		}
+	}
+	costs := make([]idleCost, len(procs))
+	for i := range procs {
+		costs[i] = idleCost{now[i].cpu - before[i].cpu, now[i].wire.Sub(before[i].wire)}
+	}
+	return costs, nil
+}
+
+// cpuTime is the user plus system CPU time of a process, from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var ticks int64
+	for _, s := range f[11:13] { // utime, stime: fields 14 and 15 counting from pid
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
+}
+
+func report(procs []*proc, cost []idleCost, hold, wait time.Duration, fleet int) error {
+	fmt.Printf("\nAfter the servers vanished (bound = the worst case each setting promises):\n\n")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "pair\tidle channel\tbusy stream\tchannels still READY\t")
+	for _, p := range procs {
+		st, err := p.ask("state", "state", 10*time.Second)
+		if err != nil {
+			return err
+		}
+		cells := []string{p.name}
+		for ch := range 2 {
+			cells = append(cells, outcome(p, ch, st.Conns[ch], wait))
+		}
+		cells = append(cells, fmt.Sprintf("%d of %d", st.Ready, st.Total))
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	tw.Flush()
+	if cost == nil {
+		return nil
+	}
+	fmt.Printf("\nCost of staying ready: %d idle channels per pair for %v (CPU of the pair's process, client and\nserver; packets and bytes on its link, counted by the kernel):\n\n", fleet+2, hold)
+	fmt.Fprintln(tw, "pair\tCPU\tpackets\tbytes\t")
+	for i, p := range procs {
+		w := cost[i].wire
+		fmt.Fprintf(tw, "%s\t%.2fs\t%d\t%d\t\n", p.name, cost[i].cpu.Seconds(), w.RxPackets+w.TxPackets, w.RxBytes+w.TxBytes)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Println("\nPings and TCP keepalive both put packets on the wire to learn that a peer is alive; only pings wake\n" +
+		"the process to do it. ghostsock leaves that to the kernel and bounds busy connections with TCP_USER_TIMEOUT.")
+	return nil
+}
+
+// outcome describes what became of channel ch of a pair.
+func outcome(p *proc, ch int, st connState, wait time.Duration) string {
+	if d, ok := p.after(ch); ok {
+		p.mu.Lock()
+		text := p.text[ch]
+		p.mu.Unlock()
+		return fmt.Sprintf("detected after %.1fs (%s; bound %v)", d.Seconds(), text, p.bound[ch])
+	}
+	hold := "forever (" + st.Why + ")"
+	if st.Hold != tuning.Never {
+		hold = fmt.Sprintf("%s (%s)", short(st.Hold), st.Why)
+	}
+	return fmt.Sprintf("still %s at %s; kernel keeps it %s", st.State, short(wait), hold)
+}
+
+// short prints a duration the way people say it: 2h11m, 15m25s, 1.5s.
+func short(d time.Duration) string {
+	switch {
+	case d >= time.Hour:
+		d = d.Round(time.Minute)
+	case d >= time.Minute:
+		d = d.Round(time.Second)
+	}
+	s := d.String()
+	if d >= time.Minute {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if d >= time.Hour {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

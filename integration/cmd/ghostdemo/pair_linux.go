@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+
+	"github.com/ghostsock/ghostsock/grpcdial"
+	"github.com/ghostsock/ghostsock/grpcserver"
+	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/integration/testsvc"
+	"github.com/ghostsock/ghostsock/internal/sockfind"
+	"github.com/ghostsock/ghostsock/tuning"
+)
+
+// A pair is one gRPC server and its clients, run in a process of its own
+// so that its CPU time is its own.
+type pair struct {
+	name    string
+	setting string // how detection is configured, for the table
+	bound   [2]time.Duration
+	server  []grpc.ServerOption
+	client  []grpc.DialOption
+	wrap    func(net.Listener) net.Listener
+}
+
+const (
+	idleCh = iota
+	streamCh
+)
+
+// minClientPing is grpc-go's floor for a client's keepalive Time
+// (internal.KeepaliveMinPingTime): shorter values are raised to it.
+const minClientPing = 10 * time.Second
+
+// pingParams tunes grpc-go keepalive so that a dead peer is detected within
+// budget where grpc-go allows it: the client pings after pingTime of
+// silence and gives up pingTimeout later (grpc-go also sets
+// TCP_USER_TIMEOUT to pingTimeout); the server does the same with half the
+// budget each.
+func pingParams(budget time.Duration) (pingTime, pingTimeout time.Duration) {
+	pingTime = max(minClientPing, budget/2)
+	pingTimeout = max(time.Second, budget-pingTime)
+	return pingTime, pingTimeout
+}
+
+func newPair(name string, budget time.Duration) (*pair, error) {
+	p := &pair{name: name, wrap: func(ln net.Listener) net.Listener { return ln }}
+	switch name {
+	case "defaults":
+		p.setting = "grpc-go as shipped: no keepalive pings"
+		p.bound = [2]time.Duration{tuning.Never, tuning.Never}
+	case "pings":
+		t, to := pingParams(budget)
+		p.setting = fmt.Sprintf("keepalive pings: client after %v idle (timeout %v), server after %v (timeout %v)", t, to, budget/2, budget-budget/2)
+		// A client reading a stream sends little: it is as idle as the
+		// idle channel unless a WINDOW_UPDATE is in flight, when grpc-go's
+		// TCP_USER_TIMEOUT (the ping timeout) ends it sooner.
+		p.bound = [2]time.Duration{t + to, max(t+to, to)}
+		p.client = []grpc.DialOption{grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: t, Timeout: to, PermitWithoutStream: true})}
+		p.server = []grpc.ServerOption{
+			grpc.KeepaliveParams(keepalive.ServerParameters{Time: budget / 2, Timeout: budget - budget/2}),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: t, PermitWithoutStream: true}),
+		}
+	case "ghostsock":
+		c, err := tuning.ForBudget(budget)
+		if err != nil {
+			return nil, err
+		}
+		idle, busy := c.Bounds()
+		k := c.KeepAlive
+		p.setting = fmt.Sprintf("ForBudget(%v): TCP_USER_TIMEOUT %v, keepalive %v+%d×%v, pings off", budget, c.UserTimeout, k.Idle, k.Count, k.Interval)
+		p.bound = [2]time.Duration{idle, max(idle, busy)}
+		p.client = grpcdial.Options(c)
+		p.server = grpcserver.Options(c)
+		p.wrap = func(ln net.Listener) net.Listener { return grpcserver.WrapListener(ln, c) }
+	default:
+		return nil, fmt.Errorf("unknown pair %q", name)
+	}
+	return p, nil
+}
+
+// msg is one line between a pair process and the demo, as JSON.
+type msg struct {
+	Kind  string       `json:"kind"`            // ready, streaming, event, state
+	Ch    int          `json:"ch,omitempty"`    // event: idleCh or streamCh
+	At    int64        `json:"at,omitempty"`    // event: Unix nanoseconds
+	Text  string       `json:"text,omitempty"`  // event: what the application saw
+	Conns [2]connState `json:"conns,omitempty"` // state
+	Ready int          `json:"ready,omitempty"` // state: channels still READY
+	Total int          `json:"total,omitempty"` // state: channels in all
+}
+
+// connState is what the kernel says of a client socket.
+type connState struct {
+	State       string        `json:"state"`
+	RTO         time.Duration `json:"rto"`
+	Retransmits uint8         `json:"retransmits"`
+	Hold        time.Duration `json:"hold"` // how long the kernel holds it after the peer vanished
+	Why         string        `json:"why"`
+}
+
+// addrs records a channel's socket addresses from its stats handler.
+type addrs struct {
+	mu            sync.Mutex
+	local, remote net.Addr
+}
+
+func (a *addrs) TagConn(ctx context.Context, i *stats.ConnTagInfo) context.Context {
+	a.mu.Lock()
+	a.local, a.remote = i.LocalAddr, i.RemoteAddr
+	a.mu.Unlock()
+	return ctx
+}
+func (a *addrs) HandleConn(context.Context, stats.ConnStats)                   {}
+func (a *addrs) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (a *addrs) HandleRPC(context.Context, stats.RPCStats)                     {}
+
+// runPair is the pair process: it serves on the listener passed as fd 3,
+// opens fleet+2 channels to it, and then answers the demo's commands on
+// stdin: "stream" starts the busy stream, "state" reports the kernel's view
+// of the two watched sockets, "quit" ends it.
+func runPair(name string, budget time.Duration, fleet int) error {
+	p, err := newPair(name, budget)
+	if err != nil {
+		return err
+	}
+	ln, err := net.FileListener(os.NewFile(3, "listener"))
+	if err != nil {
+		return fmt.Errorf("listener from the demo: %w", err)
+	}
+	srv := grpc.NewServer(p.server...)
+	testsvc.Register(srv)
+	go srv.Serve(p.wrap(ln))
+
+	out := json.NewEncoder(os.Stdout)
+	var outMu sync.Mutex
+	send := func(m msg) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		out.Encode(m)
+	}
+
+	ccs := make([]*grpc.ClientConn, fleet+2)
+	watched := [2]*addrs{{}, {}}
+	// First RPCs, 64 at a time: each channel connects and is READY.
+	sem := make(chan struct{}, 64)
+	errc := make(chan error, len(ccs))
+	for i := range ccs {
+		opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, p.client...)
+		if i < 2 {
+			opts = append(opts, grpc.WithStatsHandler(watched[i]))
+		}
+		cc, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), opts...)
+		if err != nil {
+			return err
+		}
+		ccs[i] = cc
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err := testpb.NewTestServiceClient(cc).UnaryCall(ctx, &testpb.SimpleRequest{ResponseSize: 1})
+			errc <- err
+		}()
+	}
+	for range ccs {
+		if err := <-errc; err != nil {
+			return fmt.Errorf("first RPCs: %w", err)
+		}
+	}
+	go func() {
+		cc := ccs[idleCh]
+		cc.WaitForStateChange(context.Background(), connectivity.Ready)
+		send(msg{Kind: "event", Ch: idleCh, At: time.Now().UnixNano(), Text: "channel " + cc.GetState().String()})
+	}()
+	send(msg{Kind: "ready"})
+
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "stream":
+			errc, err := startStream(ccs[streamCh])
+			if err != nil {
+				return err
+			}
+			go func() {
+				err := <-errc
+				send(msg{Kind: "event", Ch: streamCh, At: time.Now().UnixNano(), Text: status.Code(err).String()})
+			}()
+			send(msg{Kind: "streaming"})
+		case "state":
+			m := msg{Kind: "state", Total: len(ccs)}
+			for _, cc := range ccs {
+				if cc.GetState() == connectivity.Ready {
+					m.Ready++
+				}
+			}
+			for i, a := range watched {
+				m.Conns[i] = kernelState(a)
+			}
+			send(m)
+		case "quit":
+			return nil
+		}
+	}
+	return in.Err()
+}
+
+// startStream opens the endless server stream, reads 1 MiB from it, and
+// returns the channel for the error that ends it.
+func startStream(cc *grpc.ClientConn) (<-chan error, error) {
+	stream, err := testpb.NewTestServiceClient(cc).StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
+	if err != nil {
+		return nil, err
+	}
+	for got := 0; got < 1<<20; {
+		m, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		got += len(m.GetPayload().GetBody())
+	}
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	return errc, nil
+}
+
+// kernelState reads TCP_INFO and the socket options of a watched channel's
+// socket, and works out how long the kernel would hold it: the keepalive
+// bound when nothing is in flight, else TCP_USER_TIMEOUT or the
+// tcp_retries2 backoff.
+func kernelState(a *addrs) connState {
+	a.mu.Lock()
+	local, remote := a.local, a.remote
+	a.mu.Unlock()
+	f, err := sockfind.Conn(local, remote)
+	if err != nil {
+		return connState{State: "closed"}
+	}
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return connState{State: err.Error()}
+	}
+	info, err := lab.TCPInfo(rc)
+	if err != nil {
+		return connState{State: err.Error()}
+	}
+	cfg, err := tuning.ReadRawConn(rc)
+	if err != nil {
+		return connState{State: err.Error()}
+	}
+	s := connState{State: lab.StateName(info.State), RTO: time.Duration(info.Rto) * time.Microsecond, Retransmits: info.Retransmits}
+	idle, busy := cfg.Bounds()
+	switch {
+	case info.Unacked > 0 && cfg.UserTimeout > 0:
+		s.Hold, s.Why = busy, "TCP_USER_TIMEOUT"
+	case info.Unacked > 0:
+		r2 := retries2()
+		s.Hold, s.Why = tuning.RetriesTimeout(r2), fmt.Sprintf("tcp_retries2=%d, %d retransmits so far, RTO now %s", r2, s.Retransmits, short(s.RTO))
+	case !cfg.KeepAlive.Enable:
+		s.Hold, s.Why = tuning.Never, "keepalive off"
+	default:
+		k := cfg.KeepAlive
+		s.Hold, s.Why = idle, fmt.Sprintf("keepalive %s+%d×%s", short(k.Idle), k.Count, short(k.Interval))
+		if cfg.UserTimeout > 0 {
+			s.Why = fmt.Sprintf("keepalive %s, TCP_USER_TIMEOUT %s", short(k.Idle), short(cfg.UserTimeout))
+		}
+	}
+	return s
+}
+
+// retries2 reads net.ipv4.tcp_retries2 in this network namespace.
+func retries2() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_retries2")
+	if err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			return n
+		}
+	}
+	return tuning.KernelRetries2
+}
