@@ -287,7 +287,7 @@ func measureIdle(procs []*proc, hold time.Duration, fleet int) ([]idleCost, erro
 		var parts []string
 		for i, p := range procs {
 			w := now[i].wire.Sub(before[i].wire)
-			parts = append(parts, fmt.Sprintf("%-9s CPU %4.2fs %5d packets", p.name, (now[i].cpu - before[i].cpu).Seconds(), w.RxPackets+w.TxPackets))
+			parts = append(parts, fmt.Sprintf("%-9s CPU %4.2fs %5d packets", p.name, (now[i].cpu-before[i].cpu).Seconds(), w.RxPackets+w.TxPackets))
 		}
 		fmt.Printf("  %3.0fs  %s\n", time.Since(start).Seconds(), strings.Join(parts, " │ "))
 		if time.Since(start) >= hold {

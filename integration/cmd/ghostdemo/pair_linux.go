@@ -127,9 +127,9 @@ func (a *addrs) TagConn(ctx context.Context, i *stats.ConnTagInfo) context.Conte
 	a.mu.Unlock()
 	return ctx
 }
-func (a *addrs) HandleConn(context.Context, stats.ConnStats)                   {}
+func (a *addrs) HandleConn(context.Context, stats.ConnStats)                     {}
 func (a *addrs) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-func (a *addrs) HandleRPC(context.Context, stats.RPCStats)                     {}
+func (a *addrs) HandleRPC(context.Context, stats.RPCStats)                       {}
 
 // runPair is the pair process: it serves on the listener passed as fd 3,
 // opens fleet+2 channels to it, and then answers the demo's commands on
