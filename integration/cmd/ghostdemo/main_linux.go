@@ -366,6 +366,9 @@ func outcome(p *proc, ch int, st connState, wait time.Duration) string {
 		p.mu.Unlock()
 		return fmt.Sprintf("detected after %.1fs (%s; bound %v)", d.Seconds(), text, p.bound[ch])
 	}
+	if p.bound[ch] != tuning.Never {
+		return fmt.Sprintf("not yet at %s (%s; bound %v)", short(wait), st.State, p.bound[ch])
+	}
 	hold := "forever (" + st.Why + ")"
 	if st.Hold != tuning.Never {
 		hold = fmt.Sprintf("%s (%s)", short(st.Hold), st.Why)
