@@ -159,9 +159,11 @@ func ForBudget(d time.Duration) (Config, error) {
 	probes := min(int64(probesPerBudget), total-1)
 	intvl := max(1, total/(2*probes))
 	idle := total - probes*intvl
-	if max := int64(MaxKeepAliveIdle / time.Second); idle > max {
-		idle = max
-		intvl = (total - idle) / probes
+	if maxIdle := int64(MaxKeepAliveIdle / time.Second); idle > maxIdle {
+		// Longer intervals, rounded up, so that idle fits and the probes
+		// still end exactly at total.
+		intvl = (total - maxIdle + probes - 1) / probes
+		idle = total - probes*intvl
 	}
 	c := Config{
 		UserTimeout: time.Duration(idle+probes*intvl) * time.Second,

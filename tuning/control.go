@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"syscall"
 )
 
@@ -186,9 +187,16 @@ func ReadRawConn(rc syscall.RawConn) (Config, error) {
 	return c, err
 }
 
-// tcpRawConn unwraps conn to the RawConn of its TCP socket.
+// tcpRawConn unwraps conn to the RawConn of its TCP socket. A nil conn,
+// or a nil pointer in an interface (whose methods would panic), is
+// ErrNotTCP.
 func tcpRawConn(conn net.Conn) (syscall.RawConn, error) {
 	for {
+		if conn != nil {
+			if v := reflect.ValueOf(conn); v.Kind() == reflect.Pointer && v.IsNil() {
+				return nil, fmt.Errorf("%w: nil %T", ErrNotTCP, conn)
+			}
+		}
 		switch tc := conn.(type) {
 		case *net.TCPConn:
 			rc, err := tc.SyscallConn()

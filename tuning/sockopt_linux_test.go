@@ -172,3 +172,14 @@ func TestWrapListenerApplyFailureIsTemporary(t *testing.T) {
 	assert.True(t, ae.Temporary())
 	assert.ErrorIs(t, err, net.ErrClosed)
 }
+
+func TestApplyNilConns(t *testing.T) {
+	c := budget5
+	var tcp *net.TCPConn
+	var tlsConn *tls.Conn
+	for _, conn := range []net.Conn{nil, tcp, tlsConn} {
+		assert.ErrorIs(t, c.Apply(conn), ErrNotTCP, "%T", conn)
+		_, err := Read(conn)
+		assert.ErrorIs(t, err, ErrNotTCP, "%T", conn)
+	}
+}
