@@ -14,6 +14,10 @@ import (
 var labErr error
 
 func TestMain(m *testing.M) {
+	if role := os.Getenv(envServerRole); role != "" {
+		serverProcess(role) // a server process the fault tests kill
+		return
+	}
 	if err := lab.Enter(); err != nil {
 		if os.Getenv("CI") == "true" {
 			fmt.Fprintln(os.Stderr, "FAIL: integration tests must run under CI:", err)

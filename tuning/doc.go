@@ -25,6 +25,21 @@
 //	                     at which silence >= UT; Count ignored
 //	idle   0             Idle + Count*Interval                         tcp_keepalive_timer
 //	idle   keepalive off never
+//	shut   UT > 0        UT after zero-window probing began, even if   tcp_probe_timer
+//	window               the live peer answers every probe
+//
+// One more rule is not about dead peers but matters for live ones: with a
+// user timeout, a window that stays shut counts too (tcp_probe_timer). A
+// peer that is alive but stops reading for UT or longer has its writer's
+// connection ended, although its kernel answers every zero-window probe.
+// gRPC and HTTP/2 are immune, since their transports keep reading the
+// socket and apply flow control per stream; raw TCP and HTTP/1.1 with a
+// consumer that may pause longer than the budget need a larger budget.
+//
+// A busy connection survives a short outage if a retransmission reaches
+// the peer before UT runs out; retransmissions back off exponentially from
+// 200 ms, so the longest outage survived is a little over half of UT
+// (measured with a 3 s budget: 1.8 s survived, 2.1 s not).
 //
 // Two consequences surprise people. With a user timeout, an idle connection
 // is not ended before one probe went unanswered, so a UT shorter than Idle

@@ -6,6 +6,8 @@ package testsvc
 
 import (
 	"context"
+	"io"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -27,8 +29,14 @@ func (*Service) UnaryCall(_ context.Context, in *testpb.SimpleRequest) (*testpb.
 	return &testpb.SimpleResponse{Payload: &testpb.Payload{Body: make([]byte, in.GetResponseSize())}}, nil
 }
 
-// StreamingOutputCall sends one message per ResponseParameters entry, or,
-// with none, 32 KiB messages until the client or the connection goes away.
+// Pattern returns a reproducible stream of bytes: the bodies of
+// StreamingOutputCall's messages, in order, so that a client can checksum
+// what it received against what was sent.
+func Pattern() io.Reader { return rand.NewChaCha8([32]byte{'g', 'h', 'o', 's', 't'}) }
+
+// StreamingOutputCall sends one message per ResponseParameters entry, with
+// bodies cut from Pattern, or, with none, 32 KiB messages until the client
+// or the connection goes away.
 func (*Service) StreamingOutputCall(in *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
 	params := in.GetResponseParameters()
 	if len(params) == 0 {
@@ -39,11 +47,17 @@ func (*Service) StreamingOutputCall(in *testpb.StreamingOutputCallRequest, strea
 			}
 		}
 	}
+	pattern := Pattern()
+	start := time.Now()
+	var due time.Duration
 	for _, p := range params {
-		if d := time.Duration(p.GetIntervalUs()) * time.Microsecond; d > 0 {
-			time.Sleep(d)
-		}
-		if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: make([]byte, p.GetSize())}}); err != nil {
+		// Intervals add up from the start, so sleeping's overshoot does
+		// not accumulate.
+		due += time.Duration(p.GetIntervalUs()) * time.Microsecond
+		time.Sleep(time.Until(start.Add(due)))
+		body := make([]byte, p.GetSize())
+		pattern.Read(body)
+		if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: body}}); err != nil {
 			return err
 		}
 	}
@@ -54,6 +68,7 @@ func (*Service) StreamingOutputCall(in *testpb.StreamingOutputCallRequest, strea
 // when each one ends.
 type ConnWatcher struct {
 	mu    sync.Mutex
+	begun int
 	open  int
 	ended []time.Time
 	cond  *sync.Cond
@@ -78,6 +93,7 @@ func (w *ConnWatcher) HandleConn(_ context.Context, s stats.ConnStats) {
 	defer w.mu.Unlock()
 	switch s.(type) {
 	case *stats.ConnBegin:
+		w.begun++
 		w.open++
 	case *stats.ConnEnd:
 		w.open--
@@ -91,6 +107,13 @@ func (w *ConnWatcher) Open() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.open
+}
+
+// Begun is the number of connections accepted so far.
+func (w *ConnWatcher) Begun() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.begun
 }
 
 // WaitOpen waits until at most n connections are open or the deadline

@@ -1,0 +1,201 @@
+//go:build linux
+
+package integration
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/ghostsock/ghostsock/grpcdial"
+	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/tuning"
+)
+
+// TestNoLeaksAfterFailedCycles runs 10,000 dial/accept cycles that each end
+// in an error, of every kind the kit can meet, and checks that no file
+// descriptor and no goroutine is left behind.
+func TestNoLeaksAfterFailedCycles(t *testing.T) {
+	const cycles = 10000
+	c := kit(t)
+	bad := tuning.Config{UserTimeout: -time.Second}
+	l := newLab(t)
+	gone := newLab(t) // a server host that has vanished
+	require.NoError(t, gone.Vanish(lab.Server))
+
+	closedAddr := func() string { // a port with no listener: RST
+		ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
+		require.NoError(t, err)
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
+	badLn, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
+	require.NoError(t, err)
+	defer badLn.Close()
+	badAccept := bad.WrapListener(badLn)
+	rstLn, err := l.Listen(c.Listen, "tcp", l.ServerAddrPort(0))
+	require.NoError(t, err)
+	defer rstLn.Close()
+
+	kinds := []struct {
+		name string
+		run  func() error // returns the cycle's error, which must not be nil
+	}{
+		{"invalid config at dial", func() error {
+			c, err := bad.Dialer().Dial("tcp", rstLn.Addr().String())
+			if c != nil {
+				c.Close()
+			}
+			return err
+		}},
+		{"connection refused", func() error {
+			_, err := c.Dialer().Dial("tcp", closedAddr)
+			return err
+		}},
+		{"dial deadline to a vanished host", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+			defer cancel()
+			_, err := c.Dialer().DialContext(ctx, "tcp", gone.ServerAddrPort(9))
+			return err
+		}},
+		{"invalid config at accept", func() error {
+			conn, err := net.Dial("tcp", badLn.Addr().String())
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			s, err := badAccept.Accept()
+			if s != nil {
+				s.Close()
+			}
+			return err
+		}},
+		{"peer reset after accept", func() error {
+			conn, err := c.Dialer().Dial("tcp", rstLn.Addr().String())
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			s, err := rstLn.Accept()
+			if err != nil {
+				return err
+			}
+			s.(*net.TCPConn).SetLinger(0)
+			s.Close()
+			_, err = io.ReadAll(conn)
+			return err
+		}},
+		{"Apply on a closed conn", func() error {
+			conn, err := net.Dial("tcp", rstLn.Addr().String())
+			if err != nil {
+				return err
+			}
+			s, err := rstLn.Accept()
+			if err != nil {
+				conn.Close()
+				return err
+			}
+			s.Close()
+			conn.Close()
+			return c.Apply(conn)
+		}},
+		{"gRPC RPC to a refused address", func() error {
+			cc, err := grpc.NewClient("passthrough:///"+closedAddr, append(grpcdial.Options(c), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+			if err != nil {
+				return err
+			}
+			defer cc.Close()
+			_, err = testpb.NewTestServiceClient(cc).UnaryCall(context.Background(), &testpb.SimpleRequest{})
+			return err
+		}},
+	}
+	// One warm-up round, so that lazily made runtime state (timers, the
+	// netpoller, grpc-go's globals) is in the baseline.
+	for _, k := range kinds {
+		require.Error(t, k.run(), k.name)
+	}
+	settle := func() (fds, gs int) {
+		runtime.GC()
+		time.Sleep(100 * time.Millisecond)
+		return countFDs(t), runtime.NumGoroutine()
+	}
+	fds0, g0 := settle()
+
+	deadline := time.Now().Add(3 * time.Minute)
+	counts := make(map[string]int)
+	for i := 0; i < cycles && time.Now().Before(deadline); i++ {
+		k := kinds[i%len(kinds)]
+		err := k.run()
+		if !assert.Error(t, err, k.name) {
+			break
+		}
+		counts[k.name]++
+	}
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	require.Equal(t, cycles, total, "cycles run before the deadline")
+
+	// Polled here, not with assert.Eventually, whose own goroutine would
+	// count.
+	fds1, g1 := settle()
+	for end := time.Now().Add(10 * time.Second); (fds1 > fds0 || g1 > g0) && time.Now().Before(end); {
+		fds1, g1 = settle()
+	}
+	t.Logf("%d failed cycles %v: fds %d -> %d, goroutines %d -> %d", total, counts, fds0, fds1, g0, g1)
+	assert.LessOrEqual(t, fds1, fds0, "file descriptors left behind")
+	if !assert.LessOrEqual(t, g1, g0, "goroutines left behind") {
+		var stacks strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		t.Log(stacks.String())
+	}
+}
+
+// TestApplyOnConnsThatAreNotTCP: Apply and Read on every kind of conn a
+// caller may hold: a clear error or a documented pass-through, never a
+// panic.
+func TestApplyOnConnsThatAreNotTCP(t *testing.T) {
+	c := kit(t)
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	assert.ErrorIs(t, c.Apply(a), tuning.ErrNotTCP, "net.Pipe")
+	_, err := tuning.Read(a)
+	assert.ErrorIs(t, err, tuning.ErrNotTCP)
+
+	var nilConn *net.TCPConn
+	assert.Error(t, c.Apply(nilConn), "a nil *net.TCPConn")
+	assert.Error(t, c.Apply(nil), "a nil net.Conn")
+
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer udp.Close()
+	assert.ErrorIs(t, c.Apply(udp.(*net.UDPConn)), tuning.ErrNotTCP, "UDP")
+
+	closed, err := net.Dial("tcp", mustListen(t).Addr().String())
+	require.NoError(t, err)
+	closed.Close()
+	err = c.Apply(closed)
+	assert.True(t, errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EBADF), "closed conn: %v", err)
+}
+
+func mustListen(t *testing.T) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}

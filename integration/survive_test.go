@@ -1,0 +1,236 @@
+//go:build linux
+
+package integration
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/ghostsock/ghostsock/grpcdial"
+	"github.com/ghostsock/ghostsock/grpcserver"
+	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/integration/testsvc"
+)
+
+// sendPattern writes n bytes of the pattern to c over about d (a veth pair
+// would carry 100 MB in a fraction of a second, too fast for an outage to
+// land in the middle) and closes its write side, returning the writer's
+// error.
+func sendPattern(c net.Conn, n int64, d time.Duration) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		const chunk = 256 << 10
+		src, buf := testsvc.Pattern(), make([]byte, chunk)
+		start := time.Now()
+		var err error
+		for sent := int64(0); sent < n && err == nil; sent += chunk {
+			if d > 0 {
+				time.Sleep(time.Until(start.Add(time.Duration(float64(d) * float64(sent) / float64(n)))))
+			}
+			m := min(chunk, n-sent)
+			src.Read(buf[:m])
+			_, err = c.Write(buf[:m])
+		}
+		if err == nil {
+			err = c.(*net.TCPConn).CloseWrite()
+		}
+		errc <- err
+	}()
+	return errc
+}
+
+// checkPattern reads c to EOF and checks that it carried exactly n bytes
+// of the pattern.
+func checkPattern(t *testing.T, c net.Conn, n int64) {
+	t.Helper()
+	got := sha256.New()
+	read, err := io.Copy(got, c)
+	require.NoError(t, err, "reader failed after %d bytes", read)
+	want := sha256.New()
+	io.Copy(want, io.LimitReader(testsvc.Pattern(), n))
+	assert.Equal(t, n, read, "bytes received")
+	assert.Equal(t, want.Sum(nil), got.Sum(nil), "checksum of the received stream")
+}
+
+func TestSurvivesShortOutageWhileBusy(t *testing.T) {
+	c := kit(t)
+	const size = 100 << 20
+	for _, host := range []lab.Host{lab.Server, lab.Client} {
+		t.Run(host.String()+" unreachable for half the budget", func(t *testing.T) {
+			l := newLab(t)
+			client, server := tcpPair(t, l, c.Listen, c.Dialer().Dial)
+			sent := sendPattern(client, size, 2*budget)
+			go func() {
+				time.Sleep(budget / 2) // mid-transfer
+				if err := l.Vanish(host); err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(budget / 2)
+				if err := l.Restore(host); err != nil {
+					t.Error(err)
+				}
+			}()
+			checkPattern(t, server, size)
+			require.NoError(t, <-sent, "writer")
+		})
+	}
+}
+
+func TestSurvivesShortOutageGRPCStream(t *testing.T) {
+	c := kit(t)
+	const msgs, size = 3200, 32 << 10 // 100 MiB over about 2 budgets
+	l := newLab(t)
+	ln, watch := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
+		return grpcserver.Listen(ctx, network, addr, c)
+	}, grpcserver.Options(c)...)
+	client := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
+	params := make([]*testpb.ResponseParameters, msgs)
+	for i := range params {
+		params[i] = &testpb.ResponseParameters{Size: size, IntervalUs: int32(2 * budget / msgs / time.Microsecond)}
+	}
+	stream, err := client.StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
+	require.NoError(t, err)
+	go func() {
+		time.Sleep(budget / 2)
+		if err := l.Vanish(lab.Server); err != nil {
+			t.Error(err)
+			return
+		}
+		time.Sleep(budget / 2)
+		if err := l.Restore(lab.Server); err != nil {
+			t.Error(err)
+		}
+	}()
+	got := sha256.New()
+	var n int
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err, "stream failed after %d messages", n)
+		got.Write(m.GetPayload().GetBody())
+		n++
+	}
+	want := sha256.New()
+	io.Copy(want, io.LimitReader(testsvc.Pattern(), msgs*size))
+	assert.Equal(t, msgs, n, "messages received")
+	assert.Equal(t, want.Sum(nil), got.Sum(nil), "checksum of the stream")
+	assert.Equal(t, 1, watch.Open(), "the server still holds the one connection")
+}
+
+// TestZeroWindow covers a live reader that stops reading. TCP_USER_TIMEOUT
+// counts time spent in zero window too (tcp_probe_timer): the writer's
+// kernel ends the connection once the window has stayed shut for the user
+// timeout, even though the reader's kernel answers every probe. A pause
+// shorter than the budget is survived; a longer one is not, with raw TCP
+// or HTTP/1.1. gRPC and HTTP/2 never shut the TCP window for a slow
+// consumer: their transport keeps reading the socket and applies flow
+// control per stream (see TestSurvivesSlowGRPCConsumer).
+func TestZeroWindow(t *testing.T) {
+	c := kit(t)
+	const size = 64 << 20
+	t.Run("reader pauses for half the budget: survives", func(t *testing.T) {
+		t.Parallel()
+		l := newLab(t)
+		client, server := tcpPair(t, l, c.Listen, c.Dialer().Dial)
+		sent := sendPattern(client, size, 0)
+		time.Sleep(budget / 2)
+		checkPattern(t, server, size)
+		require.NoError(t, <-sent, "writer")
+	})
+	t.Run("reader pauses for three budgets: the user timeout ends it", func(t *testing.T) {
+		t.Parallel()
+		l := newLab(t)
+		client, server := tcpPair(t, l, c.Listen, c.Dialer().Dial)
+		paused := time.Now()
+		sent := sendPattern(client, size, 0)
+		err, end := waitErr(t, sent, 3*budget)
+		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
+		_, busy := c.Bounds()
+		expectWithin(t, "writer facing a zero window", end.Sub(paused), busy)
+		_, err = io.Copy(io.Discard, server)
+		assert.ErrorIs(t, err, syscall.ECONNRESET, "the reader learns it when it reads again")
+	})
+}
+
+func TestSurvivesSlowGRPCConsumer(t *testing.T) {
+	t.Parallel()
+	c := kit(t)
+	const msgs, size = 1024, 32 << 10
+	l := newLab(t)
+	ln, watch := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
+		return grpcserver.Listen(ctx, network, addr, c)
+	}, grpcserver.Options(c)...)
+	client := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
+	params := make([]*testpb.ResponseParameters, msgs)
+	for i := range params {
+		params[i] = &testpb.ResponseParameters{Size: size}
+	}
+	stream, err := client.StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
+	require.NoError(t, err)
+	got := sha256.New()
+	m, err := stream.Recv()
+	require.NoError(t, err)
+	got.Write(m.GetPayload().GetBody())
+	time.Sleep(3 * budget) // the consumer stops; HTTP/2 flow control holds the sender
+	n := 1
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err, "stream failed after %d messages", n)
+		got.Write(m.GetPayload().GetBody())
+		n++
+	}
+	want := sha256.New()
+	io.Copy(want, io.LimitReader(testsvc.Pattern(), msgs*size))
+	assert.Equal(t, msgs, n)
+	assert.Equal(t, want.Sum(nil), got.Sum(nil), "checksum of the stream")
+	assert.Equal(t, 1, watch.Begun(), "no reconnection")
+}
+
+func TestSurvivesLongIdle(t *testing.T) {
+	t.Parallel()
+	c := kit(t)
+	idle := 10 * budget
+	l := newLab(t)
+
+	// Raw TCP: both ends hardened, silent for ten budgets while keepalive
+	// probes go back and forth, then data both ways on the same conns.
+	client, server := tcpPair(t, l, c.Listen, c.Dialer().Dial)
+
+	// gRPC: one channel, idle as long, then an RPC on the same connection.
+	ln, watch := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
+		return grpcserver.Listen(ctx, network, addr, c)
+	}, grpcserver.Options(c)...)
+	rpc := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
+	require.NoError(t, unary(t.Context(), rpc))
+
+	time.Sleep(idle)
+	info, err := lab.TCPInfo(rawConn(t, client))
+	require.NoError(t, err)
+	t.Logf("after %v idle: %s", idle, lab.StateName(info.State))
+	for _, p := range [][2]net.Conn{{client, server}, {server, client}} {
+		_, err := p[0].Write([]byte("still here"))
+		require.NoError(t, err)
+		buf := make([]byte, 10)
+		_, err = io.ReadFull(p[1], buf)
+		require.NoError(t, err)
+		assert.Equal(t, "still here", string(buf))
+	}
+	require.NoError(t, unary(t.Context(), rpc))
+	assert.Equal(t, 1, watch.Open(), "the RPC used the connection that idled")
+	assert.Equal(t, 1, watch.Begun(), "no reconnection")
+}
