@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ghostsock/ghostsock/integration/fleet"
 	"github.com/ghostsock/ghostsock/integration/lab"
 	"github.com/ghostsock/ghostsock/tuning"
 )
@@ -24,17 +25,17 @@ func main() {
 	budget := flag.Duration("budget", 15*time.Second, "detection budget: ghostsock uses ForBudget(budget), the pings pair grpc-go keepalive tuned to it")
 	wait := flag.Duration("wait", 45*time.Second, "how long to watch after the servers vanish")
 	hold := flag.Duration("hold", 20*time.Second, "how long all channels stay idle first, to measure what staying ready costs")
-	fleet := flag.Int("fleet", 1000, "extra idle channels per pair, each its own TCP connection")
+	extra := flag.Int("fleet", 1000, "extra idle channels per pair, each its own TCP connection")
 	child := flag.String("pair", "", "internal: run one pair (defaults, pings or ghostsock)")
 	flag.Parse()
 	if *child != "" {
-		if err := runPair(*child, *budget, *fleet); err != nil {
+		if err := runPair(*child, *budget, *extra); err != nil {
 			fmt.Fprintf(os.Stderr, "ghostdemo %s pair: %v\n", *child, err)
 			os.Exit(1)
 		}
 		return
 	}
-	if _, err := tuning.ForBudget(*budget); err != nil || *wait <= 0 || *hold < 0 || *fleet < 0 {
+	if _, err := tuning.ForBudget(*budget); err != nil || *wait <= 0 || *hold < 0 || *extra < 0 {
 		fmt.Fprintf(os.Stderr, "ghostdemo: bad flags (budget %v: %v; wait, hold and fleet must not be negative)\n", *budget, err)
 		os.Exit(2)
 	}
@@ -45,7 +46,7 @@ func main() {
 		}
 		os.Exit(2)
 	}
-	if err := demo(*budget, *wait, *hold, *fleet); err != nil {
+	if err := demo(*budget, *wait, *hold, *extra); err != nil {
 		fmt.Fprintf(os.Stderr, "ghostdemo: %v\n", err)
 		os.Exit(1)
 	}
@@ -53,7 +54,7 @@ func main() {
 
 // proc is one pair process as the demo sees it.
 type proc struct {
-	*pair
+	*fleet.Setting
 	lab  *lab.Lab
 	cmd  *exec.Cmd
 	in   io.WriteCloser
@@ -65,8 +66,8 @@ type proc struct {
 	vanished time.Time
 }
 
-func startProc(name string, budget time.Duration, fleet int) (*proc, error) {
-	p, err := newPair(name, budget)
+func startProc(name string, budget time.Duration, extra int) (*proc, error) {
+	p, err := fleet.Get(name, budget)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +92,7 @@ func startProc(name string, budget time.Duration, fleet int) (*proc, error) {
 		l.Close()
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-pair", name, "-budget", budget.String(), "-fleet", strconv.Itoa(fleet))
+	cmd := exec.Command(exe, "-pair", name, "-budget", budget.String(), "-fleet", strconv.Itoa(extra))
 	cmd.ExtraFiles = []*os.File{f}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -108,7 +109,7 @@ func startProc(name string, budget time.Duration, fleet int) (*proc, error) {
 		l.Close()
 		return nil, err
 	}
-	pr := &proc{pair: p, lab: l, cmd: cmd, in: in, msgs: make(chan msg, 4)}
+	pr := &proc{Setting: p, lab: l, cmd: cmd, in: in, msgs: make(chan msg, 4)}
 	go pr.read(out)
 	return pr, nil
 }
@@ -136,20 +137,20 @@ func (p *proc) read(out io.Reader) {
 func (p *proc) ask(cmd, kind string, limit time.Duration) (msg, error) {
 	if cmd != "" {
 		if _, err := fmt.Fprintln(p.in, cmd); err != nil {
-			return msg{}, fmt.Errorf("%s pair: %w", p.name, err)
+			return msg{}, fmt.Errorf("%s pair: %w", p.Name, err)
 		}
 	}
 	select {
 	case m, ok := <-p.msgs:
 		if !ok {
-			return msg{}, fmt.Errorf("%s pair ended", p.name)
+			return msg{}, fmt.Errorf("%s pair ended", p.Name)
 		}
 		if m.Kind != kind {
-			return msg{}, fmt.Errorf("%s pair: got %q, want %q", p.name, m.Kind, kind)
+			return msg{}, fmt.Errorf("%s pair: got %q, want %q", p.Name, m.Kind, kind)
 		}
 		return m, nil
 	case <-time.After(limit):
-		return msg{}, fmt.Errorf("%s pair: no %q within %v", p.name, kind, limit)
+		return msg{}, fmt.Errorf("%s pair: no %q within %v", p.Name, kind, limit)
 	}
 }
 
@@ -177,34 +178,34 @@ func (p *proc) stop() {
 	p.lab.Close()
 }
 
-func demo(budget, wait, hold time.Duration, fleet int) error {
+func demo(budget, wait, hold time.Duration, extra int) error {
 	fmt.Printf("ghostdemo: three gRPC client/server pairs on a private network, each with %d idle channels,\n"+
 		"one more idle channel and one busy stream. Budget %v. Then every server vanishes: packets dropped,\n"+
-		"no FIN, no RST, as when a phone dies or a NAT forgets the flow.\n\n", fleet, budget)
+		"no FIN, no RST, as when a phone dies or a NAT forgets the flow.\n\n", extra, budget)
 	var procs []*proc
 	defer func() {
 		for _, p := range procs {
 			p.stop()
 		}
 	}()
-	for _, name := range []string{"defaults", "pings", "ghostsock"} {
-		p, err := startProc(name, budget, fleet)
+	for _, name := range fleet.Names {
+		p, err := startProc(name, budget, extra)
 		if err != nil {
 			return err
 		}
 		procs = append(procs, p)
-		fmt.Printf("  %-9s  %s\n", name+":", p.setting)
+		fmt.Printf("  %-9s  %s\n", name+":", p.Desc)
 	}
 	for _, p := range procs {
 		if _, err := p.ask("", "ready", 2*time.Minute); err != nil {
 			return err
 		}
 	}
-	if t, _ := pingParams(budget); t > budget/2 {
-		fmt.Printf("  (grpc-go raises a client's ping interval to at least %v)\n", minClientPing)
+	if t, _ := fleet.PingParams(budget); t > budget/2 {
+		fmt.Printf("  (grpc-go raises a client's ping interval to at least %v)\n", fleet.MinClientPing)
 	}
 
-	cost, err := measureIdle(procs, hold, fleet)
+	cost, err := measureIdle(procs, hold, extra)
 	if err != nil {
 		return err
 	}
@@ -235,11 +236,11 @@ func demo(budget, wait, hold time.Duration, fleet int) error {
 					cells = append(cells, fmt.Sprintf("%s %6s", what, "…"))
 				}
 			}
-			parts = append(parts, fmt.Sprintf("%-9s %s %s", p.name, cells[0], cells[1]))
+			parts = append(parts, fmt.Sprintf("%-9s %s %s", p.Name, cells[0], cells[1]))
 		}
 		fmt.Printf("  +%2.0fs  %s\n", time.Since(start).Seconds(), strings.Join(parts, " │ "))
 	}
-	return report(procs, cost, hold, wait, fleet)
+	return report(procs, cost, hold, wait, extra)
 }
 
 // idleCost is what one pair spent while every channel was idle.
@@ -250,11 +251,11 @@ type idleCost struct {
 
 // measureIdle lets every channel idle for hold and reads, per pair, the CPU
 // time of its process and the packets on its link.
-func measureIdle(procs []*proc, hold time.Duration, fleet int) ([]idleCost, error) {
+func measureIdle(procs []*proc, hold time.Duration, extra int) ([]idleCost, error) {
 	if hold == 0 {
 		return nil, nil
 	}
-	fmt.Printf("\nAll %d channels of each pair idle for %v: what does staying ready cost?\n", fleet+2, hold)
+	fmt.Printf("\nAll %d channels of each pair idle for %v: what does staying ready cost?\n", extra+2, hold)
 	type reading struct {
 		cpu  time.Duration
 		wire lab.Counters
@@ -262,7 +263,7 @@ func measureIdle(procs []*proc, hold time.Duration, fleet int) ([]idleCost, erro
 	read := func() ([]reading, error) {
 		var rs []reading
 		for _, p := range procs {
-			cpu, err := cpuTime(p.cmd.Process.Pid)
+			cpu, err := fleet.CPUTime(p.cmd.Process.Pid)
 			if err != nil {
 				return nil, err
 			}
@@ -287,7 +288,7 @@ func measureIdle(procs []*proc, hold time.Duration, fleet int) ([]idleCost, erro
 		var parts []string
 		for i, p := range procs {
 			w := now[i].wire.Sub(before[i].wire)
-			parts = append(parts, fmt.Sprintf("%-9s CPU %4.2fs %5d packets", p.name, (now[i].cpu-before[i].cpu).Seconds(), w.RxPackets+w.TxPackets))
+			parts = append(parts, fmt.Sprintf("%-9s CPU %4.2fs %5d packets", p.Name, (now[i].cpu-before[i].cpu).Seconds(), w.RxPackets+w.TxPackets))
 		}
 		fmt.Printf("  %3.0fs  %s\n", time.Since(start).Seconds(), strings.Join(parts, " │ "))
 		if time.Since(start) >= hold {
@@ -301,30 +302,7 @@ func measureIdle(procs []*proc, hold time.Duration, fleet int) ([]idleCost, erro
 	return costs, nil
 }
 
-// cpuTime is the user plus system CPU time of a process, from
-// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s).
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	_, rest, ok := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	var ticks int64
-	for _, s := range f[11:13] { // utime, stime: fields 14 and 15 counting from pid
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond, nil
-}
-
-func report(procs []*proc, cost []idleCost, hold, wait time.Duration, fleet int) error {
+func report(procs []*proc, cost []idleCost, hold, wait time.Duration, extra int) error {
 	fmt.Printf("\nAfter the servers vanished (bound = the worst case each setting promises):\n\n")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "pair\tidle channel\tbusy stream\tchannels still READY\t")
@@ -333,7 +311,7 @@ func report(procs []*proc, cost []idleCost, hold, wait time.Duration, fleet int)
 		if err != nil {
 			return err
 		}
-		cells := []string{p.name}
+		cells := []string{p.Name}
 		for ch := range 2 {
 			cells = append(cells, outcome(p, ch, st.Conns[ch], wait))
 		}
@@ -344,11 +322,11 @@ func report(procs []*proc, cost []idleCost, hold, wait time.Duration, fleet int)
 	if cost == nil {
 		return nil
 	}
-	fmt.Printf("\nCost of staying ready: %d idle channels per pair for %v (CPU of the pair's process, client and\nserver; packets and bytes on its link, counted by the kernel):\n\n", fleet+2, hold)
+	fmt.Printf("\nCost of staying ready: %d idle channels per pair for %v (CPU of the pair's process, client and\nserver; packets and bytes on its link, counted by the kernel):\n\n", extra+2, hold)
 	fmt.Fprintln(tw, "pair\tCPU\tpackets\tbytes\t")
 	for i, p := range procs {
 		w := cost[i].wire
-		fmt.Fprintf(tw, "%s\t%.2fs\t%d\t%d\t\n", p.name, cost[i].cpu.Seconds(), w.RxPackets+w.TxPackets, w.RxBytes+w.TxBytes)
+		fmt.Fprintf(tw, "%s\t%.2fs\t%d\t%d\t\n", p.Name, cost[i].cpu.Seconds(), w.RxPackets+w.TxPackets, w.RxBytes+w.TxBytes)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -364,10 +342,10 @@ func outcome(p *proc, ch int, st connState, wait time.Duration) string {
 		p.mu.Lock()
 		text := p.text[ch]
 		p.mu.Unlock()
-		return fmt.Sprintf("detected after %.1fs (%s; bound %v)", d.Seconds(), text, p.bound[ch])
+		return fmt.Sprintf("detected after %.1fs (%s; bound %v)", d.Seconds(), text, p.Bound[ch])
 	}
-	if p.bound[ch] != tuning.Never {
-		return fmt.Sprintf("not yet at %s (%s; bound %v)", short(wait), st.State, p.bound[ch])
+	if p.Bound[ch] != tuning.Never {
+		return fmt.Sprintf("not yet at %s (%s; bound %v)", short(wait), st.State, p.Bound[ch])
 	}
 	hold := "forever (" + st.Why + ")"
 	if st.Hold != tuning.Never {

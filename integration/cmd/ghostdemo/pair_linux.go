@@ -16,84 +16,20 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
-	"github.com/ghostsock/ghostsock/grpcdial"
-	"github.com/ghostsock/ghostsock/grpcserver"
+	"github.com/ghostsock/ghostsock/integration/fleet"
 	"github.com/ghostsock/ghostsock/integration/lab"
 	"github.com/ghostsock/ghostsock/integration/testsvc"
 	"github.com/ghostsock/ghostsock/internal/sockfind"
 	"github.com/ghostsock/ghostsock/tuning"
 )
 
-// A pair is one gRPC server and its clients, run in a process of its own
-// so that its CPU time is its own.
-type pair struct {
-	name    string
-	setting string // how detection is configured, for the table
-	bound   [2]time.Duration
-	server  []grpc.ServerOption
-	client  []grpc.DialOption
-	wrap    func(net.Listener) net.Listener
-}
-
 const (
 	idleCh = iota
 	streamCh
 )
-
-// minClientPing is grpc-go's floor for a client's keepalive Time
-// (internal.KeepaliveMinPingTime): shorter values are raised to it.
-const minClientPing = 10 * time.Second
-
-// pingParams tunes grpc-go keepalive so that a dead peer is detected within
-// budget where grpc-go allows it: the client pings after pingTime of
-// silence and gives up pingTimeout later (grpc-go also sets
-// TCP_USER_TIMEOUT to pingTimeout); the server does the same with half the
-// budget each.
-func pingParams(budget time.Duration) (pingTime, pingTimeout time.Duration) {
-	pingTime = max(minClientPing, budget/2)
-	pingTimeout = max(time.Second, budget-pingTime)
-	return pingTime, pingTimeout
-}
-
-func newPair(name string, budget time.Duration) (*pair, error) {
-	p := &pair{name: name, wrap: func(ln net.Listener) net.Listener { return ln }}
-	switch name {
-	case "defaults":
-		p.setting = "grpc-go as shipped: no keepalive pings"
-		p.bound = [2]time.Duration{tuning.Never, tuning.Never}
-	case "pings":
-		t, to := pingParams(budget)
-		p.setting = fmt.Sprintf("keepalive pings: client after %v idle (timeout %v), server after %v (timeout %v)", t, to, budget/2, budget-budget/2)
-		// A client reading a stream sends little: it is as idle as the
-		// idle channel unless a WINDOW_UPDATE is in flight, when grpc-go's
-		// TCP_USER_TIMEOUT (the ping timeout) ends it sooner.
-		p.bound = [2]time.Duration{t + to, max(t+to, to)}
-		p.client = []grpc.DialOption{grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: t, Timeout: to, PermitWithoutStream: true})}
-		p.server = []grpc.ServerOption{
-			grpc.KeepaliveParams(keepalive.ServerParameters{Time: budget / 2, Timeout: budget - budget/2}),
-			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: t, PermitWithoutStream: true}),
-		}
-	case "ghostsock":
-		c, err := tuning.ForBudget(budget)
-		if err != nil {
-			return nil, err
-		}
-		idle, busy := c.Bounds()
-		k := c.KeepAlive
-		p.setting = fmt.Sprintf("ForBudget(%v): TCP_USER_TIMEOUT %v, keepalive %v+%d×%v, pings off", budget, c.UserTimeout, k.Idle, k.Count, k.Interval)
-		p.bound = [2]time.Duration{idle, max(idle, busy)}
-		p.client = grpcdial.Options(c)
-		p.server = grpcserver.Options(c)
-		p.wrap = func(ln net.Listener) net.Listener { return grpcserver.WrapListener(ln, c) }
-	default:
-		return nil, fmt.Errorf("unknown pair %q", name)
-	}
-	return p, nil
-}
 
 // msg is one line between a pair process and the demo, as JSON.
 type msg struct {
@@ -132,11 +68,11 @@ func (a *addrs) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context
 func (a *addrs) HandleRPC(context.Context, stats.RPCStats)                       {}
 
 // runPair is the pair process: it serves on the listener passed as fd 3,
-// opens fleet+2 channels to it, and then answers the demo's commands on
+// opens extra+2 channels to it, and then answers the demo's commands on
 // stdin: "stream" starts the busy stream, "state" reports the kernel's view
 // of the two watched sockets, "quit" ends it.
-func runPair(name string, budget time.Duration, fleet int) error {
-	p, err := newPair(name, budget)
+func runPair(name string, budget time.Duration, extra int) error {
+	p, err := fleet.Get(name, budget)
 	if err != nil {
 		return err
 	}
@@ -144,9 +80,9 @@ func runPair(name string, budget time.Duration, fleet int) error {
 	if err != nil {
 		return fmt.Errorf("listener from the demo: %w", err)
 	}
-	srv := grpc.NewServer(p.server...)
+	srv := grpc.NewServer(p.Server...)
 	testsvc.Register(srv)
-	go srv.Serve(p.wrap(ln))
+	go srv.Serve(p.Wrap(ln))
 
 	out := json.NewEncoder(os.Stdout)
 	var outMu sync.Mutex
@@ -156,13 +92,13 @@ func runPair(name string, budget time.Duration, fleet int) error {
 		out.Encode(m)
 	}
 
-	ccs := make([]*grpc.ClientConn, fleet+2)
+	ccs := make([]*grpc.ClientConn, extra+2)
 	watched := [2]*addrs{{}, {}}
 	// First RPCs, 64 at a time: each channel connects and is READY.
 	sem := make(chan struct{}, 64)
 	errc := make(chan error, len(ccs))
 	for i := range ccs {
-		opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, p.client...)
+		opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, p.Client...)
 		if i < 2 {
 			opts = append(opts, grpc.WithStatsHandler(watched[i]))
 		}
