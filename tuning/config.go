@@ -110,6 +110,10 @@ type kernelOptions struct {
 	idleSeconds  int           // TCP_KEEPIDLE; Unchanged leaves it
 	intvlSeconds int           // TCP_KEEPINTVL; Unchanged leaves it
 	count        int           // TCP_KEEPCNT; Unchanged leaves it
+
+	// setFD is o.set, bound once by compile: a method value made at each
+	// dial or accept would be an allocation each time.
+	setFD func(fd uintptr) error
 }
 
 // compile validates c, checks that this platform can apply it and converts
@@ -122,6 +126,7 @@ func (c Config) compile() (kernelOptions, error) {
 	if err := checkPlatform(o); err != nil {
 		return kernelOptions{}, err
 	}
+	o.setFD = o.set
 	return o, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"sync"
 	"syscall"
 )
 
@@ -31,7 +32,7 @@ func (o kernelOptions) control(network, _ string, rc syscall.RawConn) error {
 	if !isTCP(network) {
 		return nil
 	}
-	return rawControl(rc, o.set)
+	return rawControl(rc, o.setFD)
 }
 
 func isTCP(network string) bool {
@@ -46,13 +47,34 @@ func isTCP(network string) bool {
 // calls RawConn.Control, and it keeps the two errors apart: Control's own
 // (net.ErrClosed, say) is returned as is, fn's is returned as fn made it
 // (an *os.SyscallError from set or get).
+//
+// The function handed to Control escapes, so a closure made per call would
+// be allocated per dial and accept; a pooled controlCall carries fn and its
+// error instead.
 func rawControl(rc syscall.RawConn, fn func(fd uintptr) error) error {
-	var fnErr error
-	if err := rc.Control(func(fd uintptr) { fnErr = fn(fd) }); err != nil {
+	c := controlCalls.Get().(*controlCall)
+	c.fn = fn
+	err := rc.Control(c.run)
+	fnErr := c.err
+	c.fn, c.err = nil, nil
+	controlCalls.Put(c)
+	if err != nil {
 		return fmt.Errorf("ghostsock: raw conn: %w", err)
 	}
 	return fnErr
 }
+
+type controlCall struct {
+	fn  func(fd uintptr) error
+	err error
+	run func(fd uintptr) // bound to this controlCall once, when made
+}
+
+var controlCalls = sync.Pool{New: func() any {
+	c := new(controlCall)
+	c.run = func(fd uintptr) { c.err = c.fn(fd) }
+	return c
+}}
 
 // Dialer returns a new *net.Dialer that sets c's options on every TCP socket
 // it creates, before connect(2), so the handshake itself is bounded by the
@@ -159,7 +181,7 @@ func (o kernelOptions) apply(conn net.Conn) error {
 	if err != nil {
 		return err
 	}
-	return rawControl(rc, o.set)
+	return rawControl(rc, o.setFD)
 }
 
 // Read returns what the kernel holds for conn's socket, read back with

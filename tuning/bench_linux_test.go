@@ -1,0 +1,126 @@
+package tuning
+
+import (
+	"context"
+	"net"
+	"syscall"
+	"testing"
+)
+
+// The cost the kit adds to dialing and accepting, over loopback: it should
+// be the setsockopt calls and nothing else (no allocation). Run with
+//
+//	go test ./tuning -run '^$' -bench . -benchmem -count 10
+//
+// and compare the variants with benchstat -col /dialer (or /listener).
+
+func BenchmarkDial(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accept and drop everything
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	for _, d := range []struct {
+		name string
+		d    *net.Dialer
+	}{
+		{"dialer=net", &net.Dialer{}}, // Go's default: keepalive on, 4 setsockopt calls
+		// What the standard library allocates for any Control hook
+		// (the RawConn, the network and address strings).
+		{"dialer=net-empty-Control", &net.Dialer{KeepAlive: -1, Control: func(string, string, syscall.RawConn) error { return nil }}},
+		{"dialer=ghostsock", budget5.Dialer()},
+	} {
+		b.Run(d.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := d.d.Dial("tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
+	}
+}
+
+func BenchmarkAccept(b *testing.B) {
+	ctx := context.Background()
+	for _, l := range []struct {
+		name   string
+		listen func() (net.Listener, error)
+	}{
+		{"listener=net", func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }},
+		{"listener=ghostsock-Listen", func() (net.Listener, error) { return budget5.Listen(ctx, "tcp", "127.0.0.1:0") }},
+		{"listener=ghostsock-WrapListener", func() (net.Listener, error) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			return budget5.WrapListener(ln), err
+		}},
+	} {
+		b.Run(l.name, func(b *testing.B) {
+			ln, err := l.listen()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			addr := ln.Addr().String()
+			// The dials come from another goroutine, so that the
+			// benchmark's allocations are the accept path's.
+			dials := make(chan struct{})
+			go func() {
+				d := &net.Dialer{KeepAlive: -1}
+				for range dials {
+					if c, err := d.Dial("tcp", addr); err == nil {
+						c.Close()
+					}
+				}
+			}()
+			defer close(dials)
+			b.ReportAllocs()
+			for b.Loop() {
+				dials <- struct{}{}
+				c, err := ln.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkApply is the floor: the setsockopt calls themselves, on an open
+// connection.
+func BenchmarkApply(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+			c.Read(make([]byte, 1))
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := budget5.Apply(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
