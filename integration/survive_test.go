@@ -19,6 +19,7 @@ import (
 	"github.com/ghostsock/ghostsock/grpcserver"
 	"github.com/ghostsock/ghostsock/integration/lab"
 	"github.com/ghostsock/ghostsock/integration/testsvc"
+	"github.com/ghostsock/ghostsock/tuning"
 )
 
 // sendPattern writes n bytes of the pattern to c over about d (a veth pair
@@ -61,21 +62,37 @@ func checkPattern(t *testing.T, c net.Conn, n int64) {
 	assert.Equal(t, want.Sum(nil), got.Sum(nil), "checksum of the received stream")
 }
 
+// outageBudget is the budget of the outage tests. A busy connection
+// survives an outage only if a retransmission reaches the peer after the
+// outage and before the user timeout; retransmissions back off from 200 ms
+// (at 0.2, 0.6, 1.4, 3.0, 6.2 s... after the first loss), so with a 3 s
+// budget the last one before the timeout is at 1.4 s, and an outage of
+// half the budget (1.5 s) is a coin toss. With 4 s, an outage of half the
+// budget (2 s) ends a second before the retransmission at 3 s, which comes
+// a second before the timeout. See tuning/doc.go.
+const outageBudget = 4 * time.Second
+
+func outageKit(t *testing.T) tuning.Config {
+	c, err := tuning.ForBudget(outageBudget)
+	require.NoError(t, err)
+	return c
+}
+
 func TestSurvivesShortOutageWhileBusy(t *testing.T) {
-	c := kit(t)
+	c := outageKit(t)
 	const size = 100 << 20
 	for _, host := range []lab.Host{lab.Server, lab.Client} {
 		t.Run(host.String()+" unreachable for half the budget", func(t *testing.T) {
 			l := newLab(t)
 			client, server := tcpPair(t, l, c.Listen, c.Dialer().Dial)
-			sent := sendPattern(client, size, 2*budget)
+			sent := sendPattern(client, size, 2*outageBudget)
 			go func() {
-				time.Sleep(budget / 2) // mid-transfer
+				time.Sleep(outageBudget / 2) // mid-transfer
 				if err := l.Vanish(host); err != nil {
 					t.Error(err)
 					return
 				}
-				time.Sleep(budget / 2)
+				time.Sleep(outageBudget / 2)
 				if err := l.Restore(host); err != nil {
 					t.Error(err)
 				}
@@ -87,8 +104,8 @@ func TestSurvivesShortOutageWhileBusy(t *testing.T) {
 }
 
 func TestSurvivesShortOutageGRPCStream(t *testing.T) {
-	c := kit(t)
-	const msgs, size = 3200, 32 << 10 // 100 MiB over about 2 budgets
+	c := outageKit(t)
+	const msgs, size = 3200, 32 << 10 // 100 MiB over about two budgets
 	l := newLab(t)
 	ln, watch := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
 		return grpcserver.Listen(ctx, network, addr, c)
@@ -96,17 +113,17 @@ func TestSurvivesShortOutageGRPCStream(t *testing.T) {
 	client := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
 	params := make([]*testpb.ResponseParameters, msgs)
 	for i := range params {
-		params[i] = &testpb.ResponseParameters{Size: size, IntervalUs: int32(2 * budget / msgs / time.Microsecond)}
+		params[i] = &testpb.ResponseParameters{Size: size, IntervalUs: int32(2 * outageBudget / msgs / time.Microsecond)}
 	}
 	stream, err := client.StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
 	require.NoError(t, err)
 	go func() {
-		time.Sleep(budget / 2)
+		time.Sleep(outageBudget / 2)
 		if err := l.Vanish(lab.Server); err != nil {
 			t.Error(err)
 			return
 		}
-		time.Sleep(budget / 2)
+		time.Sleep(outageBudget / 2)
 		if err := l.Restore(lab.Server); err != nil {
 			t.Error(err)
 		}
