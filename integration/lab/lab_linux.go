@@ -132,6 +132,27 @@ func (l *Lab) ServerAddrPort(port int) string {
 	return netip.AddrPortFrom(l.ServerAddr, uint16(port)).String()
 }
 
+// AddClientAddrs gives the client host n more IPv4 addresses, for more
+// connections to one server port than one address has ports. Vanish and
+// Restore cover them too.
+func (l *Lab) AddClientAddrs(n int) ([]netip.Addr, error) {
+	if len(l.extraClients)+n > 200 {
+		return nil, fmt.Errorf("lab: at most 200 extra client addresses")
+	}
+	var added []netip.Addr
+	for range n {
+		a := l.ClientAddr.As4()
+		a[3] = byte(10 + len(l.extraClients))
+		addr := netip.AddrFrom4(a)
+		if err := l.IP(Client, "addr", "add", addr.String()+"/24", "dev", l.link); err != nil {
+			return added, err
+		}
+		l.extraClients = append(l.extraClients, addr)
+		added = append(added, addr)
+	}
+	return added, nil
+}
+
 // IP runs the ip command on host.
 func (l *Lab) IP(host Host, args ...string) error {
 	var err error

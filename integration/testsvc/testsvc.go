@@ -109,6 +109,16 @@ func (w *ConnWatcher) Open() int {
 	return w.open
 }
 
+// LastEnd is when the last connection ended, or the zero time.
+func (w *ConnWatcher) LastEnd() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.ended) == 0 {
+		return time.Time{}
+	}
+	return w.ended[len(w.ended)-1]
+}
+
 // Begun is the number of connections accepted so far.
 func (w *ConnWatcher) Begun() int {
 	w.mu.Lock()

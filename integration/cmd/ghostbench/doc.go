@@ -1,0 +1,27 @@
+// Command ghostbench measures what the kit costs and what it saves, and
+// writes BENCHMARKS.md. One command runs it all:
+//
+//	go run ./integration/cmd/ghostbench            # the full run, about 20 minutes
+//	go run ./integration/cmd/ghostbench -smoke     # a few seconds of each part, as CI runs it
+//
+// The parts:
+//
+//  1. Idle fleet, the heartbeat tax: N idle gRPC channels (client and server
+//     in separate processes, on the lab's two hosts) held for -hold, for
+//     grpc-go pings tuned to the budget, ghostsock, and stock grpc-go. CPU
+//     from /proc/PID/stat, goroutines and heap from the processes, RSS from
+//     /proc/PID/status, packets and bytes from the kernel's counters of the
+//     lab's link.
+//  2. Busy path: gRPC unary and streaming, HTTP/1.1 and HTTP/2 requests,
+//     kit against stock (go test -bench in grpcdial and httptransport,
+//     compared with benchstat).
+//  3. Dial and accept cost (go test -bench in tuning, with -benchmem).
+//  4. Reap at scale: one gRPC server holding many connections whose
+//     clients vanish at once.
+//  5. Precision: repeated idle and busy detections, measured / Bounds().
+//
+// Like the demo it builds its own network namespaces (as root, or as a
+// normal user where user namespaces are allowed) and sends nothing outside
+// them. It runs go test and benchstat (fetched through the Go module
+// proxy), so run it from the module's root.
+package main

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/ghostsock/ghostsock/integration/fleet"
+	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/integration/testsvc"
+)
+
+// fleetServer is the child role serving testsvc with a setting on the
+// listener passed as fd 3.
+func fleetServer(setting string, budget time.Duration) {
+	s, err := fleet.Get(setting, budget)
+	if err != nil {
+		fail(err)
+	}
+	ln, err := net.FileListener(os.NewFile(3, "listener"))
+	if err != nil {
+		fail(err)
+	}
+	srv := grpc.NewServer(s.Server...)
+	testsvc.Register(srv)
+	go srv.Serve(s.Wrap(ln))
+	serve(nil)
+}
+
+// fleetClient is the child role holding n channels to addr, each its own
+// TCP connection, READY after one RPC.
+func fleetClient(setting string, budget time.Duration, n int, addr string) {
+	s, err := fleet.Get(setting, budget)
+	if err != nil {
+		fail(err)
+	}
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, s.Client...)
+	ccs := make([]*grpc.ClientConn, n)
+	sem := make(chan struct{}, 64)
+	errc := make(chan error, n)
+	for i := range ccs {
+		cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
+		if err != nil {
+			fail(err)
+		}
+		ccs[i] = cc
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_, err := testpb.NewTestServiceClient(cc).UnaryCall(ctx, &testpb.SimpleRequest{ResponseSize: 1})
+			errc <- err
+		}()
+	}
+	for range ccs {
+		if err := <-errc; err != nil {
+			fail(fmt.Errorf("first RPCs: %w", err))
+		}
+	}
+	serve(nil)
+}
+
+// fleetRow is one setting at one N.
+type fleetRow struct {
+	setting string
+	n       int
+	cpu     [2]time.Duration // client, server, over the hold
+	gs      [2]int
+	heap    [2]uint64
+	rss     [2]int64
+	wire    lab.Counters
+	hold    time.Duration
+}
+
+func runFleet(o options) (string, error) {
+	var rows []fleetRow
+	for _, n := range o.fleetSizes {
+		for _, name := range []string{"pings", "ghostsock", "defaults"} {
+			fmt.Printf("part 1: %s, %d channels, holding %v\n", name, n, o.hold)
+			r, err := fleetOnce(o, name, n)
+			if err != nil {
+				return "", fmt.Errorf("fleet %s %d: %w", name, n, err)
+			}
+			rows = append(rows, r)
+		}
+	}
+	return fleetTable(o, rows), nil
+}
+
+func fleetOnce(o options, name string, n int) (fleetRow, error) {
+	row := fleetRow{setting: name, n: n, hold: o.hold}
+	l, err := lab.New()
+	if err != nil {
+		return row, err
+	}
+	defer l.Close()
+	ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
+	if err != nil {
+		return row, err
+	}
+	f, err := ln.(*net.TCPListener).File()
+	ln.Close()
+	if err != nil {
+		return row, err
+	}
+	budget := o.budget.String()
+	server, err := startChild(name+" server", []string{"-role", "fleet-server", "-setting", name, "-budget", budget}, f)
+	f.Close()
+	if err != nil {
+		return row, err
+	}
+	defer server.stop()
+	if _, err := server.ask("", time.Minute); err != nil {
+		return row, err
+	}
+	client, err := startChild(name+" client", []string{"-role", "fleet-client", "-setting", name, "-budget", budget, "-n", strconv.Itoa(n), "-addr", ln.Addr().String()})
+	if err != nil {
+		return row, err
+	}
+	defer client.stop()
+	if _, err := client.ask("", 10*time.Minute); err != nil {
+		return row, err
+	}
+	time.Sleep(2 * time.Second) // let the dialing's work settle
+	procs := [2]*child{client, server}
+	var cpu0 [2]time.Duration
+	for i, p := range procs {
+		if cpu0[i], err = fleet.CPUTime(p.cmd.Process.Pid); err != nil {
+			return row, err
+		}
+	}
+	wire0, err := l.Counters()
+	if err != nil {
+		return row, err
+	}
+	time.Sleep(o.hold)
+	wire1, err := l.Counters()
+	if err != nil {
+		return row, err
+	}
+	row.wire = wire1.Sub(wire0)
+	for i, p := range procs {
+		cpu, err := fleet.CPUTime(p.cmd.Process.Pid)
+		if err != nil {
+			return row, err
+		}
+		row.cpu[i] = cpu - cpu0[i]
+		st, err := p.ask("stats", time.Minute)
+		if err != nil {
+			return row, err
+		}
+		row.gs[i], row.heap[i] = st.Goroutines, st.HeapBytes
+		if row.rss[i], err = fleet.RSS(p.cmd.Process.Pid); err != nil {
+			return row, err
+		}
+	}
+	return row, nil
+}
+
+func fleetTable(o options, rows []fleetRow) string {
+	var b strings.Builder
+	perMin := func(d time.Duration, hold time.Duration) float64 {
+		return d.Seconds() * float64(time.Minute) / float64(hold)
+	}
+	fmt.Fprintf(&b, "Budget %v; settings as in the demo: pings = %s; ghostsock = %s; defaults = grpc-go as shipped (no detection). Each channel is its own TCP connection; client and server are separate processes on the lab's two hosts. Held %v after a 2 s settle. CPU is user+system from /proc/PID/stat (10 ms ticks); packets and bytes are the kernel's counters of the lab's link, both directions.\n\n",
+		o.budget, mustDesc("pings", o.budget), mustDesc("ghostsock", o.budget), o.hold)
+	b.WriteString("| N | setting | client CPU s/min | server CPU s/min | goroutines client / server | heap MiB client / server | RSS MiB client / server | packets/min | KiB/min |\n")
+	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %d | %s | %.3f | %.3f | %d / %d | %.0f / %.0f | %.0f / %.0f | %.0f | %.0f |\n",
+			r.n, r.setting, perMin(r.cpu[0], r.hold), perMin(r.cpu[1], r.hold), r.gs[0], r.gs[1],
+			mib(r.heap[0]), mib(r.heap[1]), mib(uint64(r.rss[0])), mib(uint64(r.rss[1])),
+			float64(r.wire.RxPackets+r.wire.TxPackets)*float64(time.Minute)/float64(r.hold),
+			float64(r.wire.RxBytes+r.wire.TxBytes)/1024*float64(time.Minute)/float64(r.hold))
+	}
+	b.WriteString("\nRatios in the same run (client + server CPU; a 0 is below the 10 ms tick, counted as 10 ms, so the ratio is a lower bound):\n\n")
+	b.WriteString("| N | pings / ghostsock CPU | ghostsock − defaults CPU s/min | ghostsock / pings packets |\n| ---: | ---: | ---: | ---: |\n")
+	by := map[string]fleetRow{}
+	for _, r := range rows {
+		by[fmt.Sprint(r.setting, r.n)] = r
+	}
+	for _, n := range o.fleetSizes {
+		p, g, d := by[fmt.Sprint("pings", n)], by[fmt.Sprint("ghostsock", n)], by[fmt.Sprint("defaults", n)]
+		cpu := func(r fleetRow) time.Duration { return r.cpu[0] + r.cpu[1] }
+		gc := max(cpu(g), 10*time.Millisecond)
+		fmt.Fprintf(&b, "| %d | ≥ %.0f | %+.3f | %.2f |\n", n, float64(cpu(p))/float64(gc),
+			perMin(cpu(g), g.hold)-perMin(cpu(d), d.hold),
+			float64(g.wire.RxPackets+g.wire.TxPackets)/float64(max(1, p.wire.RxPackets+p.wire.TxPackets)))
+	}
+	return b.String()
+}
+
+func mustDesc(name string, budget time.Duration) string {
+	s, err := fleet.Get(name, budget)
+	if err != nil {
+		return err.Error()
+	}
+	return s.Desc
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ghostsock/ghostsock/integration/lab"
+)
+
+type options struct {
+	smoke           bool
+	out             string
+	parts           map[byte]bool
+	budget          time.Duration
+	fleetSizes      []int
+	hold            time.Duration
+	reapN           int
+	reapBudget      time.Duration
+	precisionBudget time.Duration
+	trials          int
+	parallel        int
+	count           int
+	benchtime       string
+}
+
+// envGoBench carries parts 2 and 3, run before entering the lab, into the
+// process in the lab.
+const envGoBench = "GHOSTBENCH_GOTEST"
+
+func main() {
+	var o options
+	var parts, sizes string
+	flag.BoolVar(&o.smoke, "smoke", false, "a few seconds of each part (CI): small N, short holds, 1 run")
+	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "where to write the report")
+	flag.StringVar(&parts, "parts", "12345", "which parts to run")
+	flag.DurationVar(&o.budget, "budget", 20*time.Second, "part 1: detection budget the pings and ghostsock settings meet")
+	flag.StringVar(&sizes, "fleet", "1000,5000,10000", "part 1: channel counts")
+	flag.DurationVar(&o.hold, "hold", 60*time.Second, "part 1: how long each fleet idles")
+	flag.IntVar(&o.reapN, "reap", 100000, "part 4: connections the server holds")
+	flag.DurationVar(&o.reapBudget, "reap-budget", 5*time.Second, "part 4: ForBudget of the server")
+	flag.DurationVar(&o.precisionBudget, "precision-budget", 3*time.Second, "part 5: ForBudget of the trials")
+	flag.IntVar(&o.trials, "trials", 50, "part 5: trials of each kind")
+	flag.IntVar(&o.parallel, "parallel", 10, "part 5: trials at a time")
+	flag.IntVar(&o.count, "count", 10, "parts 2 and 3: go test -count")
+	role := flag.String("role", "", "internal: run as a child process in this role")
+	setting := flag.String("setting", "", "internal")
+	n := flag.Int("n", 0, "internal")
+	addr := flag.String("addr", "", "internal")
+	flag.Parse()
+
+	switch *role {
+	case "fleet-server":
+		fleetServer(*setting, o.budget)
+		return
+	case "fleet-client":
+		fleetClient(*setting, o.budget, *n, *addr)
+		return
+	case "reap-server":
+		reapServer(o.reapBudget, o.reapN)
+		return
+	}
+
+	o.parts = map[byte]bool{}
+	for i := range len(parts) {
+		o.parts[parts[i]] = true
+	}
+	for _, s := range strings.Split(sizes, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || v <= 0 {
+			fmt.Fprintf(os.Stderr, "ghostbench: bad -fleet %q\n", sizes)
+			os.Exit(2)
+		}
+		o.fleetSizes = append(o.fleetSizes, v)
+	}
+	if o.smoke {
+		o.fleetSizes, o.hold, o.reapN, o.trials, o.parallel, o.count, o.benchtime = []int{50}, 3*time.Second, 500, 3, 3, 1, "100x"
+	}
+
+	if !lab.InLab() {
+		// Parts 2 and 3 need the module proxy (for benchstat): run them
+		// here, then carry them into the lab.
+		busy, dial, err := runGoBenchmarks(o)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ghostbench:", err)
+			os.Exit(1)
+		}
+		f, err := os.CreateTemp("", "ghostbench-gotest")
+		if err == nil {
+			err = json.NewEncoder(f).Encode([2]string{busy, dial})
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ghostbench:", err)
+			os.Exit(1)
+		}
+		os.Setenv(envGoBench, f.Name())
+		if err := lab.Enter(); err != nil { // returns only on error
+			os.Remove(f.Name())
+			fmt.Fprintln(os.Stderr, "ghostbench:", err)
+			if errors.Is(err, lab.ErrNoNamespaces) {
+				fmt.Fprintln(os.Stderr, "Parts 1, 4 and 5 build private networks in network namespaces; run as root or where unprivileged user namespaces are allowed.")
+			}
+			os.Exit(2)
+		}
+	}
+	if err := runInLab(o); err != nil {
+		fmt.Fprintln(os.Stderr, "ghostbench:", err)
+		os.Exit(1)
+	}
+}
+
+func runInLab(o options) error {
+	var gotest [2]string
+	if path := os.Getenv(envGoBench); path != "" {
+		b, err := os.ReadFile(path)
+		os.Remove(path)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &gotest); err != nil {
+			return err
+		}
+	}
+	type part struct {
+		id    byte
+		title string
+		run   func(options) (string, error)
+	}
+	sections := []part{
+		{'1', "1. Idle fleet: the heartbeat tax", runFleet},
+		{'2', "2. Busy path: throughput and latency", func(options) (string, error) { return gotest[0], nil }},
+		{'3', "3. Dial and accept cost", func(options) (string, error) { return gotest[1], nil }},
+		{'4', "4. Reap at scale", runReap},
+		{'5', "5. Precision", runPrecision},
+	}
+	var b strings.Builder
+	b.WriteString(header(o))
+	for _, p := range sections {
+		if !o.parts[p.id] {
+			continue
+		}
+		start := time.Now()
+		text, err := p.run(o)
+		if err != nil {
+			return fmt.Errorf("part %c: %w", p.id, err)
+		}
+		fmt.Printf("part %c done in %v\n", p.id, time.Since(start).Round(time.Second))
+		fmt.Fprintf(&b, "\n## %s\n\n%s", p.title, text)
+	}
+	if err := os.WriteFile(o.out, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Println("wrote", o.out)
+	return nil
+}
+
+func header(o options) string {
+	var b strings.Builder
+	b.WriteString("# Benchmarks\n\n")
+	if o.smoke {
+		b.WriteString("**Smoke run: small N and short holds, to check that the command works. Not figures to quote.**\n\n")
+	}
+	cmd := "go run ./integration/cmd/ghostbench"
+	if len(os.Args) > 1 {
+		cmd += " " + strings.Join(os.Args[1:], " ")
+	}
+	fmt.Fprintf(&b, "Written by `%s` on %s.\n\n", cmd, time.Now().UTC().Format("2006-01-02"))
+	var u unix.Utsname
+	unix.Uname(&u)
+	fmt.Fprintf(&b, "- machine: %d cores (%s), %s memory, Linux %s\n", runtime.NumCPU(), cpuModel(), memTotal(), unix.ByteSliceToString(u.Release[:]))
+	grpcVersion := "?"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "google.golang.org/grpc" {
+				grpcVersion = d.Version
+			}
+		}
+	}
+	fmt.Fprintf(&b, "- %s, grpc-go %s\n", runtime.Version(), grpcVersion)
+	b.WriteString("- all traffic inside network namespaces on this machine (parts 1, 4, 5) or over loopback (parts 2, 3); the machine is shared, so single figures are noisy: compare the side-by-side ones\n")
+	return b.String()
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "?"
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if k, v, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func memTotal() string {
+	out, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
+		}
+	}
+	return "?"
+}
