@@ -14,5 +14,11 @@
 // with CI=true, where that is a failure. The ip command (iproute2) must be
 // installed. No packet leaves the namespaces the tests made.
 //
-// The demo, cmd/ghostdemo, shows the same on three gRPC pairs side by side.
+// Other tests hold the kit to its other promise, never to kill a live
+// peer: short outages in busy transfers, readers that pause, long idle
+// periods, faults that must surface at once, mixed fleets, leaks.
+//
+// The demo, cmd/ghostdemo, shows the same on three gRPC pairs side by
+// side; cmd/ghostbench measures costs and writes BENCHMARKS.md. Package
+// fleet holds the gRPC settings both compare.
 package integration

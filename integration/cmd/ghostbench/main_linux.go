@@ -146,6 +146,7 @@ func runInLab(o options) error {
 	}
 	var b strings.Builder
 	b.WriteString(header(o))
+	var failed []string
 	for _, p := range sections {
 		if !o.parts[p.id] {
 			continue
@@ -153,15 +154,23 @@ func runInLab(o options) error {
 		start := time.Now()
 		text, err := p.run(o)
 		if err != nil {
-			return fmt.Errorf("part %c: %w", p.id, err)
+			// The other parts still run and are written: a long run is
+			// not lost to one failure, which the report and the exit
+			// status both show.
+			failed = append(failed, fmt.Sprintf("part %c: %v", p.id, err))
+			text = fmt.Sprintf("**Failed:** %v\n", err)
 		}
-		fmt.Printf("part %c done in %v\n", p.id, time.Since(start).Round(time.Second))
-		fmt.Fprintf(&b, "\n## %s\n\n%s", p.title, text)
+		section := fmt.Sprintf("\n## %s\n\n%s", p.title, text)
+		fmt.Printf("part %c done in %v%s", p.id, time.Since(start).Round(time.Second), section)
+		b.WriteString(section)
 	}
 	if err := os.WriteFile(o.out, []byte(b.String()), 0o644); err != nil {
 		return err
 	}
 	fmt.Println("wrote", o.out)
+	if failed != nil {
+		return fmt.Errorf("%s", strings.Join(failed, "; "))
+	}
 	return nil
 }
 
