@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"runtime"
 	"sync/atomic"
@@ -125,6 +126,19 @@ func (l *Lab) InServer(fn func()) {
 func (l *Lab) Listen(listen func(ctx context.Context, network, address string) (net.Listener, error), network, address string) (ln net.Listener, err error) {
 	l.InServer(func() { ln, err = listen(context.Background(), network, address) })
 	return ln, err
+}
+
+// ListenerFile listens on a free TCP port of the server host's IPv4
+// address and returns the listening socket as a file, to hand to a child
+// process (as exec.Cmd.ExtraFiles), and its address.
+func (l *Lab) ListenerFile() (*os.File, net.Addr, error) {
+	ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ln.Close() // the file is a copy
+	f, err := ln.(*net.TCPListener).File()
+	return f, ln.Addr(), err
 }
 
 // ServerAddrPort is the server's IPv4 address with port.

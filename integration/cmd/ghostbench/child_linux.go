@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/ghostsock/ghostsock/integration/fleet"
 )
 
 // report is one JSON line from a child process.
@@ -23,79 +23,36 @@ type report struct {
 	Err        string `json:"err,omitempty"`
 }
 
-// child is a process of this program in a role, driven by lines on its
-// stdin and answering with reports on its stdout.
-type child struct {
-	name string
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	out  chan report
-}
+// child is a process of this program in a role, answering with reports.
+type child struct{ *fleet.Proc }
 
 func startChild(name string, args []string, files ...*os.File) (*child, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(exe, args...)
-	cmd.ExtraFiles = files
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &child{name: name, cmd: cmd, in: in, out: make(chan report, 1)}
-	go func() {
-		defer close(c.out)
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			var r report
-			if json.Unmarshal(s.Bytes(), &r) == nil {
-				c.out <- r
-			}
-		}
-	}()
-	return c, nil
+	p, err := fleet.Start(name, args, files...)
+	return &child{p}, err
 }
 
 // ask sends cmd (none if empty) and waits for the next report.
 func (c *child) ask(cmd string, limit time.Duration) (report, error) {
 	if cmd != "" {
-		if _, err := fmt.Fprintln(c.in, cmd); err != nil {
-			return report{}, fmt.Errorf("%s: %w", c.name, err)
+		if err := c.Send(cmd); err != nil {
+			return report{}, err
 		}
 	}
 	select {
-	case r, ok := <-c.out:
+	case line, ok := <-c.Lines:
 		if !ok {
-			return report{}, fmt.Errorf("%s ended", c.name)
+			return report{}, fmt.Errorf("%s ended", c.Name)
+		}
+		var r report
+		if err := json.Unmarshal(line, &r); err != nil {
+			return report{}, fmt.Errorf("%s: %w: %q", c.Name, err, line)
 		}
 		if r.Err != "" {
-			return r, fmt.Errorf("%s: %s", c.name, r.Err)
+			return r, fmt.Errorf("%s: %s", c.Name, r.Err)
 		}
 		return r, nil
 	case <-time.After(limit):
-		return report{}, fmt.Errorf("%s: no answer to %q within %v", c.name, cmd, limit)
-	}
-}
-
-func (c *child) stop() {
-	fmt.Fprintln(c.in, "quit")
-	c.in.Close()
-	done := make(chan struct{})
-	go func() { c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		c.cmd.Process.Kill()
-		<-done
+		return report{}, fmt.Errorf("%s: no answer to %q within %v", c.Name, cmd, limit)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -11,7 +10,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/ghostsock/ghostsock/integration/fleet"
 	"github.com/ghostsock/ghostsock/integration/lab"
@@ -43,28 +41,8 @@ func fleetClient(setting string, budget time.Duration, n int, addr string) {
 		fail(err)
 	}
 	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, s.Client...)
-	ccs := make([]*grpc.ClientConn, n)
-	sem := make(chan struct{}, 64)
-	errc := make(chan error, n)
-	for i := range ccs {
-		cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
-		if err != nil {
-			fail(err)
-		}
-		ccs[i] = cc
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			_, err := testpb.NewTestServiceClient(cc).UnaryCall(ctx, &testpb.SimpleRequest{ResponseSize: 1})
-			errc <- err
-		}()
-	}
-	for range ccs {
-		if err := <-errc; err != nil {
-			fail(fmt.Errorf("first RPCs: %w", err))
-		}
+	if _, err := fleet.DialReady(addr, n, func(int) []grpc.DialOption { return opts }); err != nil {
+		fail(err)
 	}
 	serve(nil)
 }
@@ -103,12 +81,7 @@ func fleetOnce(o options, name string, n int) (fleetRow, error) {
 		return row, err
 	}
 	defer l.Close()
-	ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
-	if err != nil {
-		return row, err
-	}
-	f, err := ln.(*net.TCPListener).File()
-	ln.Close()
+	f, addr, err := l.ListenerFile()
 	if err != nil {
 		return row, err
 	}
@@ -118,15 +91,15 @@ func fleetOnce(o options, name string, n int) (fleetRow, error) {
 	if err != nil {
 		return row, err
 	}
-	defer server.stop()
+	defer server.Stop()
 	if _, err := server.ask("", time.Minute); err != nil {
 		return row, err
 	}
-	client, err := startChild(name+" client", []string{"-role", "fleet-client", "-setting", name, "-budget", budget, "-n", strconv.Itoa(n), "-addr", ln.Addr().String()})
+	client, err := startChild(name+" client", []string{"-role", "fleet-client", "-setting", name, "-budget", budget, "-n", strconv.Itoa(n), "-addr", addr.String()})
 	if err != nil {
 		return row, err
 	}
-	defer client.stop()
+	defer client.Stop()
 	if _, err := client.ask("", 10*time.Minute); err != nil {
 		return row, err
 	}
@@ -134,7 +107,7 @@ func fleetOnce(o options, name string, n int) (fleetRow, error) {
 	procs := [2]*child{client, server}
 	var cpu0 [2]time.Duration
 	for i, p := range procs {
-		if cpu0[i], err = fleet.CPUTime(p.cmd.Process.Pid); err != nil {
+		if cpu0[i], err = fleet.CPUTime(p.Cmd.Process.Pid); err != nil {
 			return row, err
 		}
 	}
@@ -149,7 +122,7 @@ func fleetOnce(o options, name string, n int) (fleetRow, error) {
 	}
 	row.wire = wire1.Sub(wire0)
 	for i, p := range procs {
-		cpu, err := fleet.CPUTime(p.cmd.Process.Pid)
+		cpu, err := fleet.CPUTime(p.Cmd.Process.Pid)
 		if err != nil {
 			return row, err
 		}
@@ -159,7 +132,7 @@ func fleetOnce(o options, name string, n int) (fleetRow, error) {
 			return row, err
 		}
 		row.gs[i], row.heap[i] = st.Goroutines, st.HeapBytes
-		if row.rss[i], err = fleet.RSS(p.cmd.Process.Pid); err != nil {
+		if row.rss[i], err = fleet.RSS(p.Cmd.Process.Pid); err != nil {
 			return row, err
 		}
 	}

@@ -83,7 +83,7 @@ func readServer(c *child) (reading, error) {
 	if err != nil {
 		return reading{}, err
 	}
-	pid := c.cmd.Process.Pid
+	pid := c.Cmd.Process.Pid
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		return reading{}, err
@@ -132,12 +132,7 @@ func runReap(o options) (string, error) {
 		return "", err
 	}
 	srcs := append([]netip.Addr{l.ClientAddr}, extra...)
-	ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
-	if err != nil {
-		return "", err
-	}
-	f, err := ln.(*net.TCPListener).File()
-	ln.Close()
+	f, addr, err := l.ListenerFile()
 	if err != nil {
 		return "", err
 	}
@@ -146,7 +141,7 @@ func runReap(o options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer server.stop()
+	defer server.Stop()
 	if _, err := server.ask("", time.Minute); err != nil {
 		return "", err
 	}
@@ -165,7 +160,7 @@ func runReap(o options) (string, error) {
 		wg.Go(func() {
 			for i := range work {
 				d := net.Dialer{KeepAlive: -1, LocalAddr: &net.TCPAddr{IP: srcs[i%len(srcs)].AsSlice()}}
-				conn, err := d.Dial("tcp", ln.Addr().String())
+				conn, err := d.Dial("tcp", addr.String())
 				if err == nil {
 					_, err = conn.Write(preface)
 				}

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,10 +51,9 @@ func main() {
 // proc is one pair process as the demo sees it.
 type proc struct {
 	*fleet.Setting
-	lab  *lab.Lab
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	msgs chan msg
+	*fleet.Proc
+	lab     *lab.Lab
+	replies chan msg // what is not an event
 
 	mu       sync.Mutex
 	detected [2]time.Time
@@ -67,7 +62,7 @@ type proc struct {
 }
 
 func startProc(name string, budget time.Duration, extra int) (*proc, error) {
-	p, err := fleet.Get(name, budget)
+	s, err := fleet.Get(name, budget)
 	if err != nil {
 		return nil, err
 	}
@@ -75,52 +70,28 @@ func startProc(name string, budget time.Duration, extra int) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
+	f, _, err := l.ListenerFile()
 	if err != nil {
 		l.Close()
 		return nil, err
 	}
-	defer ln.Close() // the pair process holds its own copy
-	f, err := ln.(*net.TCPListener).File()
+	defer f.Close() // the pair process holds its own copy
+	fp, err := fleet.Start(name+" pair", []string{"-pair", name, "-budget", budget.String(), "-fleet", strconv.Itoa(extra)}, f)
 	if err != nil {
 		l.Close()
 		return nil, err
 	}
-	defer f.Close()
-	exe, err := os.Executable()
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	cmd := exec.Command(exe, "-pair", name, "-budget", budget.String(), "-fleet", strconv.Itoa(extra))
-	cmd.ExtraFiles = []*os.File{f}
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		l.Close()
-		return nil, err
-	}
-	pr := &proc{Setting: p, lab: l, cmd: cmd, in: in, msgs: make(chan msg, 4)}
-	go pr.read(out)
-	return pr, nil
+	p := &proc{Setting: s, Proc: fp, lab: l, replies: make(chan msg, 4)}
+	go p.read()
+	return p, nil
 }
 
 // read takes the pair's lines: events are recorded, the rest passed on.
-func (p *proc) read(out io.Reader) {
-	defer close(p.msgs)
-	s := bufio.NewScanner(out)
-	for s.Scan() {
+func (p *proc) read() {
+	defer close(p.replies)
+	for line := range p.Lines {
 		var m msg
-		if json.Unmarshal(s.Bytes(), &m) != nil {
+		if json.Unmarshal(line, &m) != nil {
 			continue
 		}
 		if m.Kind == "event" {
@@ -129,28 +100,29 @@ func (p *proc) read(out io.Reader) {
 			p.mu.Unlock()
 			continue
 		}
-		p.msgs <- m
+		p.replies <- m
 	}
 }
 
-// ask sends a command and waits for the answer of the given kind.
+// ask sends a command (none if empty) and waits for the answer of the
+// given kind.
 func (p *proc) ask(cmd, kind string, limit time.Duration) (msg, error) {
 	if cmd != "" {
-		if _, err := fmt.Fprintln(p.in, cmd); err != nil {
-			return msg{}, fmt.Errorf("%s pair: %w", p.Name, err)
+		if err := p.Send(cmd); err != nil {
+			return msg{}, err
 		}
 	}
 	select {
-	case m, ok := <-p.msgs:
+	case m, ok := <-p.replies:
 		if !ok {
-			return msg{}, fmt.Errorf("%s pair ended", p.Name)
+			return msg{}, fmt.Errorf("%s ended", p.Proc.Name)
 		}
 		if m.Kind != kind {
-			return msg{}, fmt.Errorf("%s pair: got %q, want %q", p.Name, m.Kind, kind)
+			return msg{}, fmt.Errorf("%s: got %q, want %q", p.Proc.Name, m.Kind, kind)
 		}
 		return m, nil
 	case <-time.After(limit):
-		return msg{}, fmt.Errorf("%s pair: no %q within %v", p.Name, kind, limit)
+		return msg{}, fmt.Errorf("%s: no %q within %v", p.Proc.Name, kind, limit)
 	}
 }
 
@@ -165,16 +137,7 @@ func (p *proc) after(ch int) (time.Duration, bool) {
 }
 
 func (p *proc) stop() {
-	fmt.Fprintln(p.in, "quit")
-	p.in.Close()
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
-		<-done
-	}
+	p.Stop()
 	p.lab.Close()
 }
 
@@ -236,7 +199,7 @@ func demo(budget, wait, hold time.Duration, extra int) error {
 					cells = append(cells, fmt.Sprintf("%s %6s", what, "…"))
 				}
 			}
-			parts = append(parts, fmt.Sprintf("%-9s %s %s", p.Name, cells[0], cells[1]))
+			parts = append(parts, fmt.Sprintf("%-9s %s %s", p.Setting.Name, cells[0], cells[1]))
 		}
 		fmt.Printf("  +%2.0fs  %s\n", time.Since(start).Seconds(), strings.Join(parts, " │ "))
 	}
@@ -263,7 +226,7 @@ func measureIdle(procs []*proc, hold time.Duration, extra int) ([]idleCost, erro
 	read := func() ([]reading, error) {
 		var rs []reading
 		for _, p := range procs {
-			cpu, err := fleet.CPUTime(p.cmd.Process.Pid)
+			cpu, err := fleet.CPUTime(p.Cmd.Process.Pid)
 			if err != nil {
 				return nil, err
 			}
@@ -288,7 +251,7 @@ func measureIdle(procs []*proc, hold time.Duration, extra int) ([]idleCost, erro
 		var parts []string
 		for i, p := range procs {
 			w := now[i].wire.Sub(before[i].wire)
-			parts = append(parts, fmt.Sprintf("%-9s CPU %4.2fs %5d packets", p.Name, (now[i].cpu-before[i].cpu).Seconds(), w.RxPackets+w.TxPackets))
+			parts = append(parts, fmt.Sprintf("%-9s CPU %4.2fs %5d packets", p.Setting.Name, (now[i].cpu-before[i].cpu).Seconds(), w.RxPackets+w.TxPackets))
 		}
 		fmt.Printf("  %3.0fs  %s\n", time.Since(start).Seconds(), strings.Join(parts, " │ "))
 		if time.Since(start) >= hold {
@@ -311,7 +274,7 @@ func report(procs []*proc, cost []idleCost, hold, wait time.Duration, extra int)
 		if err != nil {
 			return err
 		}
-		cells := []string{p.Name}
+		cells := []string{p.Setting.Name}
 		for ch := range 2 {
 			cells = append(cells, outcome(p, ch, st.Conns[ch], wait))
 		}
@@ -326,7 +289,7 @@ func report(procs []*proc, cost []idleCost, hold, wait time.Duration, extra int)
 	fmt.Fprintln(tw, "pair\tCPU\tpackets\tbytes\t")
 	for i, p := range procs {
 		w := cost[i].wire
-		fmt.Fprintf(tw, "%s\t%.2fs\t%d\t%d\t\n", p.Name, cost[i].cpu.Seconds(), w.RxPackets+w.TxPackets, w.RxBytes+w.TxBytes)
+		fmt.Fprintf(tw, "%s\t%.2fs\t%d\t%d\t\n", p.Setting.Name, cost[i].cpu.Seconds(), w.RxPackets+w.TxPackets, w.RxBytes+w.TxBytes)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

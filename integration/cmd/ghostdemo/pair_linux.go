@@ -92,34 +92,16 @@ func runPair(name string, budget time.Duration, extra int) error {
 		out.Encode(m)
 	}
 
-	ccs := make([]*grpc.ClientConn, extra+2)
 	watched := [2]*addrs{{}, {}}
-	// First RPCs, 64 at a time: each channel connects and is READY.
-	sem := make(chan struct{}, 64)
-	errc := make(chan error, len(ccs))
-	for i := range ccs {
+	ccs, err := fleet.DialReady(ln.Addr().String(), extra+2, func(i int) []grpc.DialOption {
 		opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, p.Client...)
-		if i < 2 {
+		if i < len(watched) {
 			opts = append(opts, grpc.WithStatsHandler(watched[i]))
 		}
-		cc, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), opts...)
-		if err != nil {
-			return err
-		}
-		ccs[i] = cc
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_, err := testpb.NewTestServiceClient(cc).UnaryCall(ctx, &testpb.SimpleRequest{ResponseSize: 1})
-			errc <- err
-		}()
-	}
-	for range ccs {
-		if err := <-errc; err != nil {
-			return fmt.Errorf("first RPCs: %w", err)
-		}
+		return opts
+	})
+	if err != nil {
+		return err
 	}
 	go func() {
 		cc := ccs[idleCh]
