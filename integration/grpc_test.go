@@ -57,22 +57,8 @@ func unary(ctx context.Context, c testpb.TestServiceClient) error {
 // arrived, and then returns a channel for the error that ends it.
 func streamErr(t *testing.T, ctx context.Context, c testpb.TestServiceClient) <-chan error {
 	t.Helper()
-	stream, err := c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+	errc, err := testsvc.Endless(ctx, c)
 	require.NoError(t, err)
-	for got := 0; got < 1<<20; {
-		m, err := stream.Recv()
-		require.NoError(t, err)
-		got += len(m.GetPayload().GetBody())
-	}
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			if _, err := stream.Recv(); err != nil {
-				errc <- err
-				return
-			}
-		}
-	}()
 	return errc
 }
 

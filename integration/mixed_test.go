@@ -4,8 +4,6 @@ package integration
 
 import (
 	"context"
-	"crypto/sha256"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -13,12 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
-	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/ghostsock/ghostsock/grpcdial"
 	"github.com/ghostsock/ghostsock/grpcserver"
-	"github.com/ghostsock/ghostsock/integration/testsvc"
 )
 
 // TestMixedFleetPingingClients: during a migration some clients still send
@@ -57,23 +53,6 @@ func TestMixedFleetStockServer(t *testing.T) {
 	require.NoError(t, unary(t.Context(), client))
 
 	const msgs, size = 256, 32 << 10
-	params := make([]*testpb.ResponseParameters, msgs)
-	for i := range params {
-		params[i] = &testpb.ResponseParameters{Size: size}
-	}
-	stream, err := client.StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
-	require.NoError(t, err)
-	got := sha256.New()
-	for {
-		m, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		got.Write(m.GetPayload().GetBody())
-	}
-	want := sha256.New()
-	io.Copy(want, io.LimitReader(testsvc.Pattern(), msgs*size))
-	assert.Equal(t, want.Sum(nil), got.Sum(nil))
+	checkStream(t, patternStream(t, client, msgs, size, 0), msgs, size, nil)
 	assert.Equal(t, 1, watch.Begun())
 }

@@ -78,6 +78,42 @@ func outageKit(t *testing.T) tuning.Config {
 	return c
 }
 
+// patternStream starts a server stream of msgs messages of size bytes cut
+// from testsvc.Pattern, one every interval.
+func patternStream(t *testing.T, client testpb.TestServiceClient, msgs, size int, interval time.Duration) testpb.TestService_StreamingOutputCallClient {
+	t.Helper()
+	params := make([]*testpb.ResponseParameters, msgs)
+	for i := range params {
+		params[i] = &testpb.ResponseParameters{Size: int32(size), IntervalUs: int32(interval / time.Microsecond)}
+	}
+	stream, err := client.StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
+	require.NoError(t, err)
+	return stream
+}
+
+// checkStream receives a patternStream to its end, calling pause after
+// the first message, and checks that every message arrived, in order.
+func checkStream(t *testing.T, stream testpb.TestService_StreamingOutputCallClient, msgs, size int, pause func()) {
+	t.Helper()
+	got := sha256.New()
+	n := 0
+	for ; ; n++ {
+		if n == 1 && pause != nil {
+			pause()
+		}
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err, "stream failed after %d messages", n)
+		got.Write(m.GetPayload().GetBody())
+	}
+	want := sha256.New()
+	io.Copy(want, io.LimitReader(testsvc.Pattern(), int64(msgs*size)))
+	assert.Equal(t, msgs, n, "messages received")
+	assert.Equal(t, want.Sum(nil), got.Sum(nil), "checksum of the stream")
+}
+
 func TestSurvivesShortOutageWhileBusy(t *testing.T) {
 	c := outageKit(t)
 	const size = 100 << 20
@@ -111,12 +147,7 @@ func TestSurvivesShortOutageGRPCStream(t *testing.T) {
 		return grpcserver.Listen(ctx, network, addr, c)
 	}, grpcserver.Options(c)...)
 	client := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
-	params := make([]*testpb.ResponseParameters, msgs)
-	for i := range params {
-		params[i] = &testpb.ResponseParameters{Size: size, IntervalUs: int32(2 * outageBudget / msgs / time.Microsecond)}
-	}
-	stream, err := client.StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
-	require.NoError(t, err)
+	stream := patternStream(t, client, msgs, size, 2*outageBudget/msgs)
 	go func() {
 		time.Sleep(outageBudget / 2)
 		if err := l.Vanish(lab.Server); err != nil {
@@ -128,21 +159,7 @@ func TestSurvivesShortOutageGRPCStream(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	got := sha256.New()
-	var n int
-	for {
-		m, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err, "stream failed after %d messages", n)
-		got.Write(m.GetPayload().GetBody())
-		n++
-	}
-	want := sha256.New()
-	io.Copy(want, io.LimitReader(testsvc.Pattern(), msgs*size))
-	assert.Equal(t, msgs, n, "messages received")
-	assert.Equal(t, want.Sum(nil), got.Sum(nil), "checksum of the stream")
+	checkStream(t, stream, msgs, size, nil)
 	assert.Equal(t, 1, watch.Open(), "the server still holds the one connection")
 }
 
@@ -190,31 +207,10 @@ func TestSurvivesSlowGRPCConsumer(t *testing.T) {
 		return grpcserver.Listen(ctx, network, addr, c)
 	}, grpcserver.Options(c)...)
 	client := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
-	params := make([]*testpb.ResponseParameters, msgs)
-	for i := range params {
-		params[i] = &testpb.ResponseParameters{Size: size}
-	}
-	stream, err := client.StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
-	require.NoError(t, err)
-	got := sha256.New()
-	m, err := stream.Recv()
-	require.NoError(t, err)
-	got.Write(m.GetPayload().GetBody())
-	time.Sleep(3 * budget) // the consumer stops; HTTP/2 flow control holds the sender
-	n := 1
-	for {
-		m, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err, "stream failed after %d messages", n)
-		got.Write(m.GetPayload().GetBody())
-		n++
-	}
-	want := sha256.New()
-	io.Copy(want, io.LimitReader(testsvc.Pattern(), msgs*size))
-	assert.Equal(t, msgs, n)
-	assert.Equal(t, want.Sum(nil), got.Sum(nil), "checksum of the stream")
+	stream := patternStream(t, client, msgs, size, 0)
+	// The consumer stops for three budgets; HTTP/2 flow control holds the
+	// sender, and the TCP window stays open.
+	checkStream(t, stream, msgs, size, func() { time.Sleep(3 * budget) })
 	assert.Equal(t, 1, watch.Begun(), "no reconnection")
 }
 

@@ -64,6 +64,33 @@ func (*Service) StreamingOutputCall(in *testpb.StreamingOutputCallRequest, strea
 	return nil
 }
 
+// Endless starts StreamingOutputCall's endless stream, reads 1 MiB of it
+// (so the stream is busy), and returns a channel for the error that ends
+// it, which a reader goroutine delivers.
+func Endless(ctx context.Context, client testpb.TestServiceClient) (<-chan error, error) {
+	stream, err := client.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+	if err != nil {
+		return nil, err
+	}
+	for got := 0; got < 1<<20; {
+		m, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		got += len(m.GetPayload().GetBody())
+	}
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	return errc, nil
+}
+
 // ConnWatcher is a stats.Handler that counts open connections and records
 // when each one ends.
 type ConnWatcher struct {

@@ -114,7 +114,7 @@ func runPair(name string, budget time.Duration, extra int) error {
 	for in.Scan() {
 		switch in.Text() {
 		case "stream":
-			errc, err := startStream(ccs[streamCh])
+			errc, err := testsvc.Endless(context.Background(), testpb.NewTestServiceClient(ccs[streamCh]))
 			if err != nil {
 				return err
 			}
@@ -139,32 +139,6 @@ func runPair(name string, budget time.Duration, extra int) error {
 		}
 	}
 	return in.Err()
-}
-
-// startStream opens the endless server stream, reads 1 MiB from it, and
-// returns the channel for the error that ends it.
-func startStream(cc *grpc.ClientConn) (<-chan error, error) {
-	stream, err := testpb.NewTestServiceClient(cc).StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
-	if err != nil {
-		return nil, err
-	}
-	for got := 0; got < 1<<20; {
-		m, err := stream.Recv()
-		if err != nil {
-			return nil, err
-		}
-		got += len(m.GetPayload().GetBody())
-	}
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			if _, err := stream.Recv(); err != nil {
-				errc <- err
-				return
-			}
-		}
-	}()
-	return errc, nil
 }
 
 // kernelState reads TCP_INFO and the socket options of a watched channel's
