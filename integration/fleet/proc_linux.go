@@ -9,32 +9,35 @@ import (
 	"time"
 )
 
-// clockTick is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
-// Linux architecture Go supports.
-const clockTick = 10 * time.Millisecond
-
-// CPUTime is the user plus system CPU time of process pid, from
-// /proc/PID/stat (fields 14 and 15).
+// CPUTime is the CPU time process pid has spent so far, to the
+// nanosecond: the sum over its threads of the first field of
+// /proc/PID/task/TID/schedstat. (/proc/PID/stat counts in ticks of 10 ms,
+// too coarse for a process that does almost nothing, which is the point of
+// the comparison.) Threads that have exited are not counted; Go programs
+// keep their threads.
 func CPUTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, err
 	}
-	// The command name, field 2, may hold spaces: count from its ")".
-	_, rest, ok := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		return 0, fmt.Errorf("fleet: /proc/%d/stat: unexpected format", pid)
-	}
-	var ticks int64
-	for _, s := range f[11:13] {
-		n, err := strconv.ParseInt(s, 10, 64)
+	var total time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
 		if err != nil {
-			return 0, fmt.Errorf("fleet: /proc/%d/stat: %w", pid, err)
+			continue // the thread ended meanwhile
 		}
-		ticks += n
+		f := strings.Fields(string(b))
+		if len(f) < 1 {
+			return 0, fmt.Errorf("fleet: %s/%s/schedstat: unexpected format", dir, t.Name())
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("fleet: %s/%s/schedstat: %w", dir, t.Name(), err)
+		}
+		total += time.Duration(ns)
 	}
-	return time.Duration(ticks) * clockTick, nil
+	return total, nil
 }
 
 // RSS is the resident set size of process pid in bytes, from

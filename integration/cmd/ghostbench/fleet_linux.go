@@ -141,22 +141,23 @@ func fleetOnce(o options, name string, n int) (fleetRow, error) {
 
 func fleetTable(o options, rows []fleetRow) string {
 	var b strings.Builder
+	// CPU in milliseconds per minute of holding.
 	perMin := func(d time.Duration, hold time.Duration) float64 {
-		return d.Seconds() * float64(time.Minute) / float64(hold)
+		return float64(d) / float64(time.Millisecond) * float64(time.Minute) / float64(hold)
 	}
-	fmt.Fprintf(&b, "Budget %v; settings as in the demo: pings = %s; ghostsock = %s; defaults = grpc-go as shipped (no detection). Each channel is its own TCP connection; client and server are separate processes on the lab's two hosts. Held %v after a 2 s settle. CPU is user+system from /proc/PID/stat (10 ms ticks); packets and bytes are the kernel's counters of the lab's link, both directions.\n\n",
+	fmt.Fprintf(&b, "Budget %v; settings as in the demo: pings = %s; ghostsock = %s; defaults = grpc-go as shipped (no detection). Each channel is its own TCP connection; client and server are separate processes on the lab's two hosts. Held %v after a 2 s settle. CPU is the sum of the processes' threads' run time from /proc/PID/task/TID/schedstat (nanoseconds); packets and bytes are the kernel's counters of the lab's link, both directions.\n\n",
 		o.budget, mustDesc("pings", o.budget), mustDesc("ghostsock", o.budget), o.hold)
-	b.WriteString("| N | setting | client CPU s/min | server CPU s/min | goroutines client / server | heap MiB client / server | RSS MiB client / server | packets/min | KiB/min |\n")
+	b.WriteString("| N | setting | client CPU ms/min | server CPU ms/min | goroutines client / server | heap MiB client / server | RSS MiB client / server | packets/min | KiB/min |\n")
 	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %d | %s | %.3f | %.3f | %d / %d | %.0f / %.0f | %.0f / %.0f | %.0f | %.0f |\n",
+		fmt.Fprintf(&b, "| %d | %s | %.1f | %.1f | %d / %d | %.0f / %.0f | %.0f / %.0f | %.0f | %.0f |\n",
 			r.n, r.setting, perMin(r.cpu[0], r.hold), perMin(r.cpu[1], r.hold), r.gs[0], r.gs[1],
 			mib(r.heap[0]), mib(r.heap[1]), mib(uint64(r.rss[0])), mib(uint64(r.rss[1])),
 			float64(r.wire.RxPackets+r.wire.TxPackets)*float64(time.Minute)/float64(r.hold),
 			float64(r.wire.RxBytes+r.wire.TxBytes)/1024*float64(time.Minute)/float64(r.hold))
 	}
-	b.WriteString("\nRatios in the same run (client + server CPU; a 0 is below the 10 ms tick, counted as 10 ms, so the ratio is a lower bound):\n\n")
-	b.WriteString("| N | pings / ghostsock CPU | ghostsock − defaults CPU s/min | ghostsock / pings packets |\n| ---: | ---: | ---: | ---: |\n")
+	b.WriteString("\nRatios in the same run (client + server CPU):\n\n")
+	b.WriteString("| N | pings / ghostsock CPU | ghostsock − defaults CPU ms/min | ghostsock / pings packets |\n| ---: | ---: | ---: | ---: |\n")
 	by := map[string]fleetRow{}
 	for _, r := range rows {
 		by[fmt.Sprint(r.setting, r.n)] = r
@@ -164,8 +165,11 @@ func fleetTable(o options, rows []fleetRow) string {
 	for _, n := range o.fleetSizes {
 		p, g, d := by[fmt.Sprint("pings", n)], by[fmt.Sprint("ghostsock", n)], by[fmt.Sprint("defaults", n)]
 		cpu := func(r fleetRow) time.Duration { return r.cpu[0] + r.cpu[1] }
-		gc := max(cpu(g), 10*time.Millisecond)
-		fmt.Fprintf(&b, "| %d | ≥ %.0f | %+.3f | %.2f |\n", n, float64(cpu(p))/float64(gc),
+		ratio := "∞ (ghostsock: no CPU at all)"
+		if cpu(g) > 0 {
+			ratio = fmt.Sprintf("%.0f", float64(cpu(p))/float64(cpu(g)))
+		}
+		fmt.Fprintf(&b, "| %d | %s | %+.1f | %.2f |\n", n, ratio,
 			perMin(cpu(g), g.hold)-perMin(cpu(d), d.hold),
 			float64(g.wire.RxPackets+g.wire.TxPackets)/float64(max(1, p.wire.RxPackets+p.wire.TxPackets)))
 	}
