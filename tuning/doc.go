@@ -19,7 +19,7 @@
 // every packet lost:
 //
 //	case   user timeout  rule                                          source
-//	busy   UT > 0        error UT after the first unacked byte left    tcp_write_timeout, tcp_clamp_rto_to_user_timeout
+//	busy   UT > 0        error UT after the first retransmission       tcp_write_timeout, tcp_clamp_rto_to_user_timeout
 //	busy   0             tcp_retries2 backoff from 200 ms: 924.6 s     retransmits_timed_out, tcp_model_timeout
 //	idle   UT > 0        first probe time Idle+k*Interval, k >= 1,     tcp_keepalive_timer
 //	                     at which silence >= UT; Count ignored
@@ -52,9 +52,15 @@
 // Measured on a 6.x kernel: UT 4 s, Idle 2 s, Interval 1 s, Count 10 ended
 // at 4.05 s; UT 1 s, Idle 3 s, Interval 1 s at 4.2 s; no UT, Idle 2 s,
 // Interval 1 s, Count 3 at 5.1 s. Bounds gives 4 s, 4 s and 5 s. The kernel
-// acts on its timer tick, and a busy connection whose UT is shorter than
-// the retransmission timeout ends at the first retransmission, so measured
-// times lie a little after the bound, never before it.
+// acts on its timer tick. A busy connection's user timeout runs from its
+// first retransmission, not from the first unacknowledged send
+// (tcp_retransmit_skb sets retrans_stamp then), so it ends one
+// retransmission timeout after UT: at least TCP_RTO_MIN, 200 ms, and more
+// on a young connection whose RTT estimate still varies. Bounds reports UT;
+// measured times lie up to one RTO after it, never before it. Measured
+// busy cells with a 3 s budget end at 3.22 s (RTO 200 ms) or, when the
+// last frame of an HTTP/2 conversation was still unacknowledged at the
+// vanishing, at 3.41 s (RTO 400 ms).
 //
 // ForBudget chooses the fields together so that both bounds meet one figure
 // (an SLA in, consistent values out); the integration package proves the
