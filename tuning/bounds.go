@@ -36,8 +36,10 @@ const (
 // and for a busy one (data sent and unacknowledged). It follows Linux's
 // timers (net/ipv4/tcp_timer.c), as tuning/doc.go sets out:
 //
-//   - busy, UserTimeout > 0: UserTimeout after the first unacknowledged
-//     byte was sent. The retransmission timer is clamped to fire then.
+//   - busy, UserTimeout > 0: UserTimeout after the first retransmission
+//     (the kernel starts counting there), which itself comes one RTO after
+//     the first unacknowledged byte was sent. The retransmission timer is
+//     clamped to fire when UserTimeout runs out.
 //   - busy, UserTimeout == 0: tcp_retries2 retransmissions, modelled from
 //     TCP_RTO_MIN as the kernel does (RetriesTimeout(KernelRetries2)).
 //   - idle, keepalive on, UserTimeout > 0: probes go out at Idle, then every
@@ -48,8 +50,9 @@ const (
 //   - idle, keepalive off: Never.
 //
 // The kernel acts on a timer tick, so a measured detection lies a few
-// milliseconds after the bound, and a busy one at most one retransmission
-// timeout after it when UserTimeout is shorter than the RTO. Bounds assumes
+// milliseconds after the bound, and a busy one up to one retransmission
+// timeout after it (200 ms or more, depending on the path's RTT, which
+// Bounds cannot know; it reports UserTimeout). Bounds assumes
 // c is valid (see Validate); fields left Unchanged take Linux's sysctl
 // defaults.
 func (c Config) Bounds() (idle, busy time.Duration) {
