@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -25,7 +26,8 @@ import (
 )
 
 // envServerRole makes the test binary a server process on the listener
-// passed as fd 3: "hold" accepts and never reads, "grpc" serves testsvc.
+// passed as fd 3: "hold" accepts, says so with one byte, and never reads;
+// "grpc" serves testsvc.
 const envServerRole = "GHOSTSOCK_TEST_SERVER"
 
 func serverProcess(role string) {
@@ -41,6 +43,7 @@ func serverProcess(role string) {
 			if err != nil {
 				os.Exit(0)
 			}
+			c.Write([]byte{'A'})
 			held = append(held, c)
 		}
 	case "grpc":
@@ -87,7 +90,13 @@ func TestServerProcessKilled(t *testing.T) {
 		defer client.Close()
 		_, err = client.Write([]byte("never read")) // unread data: the dying kernel resets
 		require.NoError(t, err)
-		time.Sleep(100 * time.Millisecond) // let the process accept it
+		// Wait until the process holds the connection: one still in the
+		// accept queue would outlive it, since the test keeps a copy of
+		// the listening socket.
+		client.SetReadDeadline(time.Now().Add(time.Minute))
+		_, err = io.ReadFull(client, make([]byte, 1))
+		require.NoError(t, err, "the server process did not accept")
+		client.SetReadDeadline(time.Time{})
 		errc := readErr(client)
 		killed := time.Now()
 		require.NoError(t, server.Process.Kill())
