@@ -48,8 +48,10 @@ func Harden(t *http.Transport, c tuning.Config) {
 	switch {
 	case t.DialContext != nil:
 		t.DialContext = c.WrapDialContext(t.DialContext)
-	case t.Dial != nil: //nolint:staticcheck // honour the deprecated field if it is the one set
-		dial := t.Dial //nolint:staticcheck
+	//lint:ignore SA1019 honour the deprecated field if it is the one set
+	case t.Dial != nil:
+		//lint:ignore SA1019 as above
+		dial := t.Dial
 		t.DialContext = c.WrapDialContext(func(_ context.Context, network, addr string) (net.Conn, error) {
 			return dial(network, addr)
 		})

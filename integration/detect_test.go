@@ -19,17 +19,6 @@ import (
 // enough for a few keepalive probes.
 const budget = 3 * time.Second
 
-// Tolerances around the bound. Early: the last packet from the peer may
-// precede the vanishing by a few milliseconds of scheduling. Late: the
-// kernel acts on its timer, and a busy connection ends at the retransmission
-// that follows the user timeout, so one RTO (at least TCP_RTO_MIN, 200 ms)
-// plus a margin for a loaded 2-core machine.
-const (
-	early  = 300 * time.Millisecond
-	rtoMin = 200 * time.Millisecond
-	late   = rtoMin + 600*time.Millisecond
-)
-
 func kit(t *testing.T) tuning.Config {
 	c, err := tuning.ForBudget(budget)
 	require.NoError(t, err)
@@ -37,13 +26,13 @@ func kit(t *testing.T) tuning.Config {
 }
 
 // expectWithin checks that a detection measured from the vanishing lies
-// in [bound-early, bound+late] and logs the precision.
+// in [bound-lab.Early, bound+lab.Late] and logs the precision.
 func expectWithin(t *testing.T, what string, measured, bound time.Duration) {
 	t.Helper()
 	t.Logf("%s: detected after %v, predicted %v, measured/predicted %.3f",
 		what, measured.Round(time.Millisecond), bound, float64(measured)/float64(bound))
-	assert.GreaterOrEqual(t, measured, bound-early, "%s: killed too early", what)
-	assert.LessOrEqual(t, measured, bound+late, "%s: detected too late", what)
+	assert.GreaterOrEqual(t, measured, bound-lab.Early, "%s: killed too early", what)
+	assert.LessOrEqual(t, measured, bound+lab.Late, "%s: detected too late", what)
 }
 
 // waitErr waits for an operation's error, for at most limit.

@@ -30,6 +30,10 @@ import (
 // "grpc" serves testsvc.
 const envServerRole = "GHOSTSOCK_TEST_SERVER"
 
+// held keeps the "hold" role's connections reachable, so that no
+// finalizer closes them before the process is killed.
+var held []net.Conn
+
 func serverProcess(role string) {
 	ln, err := net.FileListener(os.NewFile(3, "listener"))
 	if err != nil {
@@ -37,7 +41,6 @@ func serverProcess(role string) {
 	}
 	switch role {
 	case "hold":
-		var held []net.Conn
 		for {
 			c, err := ln.Accept()
 			if err != nil {

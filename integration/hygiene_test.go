@@ -4,13 +4,11 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"runtime"
 	"runtime/pprof"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -163,39 +161,4 @@ func TestNoLeaksAfterFailedCycles(t *testing.T) {
 		pprof.Lookup("goroutine").WriteTo(&stacks, 1)
 		t.Log(stacks.String())
 	}
-}
-
-// TestApplyOnConnsThatAreNotTCP: Apply and Read on every kind of conn a
-// caller may hold: a clear error or a documented pass-through, never a
-// panic.
-func TestApplyOnConnsThatAreNotTCP(t *testing.T) {
-	c := kit(t)
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	assert.ErrorIs(t, c.Apply(a), tuning.ErrNotTCP, "net.Pipe")
-	_, err := tuning.Read(a)
-	assert.ErrorIs(t, err, tuning.ErrNotTCP)
-
-	var nilConn *net.TCPConn
-	assert.Error(t, c.Apply(nilConn), "a nil *net.TCPConn")
-	assert.Error(t, c.Apply(nil), "a nil net.Conn")
-
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer udp.Close()
-	assert.ErrorIs(t, c.Apply(udp.(*net.UDPConn)), tuning.ErrNotTCP, "UDP")
-
-	closed, err := net.Dial("tcp", mustListen(t).Addr().String())
-	require.NoError(t, err)
-	closed.Close()
-	err = c.Apply(closed)
-	assert.True(t, errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EBADF), "closed conn: %v", err)
-}
-
-func mustListen(t *testing.T) net.Listener {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	return ln
 }

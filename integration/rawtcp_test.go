@@ -17,33 +17,12 @@ import (
 	"github.com/ghostsock/ghostsock/tuning"
 )
 
-// tcpPair returns a connection dialed from the client host with dial and
-// its server side, accepted on the server host from a listener made with
-// listen.
+// tcpPair is lab.TCPPair for a test: both ends are closed when it ends.
 func tcpPair(t *testing.T, l *lab.Lab, listen func(context.Context, string, string) (net.Listener, error), dial func(string, string) (net.Conn, error)) (client, server net.Conn) {
 	t.Helper()
-	ln, err := l.Listen(listen, "tcp", l.ServerAddrPort(0))
+	client, server, err := l.TCPPair(listen, dial)
 	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	server = <-accepted
-	require.NotNil(t, server)
 	t.Cleanup(func() { client.Close(); server.Close() })
-	// One round trip, so both sides have just heard from each other.
-	_, err = client.Write([]byte{1})
-	require.NoError(t, err)
-	_, err = io.ReadFull(server, make([]byte, 1))
-	require.NoError(t, err)
-	_, err = server.Write([]byte{2})
-	require.NoError(t, err)
-	_, err = io.ReadFull(client, make([]byte, 1))
-	require.NoError(t, err)
 	return client, server
 }
 

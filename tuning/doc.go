@@ -42,8 +42,8 @@
 // and so on after the first loss (tail-loss probes and fresh data shift
 // them a little), so the outage surely survived ends before the last of
 // those below UT: 1.4 s for UT 3 s, 3.0 s for 4 to 6 s, 6.2 s for 7 to 12 s.
-// Measured with UT 3 s: 1.5 s outages survived mostly, not always; 2.1 s
-// never. With UT 4 s, 2 s outages always.
+// The integration tests prove a 2 s outage survived with UT 4 s
+// (TestSurvivesShortOutageWhileBusy, TestSurvivesShortOutageGRPCStream).
 //
 // Two consequences surprise people. With a user timeout, an idle connection
 // is not ended before one probe went unanswered, so a UT shorter than Idle

@@ -125,6 +125,10 @@ func TestNotTCP(t *testing.T) {
 	_, err := Read(a)
 	assert.ErrorIs(t, err, ErrNotTCP)
 	assert.ErrorIs(t, budget5.Apply(nil), ErrNotTCP)
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer udp.Close()
+	assert.ErrorIs(t, budget5.Apply(udp.(*net.UDPConn)), ErrNotTCP)
 
 	// Unix sockets pass through Listen, WrapListener and Dialer untouched.
 	path := filepath.Join(t.TempDir(), "s")

@@ -97,7 +97,7 @@ type ConnWatcher struct {
 	mu    sync.Mutex
 	begun int
 	open  int
-	ended []time.Time
+	ended time.Time // when the last connection ended
 	cond  *sync.Cond
 }
 
@@ -124,7 +124,7 @@ func (w *ConnWatcher) HandleConn(_ context.Context, s stats.ConnStats) {
 		w.open++
 	case *stats.ConnEnd:
 		w.open--
-		w.ended = append(w.ended, time.Now())
+		w.ended = time.Now()
 	}
 	w.cond.Broadcast()
 }
@@ -140,10 +140,7 @@ func (w *ConnWatcher) Open() int {
 func (w *ConnWatcher) LastEnd() time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.ended) == 0 {
-		return time.Time{}
-	}
-	return w.ended[len(w.ended)-1]
+	return w.ended
 }
 
 // Begun is the number of connections accepted so far.
@@ -164,8 +161,5 @@ func (w *ConnWatcher) WaitOpen(n int, deadline time.Time) (lastEnd time.Time, op
 	for w.open > n && time.Now().Before(deadline) {
 		w.cond.Wait()
 	}
-	if len(w.ended) > 0 {
-		lastEnd = w.ended[len(w.ended)-1]
-	}
-	return lastEnd, w.open
+	return w.ended, w.open
 }

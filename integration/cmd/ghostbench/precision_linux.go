@@ -21,43 +21,12 @@ func trial(c tuning.Config, busy bool) (time.Duration, error) {
 		return 0, err
 	}
 	defer l.Close()
-	ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		s, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- s
-	}()
-	conn, err := c.Dialer().Dial("tcp", ln.Addr().String())
+	conn, s, err := l.TCPPair((&net.ListenConfig{}).Listen, c.Dialer().Dial)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
-	s, ok := <-accepted
-	if !ok {
-		return 0, fmt.Errorf("accept failed")
-	}
 	defer s.Close()
-	// A round trip, so both sides have just heard from each other.
-	if _, err := conn.Write([]byte{1}); err != nil {
-		return 0, err
-	}
-	if _, err := io.ReadFull(s, make([]byte, 1)); err != nil {
-		return 0, err
-	}
-	if _, err := s.Write([]byte{2}); err != nil {
-		return 0, err
-	}
-	if _, err := io.ReadFull(conn, make([]byte, 1)); err != nil {
-		return 0, err
-	}
 	if err := l.Vanish(lab.Server); err != nil {
 		return 0, err
 	}
@@ -82,7 +51,7 @@ func runPrecision(o options) (string, error) {
 	}
 	idle, busy := c.Bounds()
 	var b strings.Builder
-	fmt.Fprintf(&b, "Raw TCP through tuning.Dialer with ForBudget(%v), the server vanishing (blackhole routes); %d trials of each kind, %d at a time, each in a lab of its own. The tolerance the integration tests apply is [bound − 300 ms, bound + 800 ms].\n\n", o.precisionBudget, o.trials, o.parallel)
+	fmt.Fprintf(&b, "Raw TCP through tuning.Dialer with ForBudget(%v), the server vanishing (blackhole routes); %d trials of each kind, %d at a time, each in a lab of its own. The tolerance the integration tests apply is [bound − %v, bound + %v].\n\n", o.precisionBudget, o.trials, o.parallel, lab.Early, lab.Late)
 	b.WriteString("| connection | bound | min | p10 | p50 | p90 | max | in tolerance |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, k := range []struct {
 		name  string
@@ -108,7 +77,7 @@ func runPrecision(o options) (string, error) {
 					return
 				}
 				ratios = append(ratios, float64(d)/float64(k.bound))
-				if d >= k.bound-300*time.Millisecond && d <= k.bound+800*time.Millisecond {
+				if d >= k.bound-lab.Early && d <= k.bound+lab.Late {
 					in++
 				}
 			})
