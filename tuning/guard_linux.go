@@ -1,0 +1,42 @@
+package tuning
+
+import (
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const guardSupported = true
+
+// tcpClose is TCP_CLOSE (include/net/tcp_states.h): the state of a
+// connection the kernel has ended.
+const tcpClose = 7
+
+// sampleWindow reads what a guard tick needs from TCP_INFO (tcp(7)).
+func sampleWindow(rc syscall.RawConn) (windowSample, error) {
+	var s windowSample
+	err := rawControl(rc, func(fd uintptr) error {
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			return os.NewSyscallError("getsockopt TCP_INFO", err)
+		}
+		s = windowSample{
+			closed:    info.State == tcpClose,
+			unacked:   info.Unacked,
+			notsent:   info.Notsent_bytes,
+			sinceSend: time.Duration(info.Last_data_sent) * time.Millisecond,
+			sinceAck:  time.Duration(info.Last_ack_recv) * time.Millisecond,
+			rto:       time.Duration(info.Rto) * time.Microsecond,
+		}
+		return nil
+	})
+	return s, err
+}
+
+// setUserTimeout sets TCP_USER_TIMEOUT alone, as the guard moves it.
+func setUserTimeout(rc syscall.RawConn, d time.Duration) error {
+	ms := int(d / time.Millisecond)
+	return rawControl(rc, func(fd uintptr) error { return setInt(fd, platform.userTimeout, ms) })
+}

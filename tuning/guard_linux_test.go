@@ -1,0 +1,152 @@
+package tuning
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// guardUT is the user timeout of the loopback guard tests: the smallest
+// the guard takes, so that three of them pass quickly.
+var guardUT = Config{UserTimeout: time.Second, KeepAlive: ka(time.Second, time.Second, 1)}
+
+// shrinkBuffers makes the window shut after a few hundred KiB instead of
+// several MiB, so the writer blocks at once.
+func shrinkBuffers(t *testing.T, conn net.Conn, opt int) {
+	t.Helper()
+	rc, err := conn.(syscall.Conn).SyscallConn()
+	require.NoError(t, err)
+	require.NoError(t, rawControl(rc, func(fd uintptr) error {
+		return unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, 64<<10)
+	}))
+}
+
+// writeAll writes n bytes of a counting pattern to w, then half-closes it,
+// and reports the error.
+func writeAll(w interface {
+	io.Writer
+	CloseWrite() error
+}, n int) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(w, io.LimitReader(&counter{}, int64(n)))
+		if err == nil {
+			err = w.CloseWrite()
+		}
+		errc <- err
+	}()
+	return errc
+}
+
+type counter struct{ b byte }
+
+func (c *counter) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = c.b
+		c.b++
+	}
+	return len(p), nil
+}
+
+func TestGuardSurvivesPausedReader(t *testing.T) {
+	const size, pause = 8 << 20, 3 * time.Second // pause: three user timeouts
+	listen := func(t *testing.T) net.Listener {
+		ln, err := guardUT.Listen(t.Context(), "tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		t.Cleanup(func() { ln.Close() })
+		return ln
+	}
+	t.Run("guarded writer: survives, every byte arrives", func(t *testing.T) {
+		t.Parallel()
+		client, server := pair(t, listen(t), guardUT.Dialer().Dial)
+		shrinkBuffers(t, server, unix.SO_RCVBUF)
+		g, err := guardUT.Guard(client)
+		require.NoError(t, err)
+		defer g.Close()
+		written := writeAll(g, size)
+		time.Sleep(pause)
+		got := sha256.New()
+		n, err := io.Copy(got, server)
+		require.NoError(t, err, "reader after %d bytes", n)
+		require.NoError(t, <-written, "writer")
+		want := sha256.New()
+		io.Copy(want, io.LimitReader(&counter{}, size))
+		assert.Equal(t, int64(size), n)
+		assert.Equal(t, want.Sum(nil), got.Sum(nil))
+		cfg, err := Read(g)
+		require.NoError(t, err)
+		assert.Equal(t, guardUT.UserTimeout, cfg.UserTimeout, "user timeout restored once the window opened")
+	})
+	t.Run("control, unguarded: the kernel ends it", func(t *testing.T) {
+		t.Parallel()
+		client, server := pair(t, listen(t), guardUT.Dialer().Dial)
+		shrinkBuffers(t, server, unix.SO_RCVBUF)
+		written := writeAll(client.(*net.TCPConn), size)
+		select {
+		case err := <-written:
+			assert.ErrorIs(t, err, syscall.ETIMEDOUT)
+		case <-time.After(pause):
+			t.Fatal("the unguarded writer outlived three user timeouts: the control no longer shows the kernel rule")
+		}
+	})
+}
+
+func TestGuardRejects(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, _ := pair(t, ln, net.Dial)
+
+	_, err = Config{UserTimeout: 500 * time.Millisecond}.Guard(client)
+	var fe *FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "UserTimeout", fe.Field)
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+
+	_, err = Config{UserTimeout: -1}.Guard(client)
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	_, err = guardUT.Guard(a)
+	assert.ErrorIs(t, err, ErrNotTCP)
+}
+
+func TestGuardListenerAndDial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	gln := guardUT.GuardListener(ln)
+	defer gln.Close()
+	client, server := pair(t, gln, func(network, addr string) (net.Conn, error) {
+		return guardUT.GuardDialContext(nil)(t.Context(), network, addr)
+	})
+	for name, conn := range map[string]net.Conn{"dialed": client, "accepted": server} {
+		_, ok := conn.(*GuardedConn)
+		require.True(t, ok, "%s: got %T", name, conn)
+		got, err := Read(conn)
+		require.NoError(t, err, name)
+		assert.Equal(t, guardUT.UserTimeout, got.UserTimeout, name)
+	}
+	msg := []byte("through the guard")
+	_, err = client.Write(msg)
+	require.NoError(t, err)
+	buf := make([]byte, len(msg))
+	_, err = io.ReadFull(server, buf)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(msg, buf))
+
+	bad := Config{}.GuardListener(ln)
+	_, err = bad.Accept()
+	assert.ErrorIs(t, err, ErrInvalidConfig, "a Config the guard cannot take fails every Accept")
+	_, err = Config{}.GuardDialContext(nil)(t.Context(), "tcp", ln.Addr().String())
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+}
