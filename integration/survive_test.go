@@ -42,7 +42,7 @@ func sendPattern(c net.Conn, n int64, d time.Duration) <-chan error {
 			_, err = c.Write(buf[:m])
 		}
 		if err == nil {
-			err = c.(*net.TCPConn).CloseWrite()
+			err = c.(interface{ CloseWrite() error }).CloseWrite()
 		}
 		errc <- err
 	}()

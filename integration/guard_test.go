@@ -1,0 +1,157 @@
+//go:build linux
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ghostsock/ghostsock/httptransport"
+	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/integration/testsvc"
+	"github.com/ghostsock/ghostsock/tuning"
+)
+
+// The window guard (tuning.Guard) against the rule TestZeroWindow shows:
+// with it, a live reader may pause for three budgets and every byte still
+// arrives; a reader that vanishes while paused is still found.
+
+const pausedSize = 64 << 20 // far more than any socket buffer: the window shuts
+
+func guardedDial(c tuning.Config) func(string, string) (net.Conn, error) {
+	dial := c.GuardDialContext(nil)
+	return func(network, addr string) (net.Conn, error) { return dial(context.Background(), network, addr) }
+}
+
+func guardedListen(c tuning.Config) func(context.Context, string, string) (net.Listener, error) {
+	return func(ctx context.Context, network, addr string) (net.Listener, error) {
+		ln, err := c.Listen(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return c.GuardListener(ln), nil
+	}
+}
+
+// readPaused reads 1 MiB of r, pauses, then reads the rest, and returns
+// how many bytes it read and their SHA-256.
+func readPaused(r io.Reader, pause time.Duration) (int64, []byte, error) {
+	h := sha256.New()
+	n, err := io.CopyN(h, r, 1<<20)
+	if err != nil {
+		return n, nil, err
+	}
+	time.Sleep(pause)
+	m, err := io.Copy(h, r)
+	return n + m, h.Sum(nil), err
+}
+
+func patternSum(n int64) []byte {
+	h := sha256.New()
+	io.Copy(h, io.LimitReader(testsvc.Pattern(), n))
+	return h.Sum(nil)
+}
+
+func TestGuardedZeroWindow(t *testing.T) {
+	c := kit(t)
+	pause := 3 * budget
+
+	t.Run("raw TCP, dialed writer: reader pauses three budgets", func(t *testing.T) {
+		t.Parallel()
+		client, server := tcpPair(t, newLab(t), c.Listen, guardedDial(c))
+		require.IsType(t, &tuning.GuardedConn{}, client)
+		sent := sendPattern(client, pausedSize, 0)
+		n, sum, err := readPaused(server, pause)
+		require.NoError(t, err, "reader after %d bytes", n)
+		require.NoError(t, <-sent, "writer")
+		assert.Equal(t, int64(pausedSize), n, "bytes received")
+		assert.Equal(t, patternSum(pausedSize), sum, "checksum")
+	})
+
+	t.Run("raw TCP, accepted writer: reader pauses three budgets", func(t *testing.T) {
+		t.Parallel()
+		client, server := tcpPair(t, newLab(t), guardedListen(c), c.Dialer().Dial)
+		require.IsType(t, &tuning.GuardedConn{}, server)
+		sent := sendPattern(server, pausedSize, 0)
+		n, sum, err := readPaused(client, pause)
+		require.NoError(t, err, "reader after %d bytes", n)
+		require.NoError(t, <-sent, "writer")
+		assert.Equal(t, int64(pausedSize), n, "bytes received")
+		assert.Equal(t, patternSum(pausedSize), sum, "checksum")
+	})
+
+	t.Run("HTTP/1.1 response: client pauses three budgets", func(t *testing.T) {
+		t.Parallel()
+		handlerErr := make(chan error, 1)
+		srv, url := httpServer(t, newLab(t), guardedListen(c), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, err := io.Copy(w, io.LimitReader(testsvc.Pattern(), pausedSize))
+			handlerErr <- err
+		}), false, nil)
+		client := clientFor(srv, httptransport.New(c), false)
+		resp, err := client.Get(url + "/large")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, 1, resp.ProtoMajor)
+		n, sum, err := readPaused(resp.Body, pause)
+		require.NoError(t, err, "client after %d bytes", n)
+		require.NoError(t, <-handlerErr, "server's writes")
+		assert.Equal(t, int64(pausedSize), n, "bytes received")
+		assert.Equal(t, patternSum(pausedSize), sum, "checksum")
+	})
+
+	t.Run("HTTP/1.1 request body: server pauses three budgets", func(t *testing.T) {
+		t.Parallel()
+		srv, url := httpServer(t, newLab(t), c.Listen, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, sum, err := readPaused(r.Body, pause)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.Write(append([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, sum...))
+		}), false, nil)
+		tr := httptransport.New(c)
+		tr.DialContext = c.GuardDialContext(nil)
+		client := clientFor(srv, tr, false)
+		resp, err := client.Post(url+"/upload", "application/octet-stream", io.LimitReader(testsvc.Pattern(), pausedSize))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "server: %s", body)
+		require.Len(t, body, 4+sha256.Size)
+		n := int64(body[0])<<24 | int64(body[1])<<16 | int64(body[2])<<8 | int64(body[3])
+		assert.Equal(t, int64(pausedSize), n, "bytes the server received")
+		assert.True(t, bytes.Equal(patternSum(pausedSize), body[4:]), "checksum")
+	})
+
+	t.Run("reader vanishes while paused: found within GuardBound", func(t *testing.T) {
+		t.Parallel()
+		l := newLab(t)
+		client, _ := tcpPair(t, l, c.Listen, guardedDial(c))
+		sent := sendPattern(client, pausedSize, 0)
+		time.Sleep(budget) // the window is shut, the guard has raised the user timeout
+		info, err := lab.TCPInfo(rawConn(t, client))
+		require.NoError(t, err)
+		require.Zero(t, info.Unacked, "window shut: nothing in flight")
+		require.NotZero(t, info.Notsent_bytes, "window shut: data queued")
+		require.NoError(t, l.Vanish(lab.Server))
+		vanished := time.Now()
+		err, end := waitErr(t, sent, c.GuardBound()+3*budget)
+		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
+		bound := c.GuardBound()
+		took := end.Sub(vanished)
+		t.Logf("guarded writer, reader vanished with its window shut: detected after %v, worst case %v, measured/worst %.3f",
+			took.Round(time.Millisecond), bound, float64(took)/float64(bound))
+		assert.LessOrEqual(t, took, bound+lab.Late, "detected too late")
+	})
+}
