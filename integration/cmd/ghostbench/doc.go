@@ -15,7 +15,8 @@
 //  2. Busy path: gRPC unary and streaming, HTTP/1.1 and HTTP/2 requests,
 //     kit against stock (go test -bench in grpcdial and httptransport,
 //     compared with benchstat).
-//  3. Dial and accept cost (go test -bench in tuning, with -benchmem).
+//  3. Dial and accept cost, and the window guard's cost per write (go test
+//     -bench in tuning, with -benchmem).
 //  4. Reap at scale: one gRPC server holding many connections whose
 //     clients vanish at once.
 //  5. Precision: repeated idle and busy detections, measured / Bounds().

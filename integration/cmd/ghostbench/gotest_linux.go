@@ -81,7 +81,7 @@ func runGoBenchmarks(o options) (busy, dial string, err error) {
 		if err != nil {
 			return "", "", err
 		}
-		dial = fmt.Sprintf("Over loopback. `go test ./tuning -run '^$' -bench . -benchmem -count %d`. `dialer=net` is Go's default dialer (keepalive on: 4 setsockopt calls); `dialer=net-empty-Control` is a dialer with a Control hook that does nothing, which shows what the standard library allocates for any hook; `listener=ghostsock-Listen` sets the options once on the listening socket (Linux copies them to accepted sockets); `WrapListener` sets them per accepted connection; `Apply` is the setsockopt calls alone, with validation.\n\n```\n%s```\n", o.count, d)
+		dial = fmt.Sprintf("Over loopback. `go test ./tuning -run '^$' -bench . -benchmem -count %d`. `dialer=net` is Go's default dialer (keepalive on: 4 setsockopt calls); `dialer=net-empty-Control` is a dialer with a Control hook that does nothing, which shows what the standard library allocates for any hook; `listener=ghostsock-Listen` sets the options once on the listening socket (Linux copies them to accepted sockets); `WrapListener` sets them per accepted connection; `Apply` is the setsockopt calls alone, with validation; `Write` is 16 KiB writes on an open connection, plain (`conn=net`) and guarded (`conn=ghostsock-Guard`, tuning.Guard: two atomic additions per write, a TCP_INFO read per tick while data is queued).\n\n```\n%s```\n", o.count, d)
 	}
 	return busy, dial, nil
 }
