@@ -18,6 +18,18 @@
 //	...
 //	srv.Serve(ln)
 //
+// HTTP/1.1 has one more case: with a user timeout, Linux ends a connection
+// whose peer keeps its receive window shut for the timeout, although the
+// peer is alive (tuning/doc.go). A client uploading request bodies to a
+// server that may stop reading for longer than the budget, or a server
+// writing responses to clients that may pause, guards those writes:
+//
+//	t := httptransport.New(c)
+//	t.DialContext = c.GuardDialContext(nil)
+//	srv.Serve(c.GuardListener(ln))
+//
+// HTTP/2 needs no guard: its transport keeps reading the socket.
+//
 // HTTP/2 PING health checks (http.HTTP2Config.SendPingTimeout, ReadIdleTimeout in golang.org/x/net/http2) are off by
 // default in net/http; Harden keeps them off. Proxies keep working: the
 // connection to the proxy is the one hardened.

@@ -15,8 +15,9 @@
 // installed. No packet leaves the namespaces the tests made.
 //
 // Other tests hold the kit to its other promise, never to kill a live
-// peer: short outages in busy transfers, readers that pause, long idle
-// periods, faults that must surface at once, mixed fleets, leaks.
+// peer: short outages in busy transfers, readers that pause (for three
+// budgets, with the writer guarded by tuning.Guard), long idle periods,
+// faults that must surface at once, mixed fleets, leaks.
 //
 // The demo, cmd/ghostdemo, shows the same on three gRPC pairs side by
 // side; cmd/ghostbench measures costs and writes BENCHMARKS.md. Package

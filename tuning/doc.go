@@ -26,15 +26,17 @@
 //	idle   0             Idle + Count*Interval                         tcp_keepalive_timer
 //	idle   keepalive off never
 //	shut   UT > 0        UT after zero-window probing began, even if   tcp_probe_timer
-//	window               the live peer answers every probe
+//	window               the live peer answers every probe; with
+//	                     Guard only if the peer stops answering,
+//	                     within GuardBound (2 UT + 3 RTO)
 //
 // One more rule is not about dead peers but matters for live ones: with a
 // user timeout, a window that stays shut counts too (tcp_probe_timer). A
 // peer that is alive but stops reading for UT or longer has its writer's
 // connection ended, although its kernel answers every zero-window probe.
 // gRPC and HTTP/2 are immune, since their transports keep reading the
-// socket and apply flow control per stream; raw TCP and HTTP/1.1 with a
-// consumer that may pause longer than the budget need a larger budget.
+// socket and apply flow control per stream; raw TCP and HTTP/1.1 writers
+// whose consumer may pause longer than the budget need the window guard.
 //
 // A busy connection survives a short outage only if a retransmission
 // reaches the peer after the outage ends and before UT runs out.
@@ -76,6 +78,26 @@
 // returns what the kernel actually holds. Every entry point validates the
 // Config once, before any socket is touched; the ones that cannot return
 // an error (Dialer, WrapListener) return it from the first dial or accept.
+//
+// # The window guard
+//
+// No socket option tells a shut window from a dead peer, so Guard,
+// GuardListener and GuardDialContext do it in user space, and only while
+// data is queued. A write arms a timer on the connection. Every UT/4 it
+// reads TCP_INFO: while the window is shut (nothing in flight, data
+// queued) and the peer's last ACK is younger than 5/4 UT plus two RTOs,
+// it raises TCP_USER_TIMEOUT so that the kernel's deadline stays at least
+// UT/2 ahead; once the window opens it sets UT back, and with nothing
+// queued it disarms until the next write. The kernel counts a shut window
+// from its first zero-window probe, which user space cannot read; that
+// probe always follows the last data segment sent (tcpi_last_data_sent),
+// so the guard counts from there. A live reader may then pause for any
+// time. A reader that vanishes while paused stops answering probes, the
+// guard stops raising, and the kernel ends the connection by GuardBound.
+// An idle connection costs nothing; a write costs two atomic additions;
+// a connection with data queued one getsockopt per tick. Proven in the
+// integration package (TestGuardedZeroWindow) and over loopback
+// (TestGuardSurvivesPausedReader, with an unguarded control that dies).
 //
 // # Platforms
 //

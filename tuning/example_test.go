@@ -3,6 +3,7 @@ package tuning_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -149,4 +150,54 @@ func ExampleRead() {
 	}
 	fmt.Println(held.UserTimeout, held.KeepAlive.Enable, held.KeepAlive.Idle, held.KeepAlive.Count)
 	// Output: 0s true 15s 9
+}
+
+// A server whose clients may stop reading a long response for longer than
+// the budget (a paused download): GuardListener keeps the writer's
+// connection alive while the client's kernel still answers, and ends it
+// when the client vanishes.
+func ExampleConfig_GuardListener() {
+	c, _ := tuning.ForBudget(20 * time.Second)
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln := c.GuardListener(plain)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "a long download")
+	}), ConnState: func(conn net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			fmt.Printf("serving on a %T\n", conn)
+		}
+	}}
+	go srv.Serve(ln)
+	defer srv.Close()
+	resp, err := http.Get("http://" + ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(string(body))
+	// Output:
+	// serving on a *tuning.GuardedConn
+	// a long download
+}
+
+// A raw TCP client that streams to a consumer which may pause: its writes
+// survive the pause. As an http.Transport's DialContext it guards request
+// bodies the same way.
+func ExampleConfig_GuardDialContext() {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	c, _ := tuning.ForBudget(20 * time.Second)
+	dial := c.GuardDialContext(nil) // nil: dial with c.Dialer()
+	conn, err := dial(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	held, _ := tuning.Read(conn)
+	fmt.Printf("%T %v\n", conn, held == c)
+	// Output: *tuning.GuardedConn true
 }
