@@ -96,6 +96,24 @@ func TestNoLeaksAfterFailedCycles(t *testing.T) {
 			_, err = io.ReadAll(conn)
 			return err
 		}},
+		{"guarded writer, peer reset", func() error {
+			conn, err := guardedDial(c)("tcp", rstLn.Addr().String())
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			s, err := rstLn.Accept()
+			if err != nil {
+				return err
+			}
+			if _, err := conn.Write([]byte("arms the guard")); err != nil {
+				return err
+			}
+			s.(*net.TCPConn).SetLinger(0)
+			s.Close()
+			_, err = io.ReadAll(conn)
+			return err
+		}},
 		{"Apply on a closed conn", func() error {
 			conn, err := net.Dial("tcp", rstLn.Addr().String())
 			if err != nil {
