@@ -34,12 +34,6 @@ func TestNoLeaksAfterFailedCycles(t *testing.T) {
 	gone := newLab(t) // a server host that has vanished
 	require.NoError(t, gone.Vanish(lab.Server))
 
-	closedAddr := func() string { // a port with no listener: RST
-		ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
-		require.NoError(t, err)
-		defer ln.Close()
-		return ln.Addr().String()
-	}()
 	badLn, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
 	require.NoError(t, err)
 	defer badLn.Close()
@@ -47,6 +41,14 @@ func TestNoLeaksAfterFailedCycles(t *testing.T) {
 	rstLn, err := l.Listen(c.Listen, "tcp", l.ServerAddrPort(0))
 	require.NoError(t, err)
 	defer rstLn.Close()
+	closedAddr := func() string { // a port with no listener: RST
+		// Made after the listeners above, so that none of them can be
+		// given the port it frees; nothing listens in this lab later.
+		ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
+		require.NoError(t, err)
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
 
 	kinds := []struct {
 		name string

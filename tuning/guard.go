@@ -341,6 +341,11 @@ func (c *GuardedConn) NetConn() net.Conn { return c.tcp }
 // ErrNotTCP (guard the connection beneath it). UserTimeout must be at
 // least MinGuardTimeout. Linux only: elsewhere the error wraps
 // errors.ErrUnsupported. Guard a connection before writing to it.
+//
+// The guard puts UserTimeout back at its first tick after the window
+// opens, so for up to UserTimeout/4 after a long pause the raised value
+// still applies: a peer that vanishes in that moment is found that much
+// later than Bounds says.
 func (c Config) Guard(conn net.Conn) (*GuardedConn, error) {
 	o, err := c.compileGuard()
 	if err != nil {
