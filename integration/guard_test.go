@@ -66,29 +66,30 @@ func TestGuardedZeroWindow(t *testing.T) {
 	c := kit(t)
 	pause := 3 * budget
 
-	t.Run("raw TCP, dialed writer: reader pauses three budgets", func(t *testing.T) {
-		t.Parallel()
-		client, server := tcpPair(t, newLab(t), c.Listen, guardedDial(c))
-		require.IsType(t, &tuning.GuardedConn{}, client)
-		sent := sendPattern(client, pausedSize, 0)
-		n, sum, err := readPaused(server, pause)
-		require.NoError(t, err, "reader after %d bytes", n)
-		require.NoError(t, <-sent, "writer")
-		assert.Equal(t, int64(pausedSize), n, "bytes received")
-		assert.Equal(t, patternSum(pausedSize), sum, "checksum")
-	})
-
-	t.Run("raw TCP, accepted writer: reader pauses three budgets", func(t *testing.T) {
-		t.Parallel()
-		client, server := tcpPair(t, newLab(t), guardedListen(c), c.Dialer().Dial)
-		require.IsType(t, &tuning.GuardedConn{}, server)
-		sent := sendPattern(server, pausedSize, 0)
-		n, sum, err := readPaused(client, pause)
-		require.NoError(t, err, "reader after %d bytes", n)
-		require.NoError(t, <-sent, "writer")
-		assert.Equal(t, int64(pausedSize), n, "bytes received")
-		assert.Equal(t, patternSum(pausedSize), sum, "checksum")
-	})
+	for _, side := range []struct {
+		name   string
+		listen func(context.Context, string, string) (net.Listener, error)
+		dial   func(string, string) (net.Conn, error)
+		dialed bool // the writer is the dialed end
+	}{
+		{"dialed writer", c.Listen, guardedDial(c), true},
+		{"accepted writer", guardedListen(c), c.Dialer().Dial, false},
+	} {
+		t.Run("raw TCP, "+side.name+": reader pauses three budgets", func(t *testing.T) {
+			t.Parallel()
+			writer, reader := tcpPair(t, newLab(t), side.listen, side.dial)
+			if !side.dialed {
+				writer, reader = reader, writer
+			}
+			require.IsType(t, &tuning.GuardedConn{}, writer)
+			sent := sendPattern(writer, pausedSize, 0)
+			n, sum, err := readPaused(reader, pause)
+			require.NoError(t, err, "reader after %d bytes", n)
+			require.NoError(t, <-sent, "writer")
+			assert.Equal(t, int64(pausedSize), n, "bytes received")
+			assert.Equal(t, patternSum(pausedSize), sum, "checksum")
+		})
+	}
 
 	t.Run("HTTP/1.1 response: client pauses three budgets", func(t *testing.T) {
 		t.Parallel()

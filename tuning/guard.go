@@ -401,44 +401,30 @@ func (o kernelOptions) guard(conn net.Conn) (*GuardedConn, error) {
 // temporary *AcceptError.
 func (c Config) GuardListener(ln net.Listener) net.Listener {
 	o, err := c.compileGuard()
-	return &guardListener{Listener: ln, opts: o, err: err}
+	return &guardListener{listener{Listener: ln, opts: o, err: err}}
 }
 
-type guardListener struct {
-	net.Listener
-	opts kernelOptions
-	err  error
-}
+// guardListener is WrapListener's listener, guarding what it accepts.
+type guardListener struct{ listener }
 
 func (l *guardListener) Accept() (net.Conn, error) {
-	if l.err != nil {
-		return nil, l.err
-	}
-	conn, err := l.Listener.Accept()
+	conn, err := l.listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	g, err := l.opts.guardNew(conn, true)
+	g, err := l.opts.guardTCP(conn)
 	if err != nil {
 		conn.Close()
-		if errors.Is(err, ErrNotTCP) {
-			return nil, err
-		}
-		return nil, &AcceptError{Err: err}
+		return nil, err
 	}
 	return g, nil
 }
 
-// guardNew applies the options (unless set already) and guards conn; a
-// conn with no TCP socket comes back as it is.
-func (o kernelOptions) guardNew(conn net.Conn, apply bool) (net.Conn, error) {
+// guardTCP guards conn, whose options are set; a conn with no TCP socket
+// comes back as it is.
+func (o kernelOptions) guardTCP(conn net.Conn) (net.Conn, error) {
 	if _, err := tcpRawConn(conn); errors.Is(err, ErrNotTCP) {
 		return conn, nil
-	}
-	if apply {
-		if err := o.apply(conn); err != nil {
-			return nil, err
-		}
 	}
 	return o.guard(conn)
 }
@@ -452,9 +438,10 @@ func (o kernelOptions) guardNew(conn net.Conn, apply bool) (net.Conn, error) {
 // with no TCP socket pass through.
 func (c Config) GuardDialContext(dial DialContextFunc) DialContextFunc {
 	o, err := c.compileGuard()
-	apply := dial != nil
 	if dial == nil {
 		dial = c.Dialer().DialContext
+	} else {
+		dial = c.WrapDialContext(dial)
 	}
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		if err != nil {
@@ -464,7 +451,7 @@ func (c Config) GuardDialContext(dial DialContextFunc) DialContextFunc {
 		if derr != nil {
 			return nil, derr
 		}
-		g, gerr := o.guardNew(conn, apply)
+		g, gerr := o.guardTCP(conn)
 		if gerr != nil {
 			conn.Close()
 			return nil, gerr
