@@ -35,15 +35,16 @@ func expectWithin(t *testing.T, what string, measured, bound time.Duration) {
 	assert.LessOrEqual(t, measured, bound+lab.Late, "%s: detected too late", what)
 }
 
-// waitErr waits for an operation's error, for at most limit.
-func waitErr(t *testing.T, errc <-chan error, limit time.Duration) (error, time.Time) {
+// waitErr waits for an operation's error, for at most limit, and returns
+// when it came.
+func waitErr(t *testing.T, errc <-chan error, limit time.Duration) (time.Time, error) {
 	t.Helper()
 	select {
 	case err := <-errc:
-		return err, time.Now()
+		return time.Now(), err
 	case <-time.After(limit):
 		t.Fatalf("no error within %v", limit)
-		return nil, time.Time{}
+		return time.Time{}, nil
 	}
 }
 

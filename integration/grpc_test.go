@@ -86,7 +86,7 @@ func TestGRPCClient(t *testing.T) {
 		errc := streamErr(t, ctx, client)
 		require.NoError(t, l.Vanish(lab.Server))
 		start := time.Now()
-		err, end := waitErr(t, errc, 3*idleBound)
+		end, err := waitErr(t, errc, 3*idleBound)
 		assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
 		expectWithin(t, "gRPC client stream", end.Sub(start), max(idleBound, busyBound))
 	})
@@ -189,7 +189,7 @@ func TestGRPCFailFastAndReconnect(t *testing.T) {
 	errc := streamErr(t, t.Context(), client)
 	require.NoError(t, l.Vanish(lab.Server))
 	start := time.Now()
-	err, end := waitErr(t, errc, 3*busyBound)
+	end, err := waitErr(t, errc, 3*busyBound)
 	assert.Equal(t, codes.Unavailable, status.Code(err))
 	expectWithin(t, "gRPC in-flight stream", end.Sub(start), busyBound)
 

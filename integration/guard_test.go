@@ -147,7 +147,7 @@ func TestGuardedZeroWindow(t *testing.T) {
 		require.NotZero(t, info.Notsent_bytes, "window shut: data queued")
 		require.NoError(t, l.Vanish(lab.Server))
 		vanished := time.Now()
-		err, end := waitErr(t, sent, c.GuardBound()+3*budget)
+		end, err := waitErr(t, sent, c.GuardBound()+3*budget)
 		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
 		bound := c.GuardBound()
 		took := end.Sub(vanished)

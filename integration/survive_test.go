@@ -189,7 +189,7 @@ func TestZeroWindow(t *testing.T) {
 		client, server := tcpPair(t, l, c.Listen, c.Dialer().Dial)
 		paused := time.Now()
 		sent := sendPattern(client, size, 0)
-		err, end := waitErr(t, sent, 3*budget)
+		end, err := waitErr(t, sent, 3*budget)
 		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
 		_, busy := c.Bounds()
 		expectWithin(t, "writer facing a zero window", end.Sub(paused), busy)
