@@ -3,9 +3,9 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -33,9 +33,11 @@ func guardedDial(c tuning.Config) func(string, string) (net.Conn, error) {
 	return func(network, addr string) (net.Conn, error) { return dial(context.Background(), network, addr) }
 }
 
+// guardedListen listens with no options of its own: GuardListener sets
+// them on every connection.
 func guardedListen(c tuning.Config) func(context.Context, string, string) (net.Listener, error) {
 	return func(ctx context.Context, network, addr string) (net.Listener, error) {
-		ln, err := c.Listen(ctx, network, addr)
+		ln, err := (&net.ListenConfig{}).Listen(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
@@ -56,10 +58,15 @@ func readPaused(r io.Reader, pause time.Duration) (int64, []byte, error) {
 	return n + m, h.Sum(nil), err
 }
 
-func patternSum(n int64) []byte {
-	h := sha256.New()
-	io.Copy(h, io.LimitReader(testsvc.Pattern(), n))
-	return h.Sum(nil)
+// checkPaused reads pausedSize bytes of the pattern from r with a pause
+// (readPaused), then checks the writer's error, the count and the checksum.
+func checkPaused(t *testing.T, r io.Reader, pause time.Duration, written <-chan error) {
+	t.Helper()
+	n, sum, err := readPaused(r, pause)
+	require.NoError(t, err, "reader after %d bytes", n)
+	require.NoError(t, <-written, "writer")
+	assert.Equal(t, int64(pausedSize), n, "bytes received")
+	assert.Equal(t, patternSum(pausedSize), sum, "checksum")
 }
 
 func TestGuardedZeroWindow(t *testing.T) {
@@ -82,12 +89,7 @@ func TestGuardedZeroWindow(t *testing.T) {
 				writer, reader = reader, writer
 			}
 			require.IsType(t, &tuning.GuardedConn{}, writer)
-			sent := sendPattern(writer, pausedSize, 0)
-			n, sum, err := readPaused(reader, pause)
-			require.NoError(t, err, "reader after %d bytes", n)
-			require.NoError(t, <-sent, "writer")
-			assert.Equal(t, int64(pausedSize), n, "bytes received")
-			assert.Equal(t, patternSum(pausedSize), sum, "checksum")
+			checkPaused(t, reader, pause, sendPattern(writer, pausedSize, 0))
 		})
 	}
 
@@ -103,11 +105,7 @@ func TestGuardedZeroWindow(t *testing.T) {
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		require.Equal(t, 1, resp.ProtoMajor)
-		n, sum, err := readPaused(resp.Body, pause)
-		require.NoError(t, err, "client after %d bytes", n)
-		require.NoError(t, <-handlerErr, "server's writes")
-		assert.Equal(t, int64(pausedSize), n, "bytes received")
-		assert.Equal(t, patternSum(pausedSize), sum, "checksum")
+		checkPaused(t, resp.Body, pause, handlerErr)
 	})
 
 	t.Run("HTTP/1.1 request body: server pauses three budgets", func(t *testing.T) {
@@ -118,7 +116,7 @@ func TestGuardedZeroWindow(t *testing.T) {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			w.Write(append([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, sum...))
+			fmt.Fprintf(w, "%d bytes, SHA-256 %x", n, sum)
 		}), false, nil)
 		tr := httptransport.New(c)
 		tr.DialContext = c.GuardDialContext(nil)
@@ -129,10 +127,8 @@ func TestGuardedZeroWindow(t *testing.T) {
 		body, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, resp.StatusCode, "server: %s", body)
-		require.Len(t, body, 4+sha256.Size)
-		n := int64(body[0])<<24 | int64(body[1])<<16 | int64(body[2])<<8 | int64(body[3])
-		assert.Equal(t, int64(pausedSize), n, "bytes the server received")
-		assert.True(t, bytes.Equal(patternSum(pausedSize), body[4:]), "checksum")
+		assert.Equal(t, fmt.Sprintf("%d bytes, SHA-256 %x", pausedSize, patternSum(pausedSize)), string(body),
+			"what the server received")
 	})
 
 	t.Run("reader vanishes while paused: found within GuardBound", func(t *testing.T) {

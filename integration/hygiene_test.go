@@ -49,6 +49,7 @@ func TestNoLeaksAfterFailedCycles(t *testing.T) {
 		defer ln.Close()
 		return ln.Addr().String()
 	}()
+	gdial := guardedDial(c)
 
 	kinds := []struct {
 		name string
@@ -99,7 +100,7 @@ func TestNoLeaksAfterFailedCycles(t *testing.T) {
 			return err
 		}},
 		{"guarded writer, peer reset", func() error {
-			conn, err := guardedDial(c)("tcp", rstLn.Addr().String())
+			conn, err := gdial("tcp", rstLn.Addr().String())
 			if err != nil {
 				return err
 			}

@@ -163,14 +163,8 @@ func (g *guard) end() { g.state.Add(guardWriteEnd) }
 
 // arm starts the ticks unless a tick is already due.
 func (g *guard) arm() {
-	for {
-		v := g.state.Load()
-		if v&guardArmed != 0 {
-			return
-		}
-		if g.state.CompareAndSwap(v, v|guardArmed) {
-			break
-		}
+	if g.state.Or(guardArmed)&guardArmed != 0 {
+		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -189,14 +183,7 @@ func (g *guard) arm() {
 	g.timer.Reset(g.p.period)
 }
 
-func (g *guard) disarm() {
-	for {
-		v := g.state.Load()
-		if v&guardArmed == 0 || g.state.CompareAndSwap(v, v&^guardArmed) {
-			return
-		}
-	}
-}
+func (g *guard) disarm() { g.state.And(^uint64(guardArmed)) }
 
 func (g *guard) tick() {
 	g.mu.Lock()
@@ -234,14 +221,10 @@ func (g *guard) tick() {
 // protect.
 func (g *guard) failLocked(err error) {
 	g.disarm()
-	if errors.Is(err, net.ErrClosed) {
-		g.closed = true
-		return
-	}
-	if g.err == nil {
+	g.closed = true
+	if g.err == nil && !errors.Is(err, net.ErrClosed) {
 		g.err = fmt.Errorf("ghostsock: window guard stopped: %w", err)
 	}
-	g.closed = true
 }
 
 func (g *guard) annotate(err error) error {
@@ -351,10 +334,14 @@ func (c Config) Guard(conn net.Conn) (*GuardedConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.apply(conn); err != nil {
+	rc, err := tcpRawConn(conn)
+	if err != nil {
 		return nil, err
 	}
-	return o.guard(conn)
+	if err := rawControl(rc, o.setFD); err != nil {
+		return nil, err
+	}
+	return o.guard(conn, rc)
 }
 
 // compileGuard is compile plus what the guard needs.
@@ -373,16 +360,12 @@ func (c Config) compileGuard() (kernelOptions, error) {
 	return o, nil
 }
 
-// guard wraps conn, whose options are set. A conn with TCP beneath but not
-// a *net.TCPConn itself is ErrNotTCP.
-func (o kernelOptions) guard(conn net.Conn) (*GuardedConn, error) {
+// guard wraps conn, whose options are set and whose socket rc is. A conn
+// with TCP beneath but not a *net.TCPConn itself is ErrNotTCP.
+func (o kernelOptions) guard(conn net.Conn, rc syscall.RawConn) (*GuardedConn, error) {
 	tc, ok := conn.(*net.TCPConn)
 	if !ok {
 		return nil, fmt.Errorf("%w: Guard needs the *net.TCPConn itself, got %T: guard the connection beneath it", ErrNotTCP, conn)
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return nil, fmt.Errorf("ghostsock: %w", err)
 	}
 	g := &guard{rc: rc, p: newGuardParams(o.userTimeout)}
 	g.st.ut = o.userTimeout
@@ -395,6 +378,9 @@ func (o kernelOptions) guard(conn net.Conn) (*GuardedConn, error) {
 // WrapListener; a TLS listener is an error from Accept: guard the
 // listener beneath tls.NewListener, or let http.Server's ServeTLS do the
 // TLS.
+//
+// Give it a plain listener (net.Listen): it sets the options on every
+// connection itself, so under one from c.Listen they would be set twice.
 //
 // If c cannot be guarded (see Guard), every Accept returns that error.
 // Failing to set the options on one connection closes it and returns a
@@ -423,10 +409,14 @@ func (l *guardListener) Accept() (net.Conn, error) {
 // guardTCP guards conn, whose options are set; a conn with no TCP socket
 // comes back as it is.
 func (o kernelOptions) guardTCP(conn net.Conn) (net.Conn, error) {
-	if _, err := tcpRawConn(conn); errors.Is(err, ErrNotTCP) {
+	rc, err := tcpRawConn(conn)
+	if errors.Is(err, ErrNotTCP) {
 		return conn, nil
 	}
-	return o.guard(conn)
+	if err != nil {
+		return nil, err
+	}
+	return o.guard(conn, rc)
 }
 
 // GuardDialContext returns a dial function whose TCP connections carry c's

@@ -1,7 +1,6 @@
 package tuning
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"io"
 	"net"
@@ -145,7 +144,7 @@ func TestGuardListenerAndDial(t *testing.T) {
 	buf := make([]byte, len(msg))
 	_, err = io.ReadFull(server, buf)
 	require.NoError(t, err)
-	assert.True(t, bytes.Equal(msg, buf))
+	assert.Equal(t, msg, buf)
 
 	bad := Config{}.GuardListener(ln)
 	_, err = bad.Accept()
