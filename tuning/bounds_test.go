@@ -21,13 +21,13 @@ func TestBounds(t *testing.T) {
 		idle, busy time.Duration
 	}{
 		// The three cases measured on a 6.x kernel (DEVELOPERS.md): 4.05 s, 4.2 s, 5.1 s.
-		{"UT 4s idle 2s intvl 1s count 10: count ignored", Config{4 * s, ka(2*s, s, 10)}, 4 * s, 4 * s},
-		{"UT 1s below idle 3s: one probe must go unanswered", Config{s, ka(3*s, s, 9)}, 4 * s, s},
-		{"no UT: idle + count*interval", Config{0, ka(2*s, s, 3)}, 5 * s, RetriesTimeout(15)},
-		{"UT between probes rounds up to the next probe", Config{4500 * time.Millisecond, ka(2*s, s, 1)}, 5 * s, 4500 * time.Millisecond},
-		{"UT equal to idle", Config{2 * s, ka(2*s, 3*s, 1)}, 5 * s, 2 * s},
-		{"Go defaults", Config{0, ka(0, 0, 0)}, 15*s + 9*15*s, RetriesTimeout(15)},
-		{"unchanged fields take Linux sysctl defaults", Config{0, ka(Unchanged, Unchanged, Unchanged)}, 7200*s + 9*75*s, RetriesTimeout(15)},
+		{"UT 4s idle 2s intvl 1s count 10: count ignored", Config{UserTimeout: 4 * s, KeepAlive: ka(2*s, s, 10)}, 4 * s, 4 * s},
+		{"UT 1s below idle 3s: one probe must go unanswered", Config{UserTimeout: s, KeepAlive: ka(3*s, s, 9)}, 4 * s, s},
+		{"no UT: idle + count*interval", Config{UserTimeout: 0, KeepAlive: ka(2*s, s, 3)}, 5 * s, RetriesTimeout(15)},
+		{"UT between probes rounds up to the next probe", Config{UserTimeout: 4500 * time.Millisecond, KeepAlive: ka(2*s, s, 1)}, 5 * s, 4500 * time.Millisecond},
+		{"UT equal to idle", Config{UserTimeout: 2 * s, KeepAlive: ka(2*s, 3*s, 1)}, 5 * s, 2 * s},
+		{"Go defaults", Config{UserTimeout: 0, KeepAlive: ka(0, 0, 0)}, 15*s + 9*15*s, RetriesTimeout(15)},
+		{"unchanged fields take Linux sysctl defaults", Config{UserTimeout: 0, KeepAlive: ka(Unchanged, Unchanged, Unchanged)}, 7200*s + 9*75*s, RetriesTimeout(15)},
 		{"keepalive off never detects idle", Config{UserTimeout: 3 * s}, Never, 3 * s},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,6 +26,11 @@ const (
 	// (MAX_TCP_KEEPCNT).
 	MaxKeepAliveCount = 127
 
+	// MinRTOMax and MaxRTOMax are the range TCP_RTO_MAX_MS accepts (Linux
+	// 6.15 and later): one second to TCP_RTO_MAX, 120 s.
+	MinRTOMax = time.Second
+	MaxRTOMax = 120 * time.Second
+
 	// Unchanged, in KeepAlive.Idle, KeepAlive.Interval or KeepAlive.Count,
 	// leaves that socket option as the operating system has it, as
 	// net.KeepAliveConfig documents for negative values. It is the only
@@ -69,6 +74,46 @@ type Config struct {
 	// 127. Other negative values, fractions of a second and values past
 	// the limits are an error, never rounded or clamped.
 	KeepAlive net.KeepAliveConfig
+
+	// RTOMax is TCP_RTO_MAX_MS (Linux 6.15 and later, tcp(7)): the longest
+	// the kernel waits between two retransmissions, or two zero-window
+	// probes, of one connection. Retransmissions back off from 200 ms and
+	// double each time; a cap makes them keep coming, so a busy connection
+	// survives any outage that ends at least RTOMax before UserTimeout runs
+	// out (see Config.OutageSurvived), at the price of more retransmissions
+	// into a long outage.
+	//
+	// Zero leaves the kernel's value (120 s, or net.ipv4.tcp_rto_max_ms).
+	// Unit: whole milliseconds (the kernel rounds to its jiffy). Limits:
+	// MinRTOMax (1 s) to MaxRTOMax (120 s). On kernels before 6.15 and on
+	// other systems a non-zero RTOMax is an error wrapping
+	// errors.ErrUnsupported, from the first socket it is set on.
+	RTOMax time.Duration
+
+	// StallTimeout bounds how long a live peer may keep a guarded writer
+	// from making progress: no byte acknowledged while data waits to be
+	// sent, because the peer keeps its receive window shut (it stopped
+	// reading) although it answers every probe. Once a stall reaches
+	// StallTimeout the guard lets the kernel end the connection with
+	// ETIMEDOUT, within Config.StallBound. It is to a paused reader what
+	// nginx's send_timeout is, and unlike http.Server's WriteTimeout it
+	// never cuts a response that is slow but moving.
+	//
+	// Zero, the default, sets no limit: the guard keeps a paused reader's
+	// connection for as long as the peer answers, as a stock server does.
+	// Unit: any duration; limits: 0, or at least UserTimeout. It applies to
+	// guarded connections only (see Guard).
+	StallTimeout time.Duration
+
+	// NoGuard turns the window guard off on the entry points that guard by
+	// default (Listen, WrapListener, and httptransport's client): they then
+	// hand out the bare *net.TCPConn, and a live peer that keeps its
+	// window shut for UserTimeout is cut by the kernel (see Guard). Set it
+	// where connections carry only HTTP/2 or gRPC, which never shut the
+	// window, or where code needs the *net.TCPConn type itself (a guarded
+	// connection's NetConn returns it). Guard, GuardListener and
+	// GuardDialContext guard whatever NoGuard says.
+	NoGuard bool
 }
 
 // ErrInvalidConfig is wrapped by every error that reports a Config field
@@ -110,6 +155,9 @@ type kernelOptions struct {
 	idleSeconds  int           // TCP_KEEPIDLE; Unchanged leaves it
 	intvlSeconds int           // TCP_KEEPINTVL; Unchanged leaves it
 	count        int           // TCP_KEEPCNT; Unchanged leaves it
+	rtoMax       time.Duration // TCP_RTO_MAX_MS, whole milliseconds; 0 leaves it
+	stall        time.Duration // StallTimeout, for the guard; not a socket option
+	noGuard      bool          // NoGuard
 
 	// setFD is o.set, bound once by compile: a method value made at each
 	// dial or accept would be an allocation each time.
@@ -161,6 +209,20 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 	case count > MaxKeepAliveCount:
 		bad("KeepAlive.Count", count, fmt.Sprintf("must be at most %d (TCP_KEEPCNT)", MaxKeepAliveCount))
 	}
+	switch rm := c.RTOMax; {
+	case rm == 0:
+	case rm%time.Millisecond != 0:
+		bad("RTOMax", rm, "must be a whole number of milliseconds (TCP_RTO_MAX_MS)")
+	case rm < MinRTOMax || rm > MaxRTOMax:
+		bad("RTOMax", rm, fmt.Sprintf("must be 0 (the kernel's) or %v to %v (TCP_RTO_MAX_MS)", MinRTOMax, MaxRTOMax))
+	}
+	switch st := c.StallTimeout; {
+	case st == 0:
+	case st < 0:
+		bad("StallTimeout", st, "must not be negative (0 sets no limit)")
+	case st < ut:
+		bad("StallTimeout", st, fmt.Sprintf("must be 0 or at least UserTimeout (%v): the kernel ends a shorter stall itself without the guard", ut))
+	}
 	if len(errs) > 0 {
 		return kernelOptions{}, errors.Join(errs...)
 	}
@@ -170,6 +232,9 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 		idleSeconds:  idle,
 		intvlSeconds: intvl,
 		count:        count,
+		rtoMax:       c.RTOMax,
+		stall:        c.StallTimeout,
+		noGuard:      c.NoGuard,
 	}, nil
 }
 

@@ -198,6 +198,6 @@ func ExampleConfig_GuardDialContext() {
 	}
 	defer conn.Close()
 	held, _ := tuning.Read(conn)
-	fmt.Printf("%T %v\n", conn, held == c)
-	// Output: *tuning.GuardedConn true
+	fmt.Printf("%T: user timeout %v, retransmissions and probes at least every %v\n", conn, held.UserTimeout, held.RTOMax)
+	// Output: *tuning.GuardedConn: user timeout 20s, retransmissions and probes at least every 5s
 }

@@ -6,94 +6,151 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"weak"
 )
 
 // The window guard.
 //
-// With TCP_USER_TIMEOUT set, Linux (5.11 and later, tcp_probe_timer) ends a
-// connection whose peer's receive window has stayed shut for the user
-// timeout, although the peer answers every zero-window probe: a live
-// reader that pauses longer than the budget loses its connection. No
-// socket option tells the two cases apart. The guard does, from user
-// space, and only while there is something to guard: a write arms a timer
-// on the connection; each tick reads TCP_INFO, and while the window is
-// shut and the peer still acknowledges probes it raises the user timeout
-// so that the kernel's deadline stays ahead; once the window opens, or the
-// send queue empties, it puts the configured value back, and with nothing
-// queued it disarms until the next write. An idle connection costs
-// nothing; a busy one one getsockopt per tick.
+// With TCP_USER_TIMEOUT set, Linux ends a connection whose peer keeps its
+// receive window shut for the user timeout, although the peer answers
+// every zero-window probe (tcp_probe_timer). The clock it uses,
+// icsk_probes_tstamp, cannot be read from user space, and it does not
+// restart when it should: a partial reopening of the window (tcp_ack_probe
+// clears it only for a window that takes the whole head skb) and a send
+// queue that drains with data in flight both leave it running, so a later
+// shut window can be cut at its first probe. No estimate of that clock is
+// safe. The guard therefore keeps the rule from ever applying to a live
+// peer: while data is queued it holds TCP_USER_TIMEOUT at 0, and it sets
+// the configured value back only when the peer falls silent (no ACK for
+// alive) or stalls past StallTimeout; the kernel then ends the connection
+// on its own clocks, which run from before the silence began.
 //
-// The kernel measures a shut window from icsk_probes_tstamp, the first
-// zero-window probe, which user space cannot read. It is always after the
-// last data segment sent (any data sent resets it), so the guard counts
-// from tcpi_last_data_sent, or from the last time it saw the window open,
-// whichever is later: the user timeout it sets ends no earlier than
-// extend after the tick, and about one RTO later at most.
+// Two things make the verdict sound. TCP_RTO_MAX_MS (Linux 6.15+) caps the
+// backoff of zero-window probes, so a live paused peer answers a probe at
+// least every rtoMax, and alive is one and a half of those; without the
+// cap probes back off to 120 s and the guard waits for two unanswered
+// probes instead. And the kernel's clocks start no later than one RTO
+// after the peer's last ACK, so the configured timeout, once set, ends the
+// connection no later than Bounds says, or one capped probe interval after
+// the verdict, whichever is later (GuardBound).
+//
+// An idle connection costs nothing: the guard is disarmed and the socket
+// holds the configured user timeout, so Bounds' idle rule is unchanged. A
+// write that arms it costs one setsockopt; while armed it reads TCP_INFO
+// once a period.
 
-// guardParams are the guard's timings, all derived from the user timeout B
-// it protects: it ticks every B/4, keeps the kernel's deadline at least
-// B/2 ahead, and believes the peer alive while its last ACK is younger
-// than 5B/4 plus two RTOs (probes back off, and the kernel clamps them to
-// the deadline, so a live peer's ACKs can be up to extend + period + an
-// RTO apart, seen up to a period late).
+// guardParams are the guard's timings, derived once from the Config.
 type guardParams struct {
-	base   time.Duration // the Config's UserTimeout, restored when the window opens
-	period time.Duration // time between ticks while armed
-	extend time.Duration // how far past a tick the kernel's deadline is kept
-	alive  time.Duration // how recent the last ACK must be, plus 2 RTOs
+	base   time.Duration // UserTimeout: held while idle, set again on a verdict
+	period time.Duration // between ticks while armed: base/8
+	rtoMax time.Duration // TCP_RTO_MAX_MS the guard holds the socket to
+	alive  time.Duration // the peer is alive while heard from within this
+	stall  time.Duration // StallTimeout; 0 sets no limit
+	capped bool          // the kernel took rtoMax (Linux 6.15+)
 }
 
-// MinGuardTimeout is the smallest UserTimeout Guard accepts: below it the
-// guard would tick more often than a zero-window probe can come back.
+// MinGuardTimeout is the smallest UserTimeout Guard accepts: below it a
+// live peer's probe answers, which the kernel cannot be made to send more
+// often than once a second (MinRTOMax), could not be told from silence.
 const MinGuardTimeout = time.Second
 
-func newGuardParams(ut time.Duration) guardParams {
-	return guardParams{base: ut, period: ut / 4, extend: ut / 2, alive: ut * 5 / 4}
+func newGuardParams(o kernelOptions) guardParams {
+	b := o.userTimeout
+	r := o.rtoMax
+	if r == 0 {
+		r = min(max(MinRTOMax, b/4), MaxRTOMax).Truncate(time.Millisecond)
+	}
+	return guardParams{base: b, period: b / 8, rtoMax: r, alive: max(r*3/2, b*3/8), stall: o.stall, capped: true}
 }
 
-// GuardBound is the worst case, with the guard, from a peer that vanishes
-// while its receive window is shut to the writer's ETIMEDOUT: twice
-// UserTimeout, plus three RTOs, taken as TCP_RTO_MIN (200 ms), the
-// figure on a LAN. (Without the guard such a connection ends UserTimeout
-// after the window shut, dead peer or live one.) The guard believes the
-// peer alive for 5/4 UserTimeout after its last ACK, then lets the kernel
-// deadline it keeps at least UserTimeout/2 ahead run out.
+// uncapped adapts p to a kernel without TCP_RTO_MAX_MS: probes back off
+// to 120 s, so a shut window's silence is judged by unanswered probes.
+func (p *guardParams) uncapped() {
+	p.capped = false
+	p.rtoMax = MaxRTOMax
+	p.alive = p.base * 3 / 8
+}
+
+// timerSlack is how late a kernel timer armed d ahead may fire: the timer
+// wheel files it at a granularity of at most d/8 (kernel/time/timer.c,
+// LVL_CLK_SHIFT 3), plus one jiffy, taken as 4 ms (HZ=250).
+func timerSlack(d time.Duration) time.Duration { return d/8 + 4*time.Millisecond }
+
+// verdictBy is the latest time after the peer was last heard at which a
+// tick has found it silent and the kernel has acted: alive, a period for
+// the tick to come, and one capped probe or retransmission interval.
+func (p guardParams) verdictBy() time.Duration {
+	return p.alive + p.period + p.rtoMax + timerSlack(p.rtoMax)
+}
+
+func (c Config) guardParams() guardParams {
+	return newGuardParams(kernelOptions{userTimeout: c.UserTimeout, rtoMax: c.RTOMax, stall: c.StallTimeout})
+}
+
+// GuardBound is the worst case, for a guarded connection, from a peer
+// vanishing while data is queued or in flight (its window open or shut) to
+// the writer's ETIMEDOUT: the busy bound of Bounds, or the guard's
+// verdict (no ACK for 1.5 x RTOMax, seen within UserTimeout/8) plus one
+// capped retransmission interval, whichever is larger. For ForBudget
+// configs it is the busy bound. It assumes Linux 6.15 or later, where the
+// guard caps the probe backoff with TCP_RTO_MAX_MS (at UserTimeout/4, at
+// least 1 s, unless RTOMax is set); on older kernels probes back off to
+// 120 s and a peer that vanishes during a long pause is found after two
+// unanswered probes, up to about 4 minutes. An idle guarded connection
+// follows Bounds' idle rule.
 func (c Config) GuardBound() time.Duration {
-	p := newGuardParams(c.UserTimeout)
-	return p.alive + p.extend + p.period + 3*rtoMin
+	_, busy := c.Bounds()
+	return max(busy, c.guardParams().verdictBy())
+}
+
+// StallBound is the worst case from the last byte a live but stalled peer
+// acknowledged to the writer's ETIMEDOUT under StallTimeout: the stall,
+// two guard periods (the tick that sees the last progress, the tick that
+// sees the stall), and one capped probe interval. Never, if StallTimeout
+// is zero.
+func (c Config) StallBound() time.Duration {
+	if c.StallTimeout == 0 {
+		return Never
+	}
+	p := c.guardParams()
+	return c.StallTimeout + 2*p.period + p.rtoMax + timerSlack(p.rtoMax)
 }
 
 // windowSample is what a tick reads from TCP_INFO.
 type windowSample struct {
-	closed    bool   // TCP_CLOSE: the kernel has ended the connection
-	unacked   uint32 // segments sent and not acknowledged (packets_out)
-	notsent   uint32 // bytes queued and not yet sent
-	sinceSend time.Duration
-	sinceAck  time.Duration
-	rto       time.Duration
+	closed     bool          // TCP_CLOSE: the kernel has ended the connection
+	unacked    uint32        // segments sent and not acknowledged (packets_out)
+	notsent    uint32        // bytes queued and not yet sent
+	probes     uint8         // zero-window or keepalive probes unanswered
+	sinceAck   time.Duration // since the peer's last ACK (rcv_tstamp)
+	bytesAcked uint64        // bytes the peer has acknowledged, ever
 }
 
 // shut reports the kernel's zero-window probing condition: data queued,
 // nothing in flight (tcp_probe_timer runs exactly then).
 func (s windowSample) shut() bool { return s.unacked == 0 && s.notsent > 0 }
 
+// empty reports that nothing is queued or in flight.
+func (s windowSample) empty() bool { return s.unacked == 0 && s.notsent == 0 }
+
 // guardState is what the guard remembers between ticks.
 type guardState struct {
-	// lastOpen is the last time the kernel's zero-window clock was known
-	// not to run: window seen open, or the queue seen empty before a
-	// write armed the guard. Zero when unknown.
-	lastOpen time.Time
+	heard    time.Time     // the peer's last ACK, or the arming if later
+	progress time.Time     // the tick that saw bytesAcked move, or the arming
+	acked    uint64        // bytesAcked as of progress
 	ut       time.Duration // the user timeout the socket holds
 }
 
 type guardAction struct {
-	setUT time.Duration // user timeout to set; 0: leave it
-	idle  bool          // nothing queued: the guard may disarm
-	stop  bool          // the connection is over
+	setUT time.Duration // user timeout to set, if set
+	set   bool
+	idle  bool // nothing queued: the guard may disarm
+	stop  bool // the connection is over
 }
 
 // decide is one tick's decision, kept free of system calls so that its
@@ -102,32 +159,25 @@ func (p guardParams) decide(now time.Time, s windowSample, st *guardState) guard
 	if s.closed {
 		return guardAction{stop: true}
 	}
-	if !s.shut() {
-		st.lastOpen = now
-		a := guardAction{idle: s.unacked == 0 && s.notsent == 0}
-		if st.ut != p.base {
-			a.setUT = p.base
-		}
-		return a
+	if heard := now.Add(-s.sinceAck); heard.After(st.heard) {
+		st.heard = heard
 	}
-	if s.sinceAck > p.alive+2*s.rto {
-		// Probes unanswered: the peer is gone or cut off. The deadline
-		// set while it answered runs out on its own.
+	if s.bytesAcked != st.acked {
+		st.acked, st.progress = s.bytesAcked, now
+	}
+	if s.empty() {
+		return guardAction{idle: true}
+	}
+	silent := now.Sub(st.heard) > p.alive && (p.capped || !s.shut() || s.probes >= 2)
+	stalled := p.stall > 0 && now.Sub(st.progress) >= p.stall
+	var want time.Duration // 0 while the peer answers: no clock can end it
+	if silent || stalled {
+		want = p.base
+	}
+	if want == st.ut {
 		return guardAction{}
 	}
-	// The kernel counts from after the last data segment sent, and after
-	// lastOpen: counting from the later of the two keeps its deadline at
-	// least extend past now.
-	from := now.Add(-s.sinceSend)
-	if st.lastOpen.After(from) {
-		from = st.lastOpen
-	}
-	ut := now.Sub(from) + p.extend
-	ut = min((ut + time.Millisecond - 1).Truncate(time.Millisecond), MaxUserTimeout)
-	if ut <= st.ut {
-		return guardAction{}
-	}
-	return guardAction{setUT: ut}
+	return guardAction{setUT: want, set: true}
 }
 
 // The guard's state word: bit 0 armed, bits 1 to 15 writes in progress,
@@ -143,26 +193,32 @@ const (
 
 type guard struct {
 	state atomic.Uint64
-	rc    syscall.RawConn
-	p     guardParams
+	// conn is weak so that a GuardedConn dropped without Close, with its
+	// timer armed, does not keep the socket alive: the netFD's finalizer
+	// closes it, and the next tick stops.
+	conn weak.Pointer[net.TCPConn]
+	p    guardParams
 
 	mu     sync.Mutex // serialises ticks, arming and Close
 	timer  *time.Timer
 	st     guardState
 	closed bool
-	err    error // first failure of a tick, joined to write errors
+	err    error // first failure, joined to write errors
 }
 
-func (g *guard) begin() {
+// begin marks a write to rc beginning, arming the guard first if it was
+// not: the user timeout is off before the data reaches the kernel.
+func (g *guard) begin(rc syscall.RawConn) {
 	if g.state.Add(guardWriteBegin)&guardArmed == 0 {
-		g.arm()
+		g.arm(rc)
 	}
 }
 
 func (g *guard) end() { g.state.Add(guardWriteEnd) }
 
-// arm starts the ticks unless a tick is already due.
-func (g *guard) arm() {
+// arm holds the user timeout at 0 and starts the ticks, unless a tick is
+// already due.
+func (g *guard) arm(rc syscall.RawConn) {
 	if g.state.Or(guardArmed)&guardArmed != 0 {
 		return
 	}
@@ -171,15 +227,19 @@ func (g *guard) arm() {
 	if g.closed {
 		return
 	}
+	now := time.Now()
+	g.st.heard, g.st.progress = now, now
+	if g.st.ut != 0 {
+		if err := setUserTimeout(rc, 0); err != nil {
+			g.failLocked(err)
+			return
+		}
+		g.st.ut = 0
+	}
 	if g.timer == nil {
-		// First arming: whatever was written before Guard is unknown
-		// to it, so st.lastOpen stays zero.
 		g.timer = time.AfterFunc(g.p.period, g.tick)
 		return
 	}
-	// A tick saw the queue empty and disarmed: the zero-window clock
-	// cannot have run since.
-	g.st.lastOpen = time.Now()
 	g.timer.Reset(g.p.period)
 }
 
@@ -191,34 +251,55 @@ func (g *guard) tick() {
 	if g.closed {
 		return
 	}
+	tc := g.conn.Value()
+	if tc == nil { // dropped without Close and collected
+		g.closed = true
+		return
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		g.failLocked(err)
+		return
+	}
 	v := g.state.Load()
-	s, err := sampleWindow(g.rc)
+	s, err := sampleWindow(rc)
 	if err != nil {
 		g.failLocked(err)
 		return
 	}
 	a := g.p.decide(time.Now(), s, &g.st)
-	if a.setUT != 0 {
-		if err := setUserTimeout(g.rc, a.setUT); err != nil {
-			g.failLocked(err)
-			return
-		}
-		g.st.ut = a.setUT
-	}
 	switch {
 	case a.stop:
 		g.disarm()
 		return
 	case a.idle && v&guardActiveMask == 0 && g.state.CompareAndSwap(v, v&^guardArmed):
+		// Resting: the configured timeout, for Bounds' idle rule.
+		g.setLocked(rc, guardAction{setUT: g.p.base, set: g.st.ut != g.p.base})
 		return
 	}
-	g.timer.Reset(g.p.period)
+	if g.setLocked(rc, a) {
+		g.timer.Reset(g.p.period)
+	}
 }
 
-// failLocked stops the guard after a failed tick. A closed connection is
-// no failure; anything else is kept and joined to the next write error,
-// since the kernel may then end a live connection the guard could not
-// protect.
+// setLocked carries out a's user timeout, reporting whether the guard
+// goes on.
+func (g *guard) setLocked(rc syscall.RawConn, a guardAction) bool {
+	if !a.set {
+		return true
+	}
+	if err := setUserTimeout(rc, a.setUT); err != nil {
+		g.failLocked(err)
+		return false
+	}
+	g.st.ut = a.setUT
+	return true
+}
+
+// failLocked stops the guard after a failed system call. A closed
+// connection is no failure; anything else is kept and joined to the next
+// write error, since the kernel may then end a live connection the guard
+// could not protect.
 func (g *guard) failLocked(err error) {
 	g.disarm()
 	g.closed = true
@@ -258,20 +339,24 @@ func (g *guard) close() {
 type GuardedConn struct {
 	net.Conn
 	tcp *net.TCPConn
+	rc  syscall.RawConn
 	g   *guard
 }
 
 // Write writes b, arming the guard for the data it queues.
 func (c *GuardedConn) Write(b []byte) (int, error) {
-	c.g.begin()
+	c.g.begin(c.rc)
 	n, err := c.tcp.Write(b)
 	c.g.end()
 	return n, c.g.annotate(err)
 }
 
-// ReadFrom is (*net.TCPConn).ReadFrom (splice, sendfile), guarded.
+// ReadFrom is (*net.TCPConn).ReadFrom (splice, sendfile), guarded. An
+// *os.File reaches it too: io.Copy(conn, file) takes the file's WriteTo,
+// which finds no poll descriptor behind SyscallConn and copies into
+// ReadFrom, which sends with sendfile.
 func (c *GuardedConn) ReadFrom(r io.Reader) (int64, error) {
-	c.g.begin()
+	c.g.begin(c.rc)
 	n, err := c.tcp.ReadFrom(r)
 	c.g.end()
 	return n, c.g.annotate(err)
@@ -283,7 +368,7 @@ func (c *GuardedConn) WriteTo(w io.Writer) (int64, error) { return c.tcp.WriteTo
 // CloseWrite shuts the sending side down; the FIN waits behind queued data
 // as any write does, so it arms the guard too.
 func (c *GuardedConn) CloseWrite() error {
-	c.g.begin()
+	c.g.begin(c.rc)
 	err := c.tcp.CloseWrite()
 	c.g.end()
 	return c.g.annotate(err)
@@ -298,12 +383,34 @@ func (c *GuardedConn) Close() error {
 	return c.tcp.Close()
 }
 
-// SyscallConn is the socket's raw connection.
-func (c *GuardedConn) SyscallConn() (syscall.RawConn, error) { return c.tcp.SyscallConn() }
+// SyscallConn is the socket's raw connection, guarded: its Write arms the
+// guard as Write does. Control and Read pass through.
+func (c *GuardedConn) SyscallConn() (syscall.RawConn, error) {
+	return guardedRawConn{c.rc, c.g}, nil
+}
 
 // NetConn returns the *net.TCPConn beneath, as *tls.Conn's NetConn does;
 // Apply and Read reach the socket through it.
 func (c *GuardedConn) NetConn() net.Conn { return c.tcp }
+
+// guardedRawConn is the RawConn SyscallConn hands out. It hides the poll
+// descriptor of the net package's own RawConn on purpose: *os.File's
+// WriteTo would otherwise sendfile straight to the socket, past the guard.
+type guardedRawConn struct {
+	rc syscall.RawConn
+	g  *guard
+}
+
+func (r guardedRawConn) Control(f func(fd uintptr)) error { return r.rc.Control(f) }
+
+func (r guardedRawConn) Read(f func(fd uintptr) (done bool)) error { return r.rc.Read(f) }
+
+func (r guardedRawConn) Write(f func(fd uintptr) (done bool)) error {
+	r.g.begin(r.rc)
+	err := r.rc.Write(f)
+	r.g.end()
+	return r.g.annotate(err)
+}
 
 // Guard sets c's options on conn, as Apply does, and returns it guarded:
 // its writer survives a live peer that stops reading for any time, while
@@ -367,9 +474,20 @@ func (o kernelOptions) guard(conn net.Conn, rc syscall.RawConn) (*GuardedConn, e
 	if !ok {
 		return nil, fmt.Errorf("%w: Guard needs the *net.TCPConn itself, got %T: guard the connection beneath it", ErrNotTCP, conn)
 	}
-	g := &guard{rc: rc, p: newGuardParams(o.userTimeout)}
+	p := newGuardParams(o)
+	if o.rtoMax == 0 { // else set already, with the other options
+		switch err := setRTOMax(rc, p.rtoMax); {
+		case errors.Is(err, errNoProtoOpt):
+			p.uncapped()
+		case err != nil:
+			return nil, err
+		}
+	}
+	g := &guard{conn: weak.Make(tc), p: p}
 	g.st.ut = o.userTimeout
-	return &GuardedConn{Conn: tc, tcp: tc, g: g}, nil
+	gc := &GuardedConn{Conn: tc, tcp: tc, rc: rc, g: g}
+	runtime.AddCleanup(gc, (*guard).close, g)
+	return gc, nil
 }
 
 // GuardListener returns a listener that sets c's options on every TCP

@@ -23,12 +23,12 @@ func sampleWindow(rc syscall.RawConn) (windowSample, error) {
 			return os.NewSyscallError("getsockopt TCP_INFO", err)
 		}
 		s = windowSample{
-			closed:    info.State == tcpClose,
-			unacked:   info.Unacked,
-			notsent:   info.Notsent_bytes,
-			sinceSend: time.Duration(info.Last_data_sent) * time.Millisecond,
-			sinceAck:  time.Duration(info.Last_ack_recv) * time.Millisecond,
-			rto:       time.Duration(info.Rto) * time.Microsecond,
+			closed:     info.State == tcpClose,
+			unacked:    info.Unacked,
+			notsent:    info.Notsent_bytes,
+			probes:     info.Probes,
+			sinceAck:   time.Duration(info.Last_ack_recv) * time.Millisecond,
+			bytesAcked: info.Bytes_acked,
 		}
 		return nil
 	})
@@ -37,6 +37,14 @@ func sampleWindow(rc syscall.RawConn) (windowSample, error) {
 
 // setUserTimeout sets TCP_USER_TIMEOUT alone, as the guard moves it.
 func setUserTimeout(rc syscall.RawConn, d time.Duration) error {
+	return setMillis(rc, platform.userTimeout, d)
+}
+
+// setRTOMax sets TCP_RTO_MAX_MS alone, for the guard; a kernel before 6.15
+// answers an error wrapping ENOPROTOOPT.
+func setRTOMax(rc syscall.RawConn, d time.Duration) error { return setMillis(rc, platform.rtoMax, d) }
+
+func setMillis(rc syscall.RawConn, opt *sockopt, d time.Duration) error {
 	ms := int(d / time.Millisecond)
-	return rawControl(rc, func(fd uintptr) error { return setInt(fd, platform.userTimeout, ms) })
+	return rawControl(rc, func(fd uintptr) error { return setInt(fd, opt, ms) })
 }

@@ -16,3 +16,5 @@ func sampleWindow(syscall.RawConn) (windowSample, error) {
 }
 
 func setUserTimeout(syscall.RawConn, time.Duration) error { return unsupported("Guard") }
+
+func setRTOMax(syscall.RawConn, time.Duration) error { return unsupported("Guard") }

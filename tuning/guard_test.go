@@ -7,62 +7,96 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-func TestGuardDecide(t *testing.T) {
-	const ut = 4 * time.Second // period 1 s, extend 2 s, alive 5 s
-	p := newGuardParams(ut)
-	now := time.Unix(1000, 0)
-	rto := 200 * time.Millisecond
-	shut := func(sinceSend, sinceAck time.Duration) windowSample {
-		return windowSample{notsent: 1 << 20, sinceSend: sinceSend, sinceAck: sinceAck, rto: rto}
-	}
+func TestGuardParams(t *testing.T) {
+	s := time.Second
 	for _, tc := range []struct {
-		name     string
-		sample   windowSample
-		lastOpen time.Time
-		ut       time.Duration
-		want     guardAction
+		ut, rtoMax                    time.Duration
+		period, wantRTOMax, wantAlive time.Duration
 	}{
-		{name: "connection ended", sample: windowSample{closed: true, notsent: 5}, ut: ut,
+		{ut: 3 * s, period: 375 * time.Millisecond, wantRTOMax: s, wantAlive: 1500 * time.Millisecond},
+		{ut: 20 * s, period: 2500 * time.Millisecond, wantRTOMax: 5 * s, wantAlive: 7500 * time.Millisecond},
+		{ut: 20 * s, rtoMax: 2 * s, period: 2500 * time.Millisecond, wantRTOMax: 2 * s, wantAlive: 7500 * time.Millisecond},
+		{ut: 1000 * s, period: 125 * s, wantRTOMax: MaxRTOMax, wantAlive: 375 * s},
+	} {
+		p := newGuardParams(kernelOptions{userTimeout: tc.ut, rtoMax: tc.rtoMax})
+		assert.Equal(t, tc.period, p.period, "UT %v period", tc.ut)
+		assert.Equal(t, tc.wantRTOMax, p.rtoMax, "UT %v rtoMax", tc.ut)
+		assert.Equal(t, tc.wantAlive, p.alive, "UT %v alive", tc.ut)
+		// A live peer answers a probe at least every rtoMax, late by the
+		// timer wheel's slack: alive must leave room for that.
+		assert.Greater(t, p.alive, p.rtoMax+timerSlack(p.rtoMax), "UT %v: alive too short for capped probes", tc.ut)
+	}
+}
+
+func TestGuardDecide(t *testing.T) {
+	const ut = 4 * time.Second // period 500 ms, rtoMax 1 s, alive 1.5 s
+	p := newGuardParams(kernelOptions{userTimeout: ut, stall: 10 * time.Second})
+	now := time.Unix(1000, 0)
+	shut := func(sinceAck time.Duration, acked uint64) windowSample {
+		return windowSample{notsent: 1 << 20, sinceAck: sinceAck, bytesAcked: acked}
+	}
+	flowing := func(sinceAck time.Duration, acked uint64) windowSample {
+		return windowSample{unacked: 10, notsent: 1 << 20, sinceAck: sinceAck, bytesAcked: acked}
+	}
+	armed := guardState{heard: now.Add(-time.Minute), progress: now.Add(-time.Second), acked: 100}
+	for _, tc := range []struct {
+		name   string
+		sample windowSample
+		st     guardState
+		want   guardAction
+	}{
+		{name: "connection ended", sample: windowSample{closed: true, notsent: 5}, st: armed,
 			want: guardAction{stop: true}},
-		{name: "queue empty: idle", sample: windowSample{}, ut: ut,
+		{name: "queue empty: idle (the tick restores the configured timeout)", sample: windowSample{}, st: armed,
 			want: guardAction{idle: true}},
-		{name: "queue empty after a raise: restore and idle", sample: windowSample{}, ut: 9 * time.Second,
-			want: guardAction{idle: true, setUT: ut}},
-		{name: "data in flight: nothing to guard", sample: windowSample{unacked: 3, notsent: 100}, ut: ut,
+		{name: "shut, peer answers probes: timeout stays off", sample: shut(900*time.Millisecond, 100), st: armed,
 			want: guardAction{}},
-		{name: "window open again after a raise: restore", sample: windowSample{unacked: 3, notsent: 100}, ut: 30 * time.Second,
-			want: guardAction{setUT: ut}},
-		{name: "shut lately: the configured timeout is still ahead", sample: shut(time.Second, 100*time.Millisecond), ut: ut,
+		{name: "data flowing, acks coming: timeout stays off", sample: flowing(time.Millisecond, 200), st: armed,
 			want: guardAction{}},
-		{name: "shut long, peer answers: deadline kept extend ahead of the last send", sample: shut(10*time.Second, 300*time.Millisecond), ut: ut,
-			want: guardAction{setUT: 12 * time.Second}},
-		{name: "counts from the later of last send and last open", sample: shut(10*time.Second, 300*time.Millisecond), lastOpen: now.Add(-6 * time.Second), ut: ut,
-			want: guardAction{setUT: 8 * time.Second}},
-		{name: "rounds up to the kernel's millisecond", sample: shut(10*time.Second+300*time.Microsecond, 0), ut: ut,
-			want: guardAction{setUT: 12*time.Second + time.Millisecond}},
-		{name: "never lowers what it raised", sample: shut(10*time.Second, 0), ut: 20 * time.Second,
+		{name: "shut, no answer for alive: the configured timeout, the kernel ends it", sample: shut(1501*time.Millisecond, 100), st: armed,
+			want: guardAction{setUT: ut, set: true}},
+		{name: "in flight, no ack for alive: the configured timeout", sample: flowing(1501*time.Millisecond, 100), st: armed,
+			want: guardAction{setUT: ut, set: true}},
+		{name: "the arming counts as heard: a write after a long idle is not a silence",
+			sample: flowing(30*time.Second, 100), st: guardState{heard: now.Add(-time.Second), progress: now.Add(-time.Second), acked: 100},
 			want: guardAction{}},
-		{name: "ACK just young enough: alive", sample: shut(10*time.Second, 5*time.Second+2*rto), ut: ut,
-			want: guardAction{setUT: 12 * time.Second}},
-		{name: "probes unanswered: let the kernel's deadline run out", sample: shut(10*time.Second, 5*time.Second+2*rto+time.Millisecond), ut: 11 * time.Second,
+		{name: "peer heard again after a verdict: timeout off again", sample: shut(10*time.Millisecond, 100),
+			st:   guardState{heard: now.Add(-time.Minute), progress: now.Add(-time.Second), acked: 100, ut: ut},
+			want: guardAction{setUT: 0, set: true}},
+		{name: "stall: no byte acknowledged for StallTimeout, live or not", sample: shut(10*time.Millisecond, 100),
+			st:   guardState{heard: now, progress: now.Add(-10 * time.Second), acked: 100},
+			want: guardAction{setUT: ut, set: true}},
+		{name: "progress restarts the stall clock", sample: shut(10*time.Millisecond, 101),
+			st:   guardState{heard: now, progress: now.Add(-10 * time.Second), acked: 100},
 			want: guardAction{}},
-		{name: "capped at the kernel's limit", sample: shut(MaxUserTimeout, 0), ut: ut,
-			want: guardAction{setUT: MaxUserTimeout}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := guardState{lastOpen: tc.lastOpen, ut: tc.ut}
+			st := tc.st
 			got := p.decide(now, tc.sample, &st)
 			assert.Equal(t, tc.want, got)
-			if !tc.sample.shut() && !tc.sample.closed {
-				assert.Equal(t, now, st.lastOpen, "an open window or empty queue is remembered")
-			}
 		})
 	}
+
+	t.Run("no RTO cap: a shut window waits for two unanswered probes", func(t *testing.T) {
+		q := p
+		q.uncapped()
+		st := armed
+		assert.Equal(t, guardAction{}, q.decide(now, windowSample{notsent: 1, sinceAck: time.Minute, probes: 1, bytesAcked: 100}, &st))
+		st = armed
+		assert.Equal(t, guardAction{setUT: ut, set: true}, q.decide(now, windowSample{notsent: 1, sinceAck: time.Minute, probes: 2, bytesAcked: 100}, &st))
+	})
 }
 
 func TestGuardBound(t *testing.T) {
 	c, err := ForBudget(20 * time.Second)
 	assert.NoError(t, err)
-	// alive 25 s + extend 10 s + period 5 s + 3 RTOs.
-	assert.Equal(t, 40*time.Second+600*time.Millisecond, c.GuardBound())
+	_, busy := c.Bounds()
+	// alive 7.5 s + period 2.5 s + rtoMax 5 s + slack: under the busy bound.
+	assert.Equal(t, busy, c.GuardBound())
+	c.RTOMax = 120 * time.Second // a cap too long for the budget shows in the bound
+	assert.Equal(t, 180*time.Second+2500*time.Millisecond+120*time.Second+timerSlack(120*time.Second), c.GuardBound())
+	assert.Equal(t, Never, c.StallBound())
+	c.RTOMax = 0
+	c.StallTimeout = time.Minute
+	assert.Equal(t, time.Minute+5*time.Second+5*time.Second+timerSlack(5*time.Second), c.StallBound())
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"syscall"
 	"time"
 )
 
@@ -22,12 +23,17 @@ type platformOptions struct {
 	keepIdle        *sockopt      // seconds
 	keepIntvl       *sockopt      // seconds
 	keepCount       *sockopt
+	rtoMax          *sockopt // TCP_RTO_MAX_MS, milliseconds (Linux 6.15+)
 	// listenerInherits: accepted sockets inherit the listening socket's
 	// options, so Listen sets them once instead of on every accept.
 	listenerInherits bool
 }
 
 var listenerOptionsInherited = platform.listenerInherits
+
+// errNoProtoOpt is what a kernel answers for a socket option it does not
+// know.
+var errNoProtoOpt error = syscall.ENOPROTOOPT
 
 // checkPlatform reports what o asks for that this platform cannot apply.
 func checkPlatform(o kernelOptions) error {
@@ -41,6 +47,9 @@ func checkPlatform(o kernelOptions) error {
 			errs = append(errs, &FieldError{Field: "UserTimeout", Value: o.userTimeout.String(),
 				Limit: fmt.Sprintf("must be a whole number of %v on %s (%s)", p.userTimeoutUnit, runtime.GOOS, p.userTimeout.name)})
 		}
+	}
+	if o.rtoMax != 0 && p.rtoMax == nil {
+		errs = append(errs, unsupported("RTOMax (TCP_RTO_MAX_MS)"))
 	}
 	if p.keepAlive == nil {
 		// Turning keepalive off is as much a setting as turning it on.
@@ -77,6 +86,11 @@ func (o kernelOptions) set(fd uintptr) error {
 			return err
 		}
 	}
+	if o.rtoMax != 0 {
+		if err := setInt(fd, p.rtoMax, int(o.rtoMax/time.Millisecond)); err != nil {
+			return kernelLacks(err, "RTOMax (TCP_RTO_MAX_MS needs Linux 6.15 or later)")
+		}
+	}
 	if o.keepAlive {
 		for _, f := range [...]struct {
 			opt *sockopt
@@ -91,6 +105,16 @@ func (o kernelOptions) set(fd uintptr) error {
 		}
 	}
 	return setInt(fd, p.keepAlive, boolInt(o.keepAlive))
+}
+
+// kernelLacks wraps errors.ErrUnsupported around a setsockopt error that
+// says the running kernel does not know the option (ENOPROTOOPT), keeping
+// the *os.SyscallError; other errors come back as they are.
+func kernelLacks(err error, what string) error {
+	if errors.Is(err, errNoProtoOpt) {
+		return fmt.Errorf("ghostsock: %s on this kernel: %w: %w", what, errors.ErrUnsupported, err)
+	}
+	return err
 }
 
 // get reads back what set sets; options the platform lacks read as zero.
@@ -116,6 +140,16 @@ func get(fd uintptr) (Config, error) {
 	c.KeepAlive.Idle = time.Duration(v[2]) * time.Second
 	c.KeepAlive.Interval = time.Duration(v[3]) * time.Second
 	c.KeepAlive.Count = v[4]
+	if p.rtoMax != nil {
+		// A kernel before 6.15 does not know the option: it holds none.
+		ms, err := getInt(fd, p.rtoMax)
+		if err != nil && !errors.Is(err, errNoProtoOpt) {
+			return Config{}, err
+		}
+		if d := time.Duration(ms) * time.Millisecond; d != MaxRTOMax {
+			c.RTOMax = d
+		}
+	}
 	return c, nil
 }
 

@@ -9,7 +9,8 @@ import (
 // Linux has every option (tcp(7)). It copies a listening socket's options
 // to the sockets it accepts (inet_csk_clone_lock copies the sock, and
 // tcp_create_openreq_child arms the keepalive timer), so Listen sets them
-// once, on the listener.
+// once, on the listener. TCP_RTO_MAX_MS came with Linux 6.15: older
+// kernels answer ENOPROTOOPT, reported as errors.ErrUnsupported.
 var platform = platformOptions{
 	userTimeout:      &sockopt{"TCP_USER_TIMEOUT", unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT},
 	userTimeoutUnit:  time.Millisecond,
@@ -17,5 +18,6 @@ var platform = platformOptions{
 	keepIdle:         &sockopt{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE},
 	keepIntvl:        &sockopt{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL},
 	keepCount:        &sockopt{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT},
+	rtoMax:           &sockopt{"TCP_RTO_MAX_MS", unix.IPPROTO_TCP, unix.TCP_RTO_MAX_MS},
 	listenerInherits: true,
 }
