@@ -26,6 +26,20 @@
 // grpc-go still starts its own keepalive goroutine per connection; with
 // Time infinite its timers never fire.
 //
+// # No window guard
+//
+// Listen and WrapListener set NoGuard, so the connections are the bare
+// *net.TCPConn. The kernel's zero-window rule (a live peer that keeps its
+// receive window shut for the user timeout is cut, see package tuning)
+// cannot reach an HTTP/2 connection: grpc-go reads each connection in a
+// goroutine of its own that never waits for the application, and applies
+// flow control per stream and per connection in HTTP/2 frames, so a
+// consumer that stops calling Recv shuts its stream's HTTP/2 window while
+// the TCP window stays open. Only a process that stops reading altogether
+// (stopped by a signal or a debugger) lets it shut, and is then treated as
+// gone. The integration tests hold a consumer that stops calling Recv for
+// three budgets, and it survives.
+//
 // # Migrating clients that still ping
 //
 // Options accepts client pings down to MinClientPingInterval, with or

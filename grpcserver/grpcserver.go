@@ -25,14 +25,18 @@ const pingsOff = time.Duration(math.MaxInt64)
 const MinClientPingInterval = 5 * time.Second
 
 // Listen announces on the local address with c's options on every accepted
-// connection; see tuning.Config.Listen.
+// connection; see tuning.Config.Listen. Its connections are not guarded
+// (c.NoGuard is set): HTTP/2 never lets the TCP window shut (see the
+// package doc), and the listener is the *net.TCPListener itself.
 func Listen(ctx context.Context, network, address string, c tuning.Config) (net.Listener, error) {
+	c.NoGuard = true
 	return c.Listen(ctx, network, address)
 }
 
 // WrapListener sets c's options on every connection ln accepts; see
-// tuning.Config.WrapListener.
+// tuning.Config.WrapListener. Like Listen, it does not guard.
 func WrapListener(ln net.Listener, c tuning.Config) net.Listener {
+	c.NoGuard = true
 	return c.WrapListener(ln)
 }
 

@@ -20,15 +20,14 @@
 //
 // HTTP/1.1 has one more case: with a user timeout, Linux ends a connection
 // whose peer keeps its receive window shut for the timeout, although the
-// peer is alive (tuning/doc.go). A client uploading request bodies to a
-// server that may stop reading for longer than the budget, or a server
-// writing responses to clients that may pause, guards those writes:
-//
-//	t := httptransport.New(c)
-//	t.DialContext = c.GuardDialContext(nil)
-//	srv.Serve(c.GuardListener(ln))
-//
-// HTTP/2 needs no guard: its transport keeps reading the socket.
+// peer is alive (tuning/doc.go). Both sides are guarded by default: New
+// and Harden dial through tuning.Config.DialFunc, so a request body
+// survives a server that stops reading for longer than the budget, and
+// Listen and WrapListener guard the responses a server writes to clients
+// that pause (curl --limit-rate, a paused download). Set c.NoGuard for
+// bare connections; c.StallTimeout bounds how long a live peer may stall
+// a write. HTTP/2 needs no guard, its transport keeps reading the socket,
+// and the guard costs an idle pooled connection nothing.
 //
 // HTTP/2 PING health checks (http.HTTP2Config.SendPingTimeout, ReadIdleTimeout in golang.org/x/net/http2) are off by
 // default in net/http; Harden keeps them off. Proxies keep working: the

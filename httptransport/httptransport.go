@@ -12,8 +12,8 @@ import (
 // New returns a new *http.Transport with http.DefaultTransport's settings
 // (proxy from the environment, HTTP/2 attempted, 100 idle connections kept
 // for 90 s, 10 s TLS handshake timeout, 1 s Expect-Continue timeout) whose
-// every connection is dialed with c's options, and with no HTTP/2 PING
-// health checks. Each call returns a transport of its own; no global is
+// every connection is dialed with c's options and guarded (see Harden),
+// and with no HTTP/2 PING health checks. Each call returns a transport of its own; no global is
 // read or changed.
 //
 // An invalid c makes every request fail with c's validation error.
@@ -36,28 +36,31 @@ func New(c tuning.Config) *http.Transport {
 //
 //   - With no dial function of its own, t dials with c.Dialer(): the
 //     options are set before connect(2), covering the handshake too.
-//   - A DialContext, Dial or DialTLSContext of the caller's is kept and
-//     wrapped (tuning.Config.WrapDialContext): the options are set on the
-//     connection it returns; a connection without a TCP socket passes.
+//   - A DialContext or Dial of the caller's is kept and wrapped: the
+//     options are set on the connection it returns; a connection without
+//     a TCP socket passes.
+//   - Either way the connection is guarded where the guard applies
+//     (tuning.Config.DialFunc): a server that stops reading a large
+//     request body for longer than UserTimeout is not cut off, as it
+//     would be by the kernel's zero-window rule. Set c.NoGuard to go
+//     without. TLS runs on top of the guarded connection.
+//   - A DialTLSContext of the caller's returns the TLS connection, too
+//     late to guard beneath it: it is wrapped with WrapDialContext, the
+//     options set, unguarded.
 //   - HTTP2.SendPingTimeout, the health check, is set to zero on a copy
 //     of t.HTTP2 (the caller's value is not changed). Health checks
 //     configured through golang.org/x/net/http2.ConfigureTransports live
 //     on that package's transport, out of Harden's reach: leave its
 //     ReadIdleTimeout zero.
 func Harden(t *http.Transport, c tuning.Config) {
-	switch {
-	case t.DialContext != nil:
-		t.DialContext = c.WrapDialContext(t.DialContext)
+	dial := t.DialContext
 	//lint:ignore SA1019 honour the deprecated field if it is the one set
-	case t.Dial != nil:
+	if dial == nil && t.Dial != nil {
 		//lint:ignore SA1019 as above
-		dial := t.Dial
-		t.DialContext = c.WrapDialContext(func(_ context.Context, network, addr string) (net.Conn, error) {
-			return dial(network, addr)
-		})
-	default:
-		t.DialContext = c.Dialer().DialContext
+		old := t.Dial
+		dial = func(_ context.Context, network, addr string) (net.Conn, error) { return old(network, addr) }
 	}
+	t.DialContext = c.DialFunc(dial) // nil: c.Dialer()
 	if t.DialTLSContext != nil {
 		t.DialTLSContext = c.WrapDialContext(t.DialTLSContext)
 	}

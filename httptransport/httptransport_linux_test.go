@@ -39,12 +39,21 @@ func echoRemote() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.RemoteAddr) })
 }
 
-func clientHeld(t *testing.T, srv *httptest.Server, remote string) tuning.Config {
+// assertClientHolds checks what the kernel holds on the client's socket
+// once the guard is at rest: the guard holds the user timeout at 0 while
+// data it wrote may be queued, and puts c's back at its next tick after
+// the queue emptied (a period, UserTimeout/8).
+func assertClientHolds(t *testing.T, srv *httptest.Server, remote string, c tuning.Config, msgAndArgs ...any) {
+	t.Helper()
 	local, err := net.ResolveTCPAddr("tcp", remote)
 	require.NoError(t, err)
-	held, err := sockfind.Read(local, srv.Listener.Addr())
+	var held tuning.Config
+	assert.Eventually(t, func() bool {
+		held, err = sockfind.Read(local, srv.Listener.Addr())
+		return err == nil && held.UserTimeout == c.UserTimeout
+	}, c.UserTimeout, 20*time.Millisecond, "guard at rest")
 	require.NoError(t, err)
-	return held
+	assert.Equal(t, c.GuardHolds(), held, msgAndArgs...)
 }
 
 func TestNewMatchesDefaultTransport(t *testing.T) {
@@ -68,7 +77,7 @@ func TestHTTP1SocketHoldsConfig(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	proto, remote := get(t, &http.Client{Transport: tr}, srv.URL)
 	assert.Equal(t, 1, proto)
-	assert.Equal(t, c, clientHeld(t, srv, remote))
+	assertClientHolds(t, srv, remote, c)
 }
 
 func TestHTTP2TLSSocketHoldsConfig(t *testing.T) {
@@ -82,7 +91,7 @@ func TestHTTP2TLSSocketHoldsConfig(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	proto, remote := get(t, &http.Client{Transport: tr}, srv.URL)
 	assert.Equal(t, 2, proto)
-	assert.Equal(t, c, clientHeld(t, srv, remote))
+	assertClientHolds(t, srv, remote, c)
 }
 
 func TestHardenKeepsCallerSettings(t *testing.T) {
@@ -115,7 +124,7 @@ func TestHardenKeepsCallerSettings(t *testing.T) {
 	tr.TLSClientConfig = nil
 	_, remote := get(t, &http.Client{Transport: tr}, srv.URL)
 	assert.Equal(t, 1, dialed, "the caller's dialer is kept")
-	assert.Equal(t, c, clientHeld(t, srv, remote), "and its connections hardened")
+	assertClientHolds(t, srv, remote, c, "and its connections hardened and guarded")
 }
 
 func TestInvalidConfigFailsRequests(t *testing.T) {
@@ -159,7 +168,7 @@ func TestServerWithWrapListener(t *testing.T) {
 	get(t, &http.Client{Transport: tr}, "http://"+plain.Addr().String())
 	select {
 	case h := <-held:
-		assert.Equal(t, c, h)
+		assert.Equal(t, c.GuardHolds(), h, "guarded, at rest")
 	case <-time.After(5 * time.Second):
 		t.Fatal("no connection read")
 	}

@@ -110,25 +110,9 @@ func TestGuardedZeroWindow(t *testing.T) {
 
 	t.Run("HTTP/1.1 request body: server pauses three budgets", func(t *testing.T) {
 		t.Parallel()
-		srv, url := httpServer(t, newLab(t), c.Listen, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			n, sum, err := readPaused(r.Body, pause)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			fmt.Fprintf(w, "%d bytes, SHA-256 %x", n, sum)
-		}), false, nil)
 		tr := httptransport.New(c)
 		tr.DialContext = c.GuardDialContext(nil)
-		client := clientFor(srv, tr, false)
-		resp, err := client.Post(url+"/upload", "application/octet-stream", io.LimitReader(testsvc.Pattern(), pausedSize))
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, resp.StatusCode, "server: %s", body)
-		assert.Equal(t, fmt.Sprintf("%d bytes, SHA-256 %x", pausedSize, patternSum(pausedSize)), string(body),
-			"what the server received")
+		uploadPaused(t, newLab(t), c.Listen, tr, pause)
 	})
 
 	t.Run("reader vanishes while paused: found within GuardBound", func(t *testing.T) {
@@ -151,4 +135,27 @@ func TestGuardedZeroWindow(t *testing.T) {
 			took.Round(time.Millisecond), bound, float64(took)/float64(bound))
 		assert.LessOrEqual(t, took, bound+lab.Late, "detected too late")
 	})
+}
+
+// uploadPaused posts pausedSize bytes of the pattern through tr to a
+// server, on a listener made with listen, that reads the body with a
+// pause (readPaused), and checks what the server received.
+func uploadPaused(t *testing.T, l *lab.Lab, listen func(context.Context, string, string) (net.Listener, error), tr *http.Transport, pause time.Duration) {
+	t.Helper()
+	srv, url := httpServer(t, l, listen, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, sum, err := readPaused(r.Body, pause)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d bytes, SHA-256 %x", n, sum)
+	}), false, nil)
+	resp, err := clientFor(srv, tr, false).Post(url+"/upload", "application/octet-stream", io.LimitReader(testsvc.Pattern(), pausedSize))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "server: %s", body)
+	assert.Equal(t, fmt.Sprintf("%d bytes, SHA-256 %x", pausedSize, patternSum(pausedSize)), string(body),
+		"what the server received")
 }

@@ -245,7 +245,7 @@ func TestHTTPServer(t *testing.T) {
 		tr := &http.Transport{}
 		defer tr.CloseIdleConnections()
 		getSmall(t, &http.Client{Transport: tr}, url, 1)
-		assert.Equal(t, c, held, "accepted connection holds the config")
+		assert.Equal(t, c.GuardHolds(), held, "accepted connection holds the config, guarded at rest")
 		require.NoError(t, l.Vanish(lab.Client))
 		start := time.Now()
 		end, _ := waitErr(t, closed, 3*idleBound)

@@ -94,7 +94,7 @@ func TestNoLeaksAfterFailedCycles(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			s.(*net.TCPConn).SetLinger(0)
+			bareTCP(s).SetLinger(0)
 			s.Close()
 			_, err = io.ReadAll(conn)
 			return err
@@ -112,7 +112,7 @@ func TestNoLeaksAfterFailedCycles(t *testing.T) {
 			if _, err := conn.Write([]byte("arms the guard")); err != nil {
 				return err
 			}
-			s.(*net.TCPConn).SetLinger(0)
+			bareTCP(s).SetLinger(0)
 			s.Close()
 			_, err = io.ReadAll(conn)
 			return err
@@ -182,4 +182,13 @@ func TestNoLeaksAfterFailedCycles(t *testing.T) {
 		pprof.Lookup("goroutine").WriteTo(&stacks, 1)
 		t.Log(stacks.String())
 	}
+}
+
+// bareTCP is the *net.TCPConn of conn, beneath the guard that Listen puts
+// on accepted connections by default.
+func bareTCP(conn net.Conn) *net.TCPConn {
+	if g, ok := conn.(*tuning.GuardedConn); ok {
+		return g.NetConn().(*net.TCPConn)
+	}
+	return conn.(*net.TCPConn)
 }

@@ -116,6 +116,68 @@ func RetriesTimeout(retries2 int) time.Duration {
 	return time.Duration((int64(2)<<thresh)-1)*rtoMin + time.Duration(retries2-thresh)*rtoMax
 }
 
+// LANRTO and LANRTOMax are the range of retransmission timeouts Bounds
+// and OutageSurvived assume: a path with a round-trip time under 10 ms,
+// whose RTO is TCP_RTO_MIN (200 ms) plus the RTT and its variation, on a
+// loaded host up to 300 ms. On a longer path the RTO is about RTT + 200 ms
+// or more, and the figures grow with it.
+const (
+	LANRTO    = rtoMin
+	LANRTOMax = 300 * time.Millisecond
+)
+
+// Retransmissions returns what a busy connection with c sends once it
+// loses everything from its first unacknowledged byte on, on a path whose
+// RTO is rto, counted from that byte: a tail-loss probe pto after it
+// (tcp_schedule_loss_probe: 2 SRTT with several segments in flight, up to
+// the RTO with one), the first RTO retransmission rto after the probe,
+// which starts the user timeout's clock (retrans_stamp), then
+// retransmissions whose interval doubles up to RTOMax; and when the kernel
+// aborts: UserTimeout after the first RTO retransmission, the timer
+// clamped to fire then (tcp_clamp_rto_to_user_timeout). Timer slack is
+// left out. UserTimeout must be positive.
+func (c Config) Retransmissions(rto, pto time.Duration) (sends []time.Duration, abort time.Duration) {
+	rtoMax := c.RTOMax
+	if rtoMax == 0 {
+		rtoMax = MaxRTOMax
+	}
+	first := pto + rto
+	abort = first + c.UserTimeout
+	sends = []time.Duration{pto}
+	for t, iv := first, 2*rto; t < abort; t, iv = t+min(iv, rtoMax), min(2*iv, rtoMax) {
+		sends = append(sends, t)
+	}
+	return sends, abort
+}
+
+// OutageSurvived is the longest outage, from the first byte it loses, that
+// a busy connection surely survives with c: the outage must end before the
+// last retransmission the kernel sends ahead of its deadline, which then
+// gets through. It is the smallest such time over the RTOs of a LAN path
+// (LANRTO to LANRTOMax) and either timing of the tail-loss probe, because
+// the schedule is knife-edged: with UserTimeout 3 s and an RTO of 200 ms
+// the fourth retransmission leaves at 3.2 s, just ahead of the deadline,
+// with 215 ms it would come after it and the last one leaves at 1.7 s.
+//
+// For UserTimeout 3 s it is 1.5 s without RTOMax and 2.4 s with RTOMax 1 s;
+// for 10 s, 6.2 s and 9.4 s: a cap makes retransmissions keep coming, so
+// the figure approaches UserTimeout. Zero without a UserTimeout (then
+// net.ipv4.tcp_retries2 decides). Guarded connections hold RTOMax at the
+// guard's cap (see GuardHolds) on Linux 6.15 and later.
+func (c Config) OutageSurvived() time.Duration {
+	if c.UserTimeout == 0 {
+		return 0
+	}
+	survived := Never
+	for rto := LANRTO; rto <= LANRTOMax; rto += time.Millisecond {
+		for _, pto := range []time.Duration{0, rto} {
+			sends, _ := c.Retransmissions(rto, pto)
+			survived = min(survived, sends[len(sends)-1])
+		}
+	}
+	return survived
+}
+
 // MinBudget is the smallest budget ForBudget can meet: keepalive counts in
 // whole seconds, and an idle connection needs at least one second of
 // silence before its first probe and one more for that probe to go

@@ -86,3 +86,41 @@ func TestForBudgetRejects(t *testing.T) {
 		assert.Contains(t, err.Error(), tc.want)
 	}
 }
+
+func TestRetransmissions(t *testing.T) {
+	ms := time.Millisecond
+	c := Config{UserTimeout: 3 * time.Second}
+	sends, abort := c.Retransmissions(200*ms, 200*ms)
+	assert.Equal(t, []time.Duration{200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms}, sends)
+	assert.Equal(t, 3400*ms, abort)
+	// 15 ms more RTO and the fourth retransmission misses the deadline.
+	sends, abort = c.Retransmissions(215*ms, 215*ms)
+	assert.Equal(t, []time.Duration{215 * ms, 430 * ms, 860 * ms, 1720 * ms}, sends)
+	assert.Equal(t, 3430*ms, abort)
+	c.RTOMax = time.Second
+	sends, _ = c.Retransmissions(200*ms, 0)
+	assert.Equal(t, []time.Duration{0, 200 * ms, 600 * ms, 1400 * ms, 2400 * ms}, sends, "capped at 1 s")
+}
+
+func TestOutageSurvived(t *testing.T) {
+	for _, tc := range []struct {
+		ut, rtoMax time.Duration
+	}{
+		{3 * time.Second, 0}, {3 * time.Second, time.Second},
+		{10 * time.Second, 0}, {10 * time.Second, time.Second},
+	} {
+		c := Config{UserTimeout: tc.ut, RTOMax: tc.rtoMax}
+		got := c.OutageSurvived()
+		// It is the worst case: no LAN schedule's last send comes earlier.
+		for rto := LANRTO; rto <= LANRTOMax; rto += 10 * time.Millisecond {
+			for _, pto := range []time.Duration{0, rto} {
+				sends, abort := c.Retransmissions(rto, pto)
+				last := sends[len(sends)-1]
+				assert.GreaterOrEqual(t, last, got, "UT %v cap %v rto %v", tc.ut, tc.rtoMax, rto)
+				assert.Less(t, last, abort)
+			}
+		}
+		t.Logf("UT %v, RTOMax %v: outage surely survived %v", tc.ut, tc.rtoMax, got)
+	}
+	assert.Zero(t, Config{}.OutageSurvived())
+}

@@ -31,6 +31,11 @@ func TestValidateRejects(t *testing.T) {
 		{"count -2", func(c *Config) { c.KeepAlive.Count = -2 }, "KeepAlive.Count", "1 to 127"},
 		{"count 128", func(c *Config) { c.KeepAlive.Count = 128 }, "KeepAlive.Count", "at most 127"},
 		{"bad even with keepalive off", func(c *Config) { c.KeepAlive.Enable = false; c.KeepAlive.Count = 1000 }, "KeepAlive.Count", "at most 127"},
+		{"RTO cap below the kernel's 1 s", func(c *Config) { c.RTOMax = 999 * time.Millisecond }, "RTOMax", "1s to 2m0s"},
+		{"RTO cap past 120 s (120,001 ms is EINVAL)", func(c *Config) { c.RTOMax = 120001 * time.Millisecond }, "RTOMax", "1s to 2m0s"},
+		{"RTO cap in microseconds", func(c *Config) { c.RTOMax = 1500500 * time.Microsecond }, "RTOMax", "milliseconds"},
+		{"negative stall timeout", func(c *Config) { c.StallTimeout = -time.Second }, "StallTimeout", "negative"},
+		{"stall timeout under the user timeout", func(c *Config) { c.StallTimeout = 3 * time.Second }, "StallTimeout", "at least UserTimeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid

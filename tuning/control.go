@@ -92,16 +92,27 @@ func (c Config) Dialer() *net.Dialer {
 }
 
 // Listen announces on the local address like net.Listen and returns a
-// listener whose accepted TCP connections carry c's options. Bad input is an
-// error before any socket is made.
+// listener whose accepted TCP connections carry c's options, and are
+// guarded (see Guard): a live client that stops reading for longer than
+// UserTimeout keeps its connection, a vanished one is still found. Bad
+// input is an error before any socket is made.
+//
+// The guard is on wherever it applies: on Linux, with a UserTimeout (the
+// rule it protects against is Linux's, and needs one). Accepted
+// connections are then *GuardedConn, whose NetConn is the *net.TCPConn;
+// a UserTimeout below MinGuardTimeout is an error. Set NoGuard for bare
+// *net.TCPConn, as package grpcserver does: HTTP/2 never shuts the window.
 //
 // On Linux the options are set once, on the listening socket, and the
-// kernel copies them to every accepted socket: accepting costs nothing
-// extra, and the listener is the one net.ListenConfig returns
-// (*net.TCPListener for TCP). On other systems each accepted connection is
-// set as WrapListener does.
+// kernel copies them to every accepted socket; unguarded, the listener is
+// the one net.ListenConfig returns (*net.TCPListener for TCP). On other
+// systems each accepted connection is set as WrapListener does.
 func (c Config) Listen(ctx context.Context, network, address string) (net.Listener, error) {
 	o, err := c.compile()
+	if err != nil {
+		return nil, err
+	}
+	guarded, err := o.guardByDefault()
 	if err != nil {
 		return nil, err
 	}
@@ -110,16 +121,38 @@ func (c Config) Listen(ctx context.Context, network, address string) (net.Listen
 		lc.Control = o.control
 	}
 	ln, err := lc.Listen(ctx, network, address)
-	if err != nil || listenerOptionsInherited {
-		return ln, err
+	switch {
+	case err != nil:
+		return nil, err
+	case guarded:
+		return &guardListener{listener{Listener: ln, opts: o, inherited: listenerOptionsInherited}}, nil
+	case listenerOptionsInherited:
+		return ln, nil
 	}
 	return &listener{Listener: ln, opts: o}, nil
 }
 
+// guardByDefault reports whether the entry points that guard by default
+// (Listen, WrapListener, DialFunc) guard with o: where the guard applies
+// and NoGuard is not set. A UserTimeout too short to guard is an error
+// there, so that no default silently leaves live readers unprotected.
+func (o kernelOptions) guardByDefault() (bool, error) {
+	if o.noGuard || o.userTimeout == 0 || !guardSupported {
+		return false, nil
+	}
+	if o.userTimeout < MinGuardTimeout {
+		return false, &FieldError{Field: "UserTimeout", Value: o.userTimeout.String(),
+			Limit: fmt.Sprintf("must be at least %v for the window guard this entry point uses by default; set NoGuard to go without it", MinGuardTimeout)}
+	}
+	return true, nil
+}
+
 // WrapListener returns a listener that sets c's options on every TCP
-// connection ln accepts, before handing it out. Accepted connections keep
-// their own type (*net.TCPConn stays *net.TCPConn), so sendfile, splice
-// and type assertions keep working; other connections pass through.
+// connection ln accepts and, as Listen does, guards it where the guard
+// applies (see Listen and Guard); other connections pass through. With
+// NoGuard, or where no guard applies, accepted connections keep their own
+// type (*net.TCPConn stays *net.TCPConn). Either way sendfile and splice
+// keep working.
 //
 // If c is invalid, Accept returns the validation error without accepting
 // anything, and servers stop with it. If setting the options on one
@@ -128,13 +161,22 @@ func (c Config) Listen(ctx context.Context, network, address string) (net.Listen
 // go on serving.
 func (c Config) WrapListener(ln net.Listener) net.Listener {
 	o, err := c.compile()
-	return &listener{Listener: ln, opts: o, err: err}
+	if err != nil {
+		return &listener{Listener: ln, err: err}
+	}
+	guarded, err := o.guardByDefault()
+	l := listener{Listener: ln, opts: o, err: err}
+	if guarded {
+		return &guardListener{l}
+	}
+	return &l
 }
 
 type listener struct {
 	net.Listener
-	opts kernelOptions
-	err  error // from compile: returned by every Accept
+	opts      kernelOptions
+	err       error // from compile: returned by every Accept
+	inherited bool  // the kernel copied the options from the listening socket
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -142,8 +184,8 @@ func (l *listener) Accept() (net.Conn, error) {
 		return nil, l.err
 	}
 	conn, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	if err != nil || l.inherited {
+		return conn, err
 	}
 	if err := l.opts.apply(conn); err != nil && !errors.Is(err, ErrNotTCP) {
 		conn.Close()
@@ -248,7 +290,8 @@ type DialContextFunc = func(ctx context.Context, network, address string) (net.C
 // invalid c fails every dial before dial is called.
 //
 // Prefer Dialer where you can: it sets the options before connect(2), so
-// the handshake is covered too.
+// the handshake is covered too. WrapDialContext never guards: see DialFunc
+// for the dial function that does where the guard applies.
 func (c Config) WrapDialContext(dial DialContextFunc) DialContextFunc {
 	o, err := c.compile()
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
@@ -265,4 +308,27 @@ func (c Config) WrapDialContext(dial DialContextFunc) DialContextFunc {
 		}
 		return conn, nil
 	}
+}
+
+// DialFunc returns the dial function the kit's own clients use (package
+// httptransport): connections dialed with c's options and, where the
+// guard applies (Linux, a UserTimeout, NoGuard not set), guarded as
+// GuardDialContext guards them; otherwise as Dialer or WrapDialContext
+// dial. With dial nil it dials with c.Dialer(). A UserTimeout too short
+// to guard fails every dial (see Listen).
+func (c Config) DialFunc(dial DialContextFunc) DialContextFunc {
+	o, err := c.compile()
+	if err == nil {
+		var guarded bool
+		if guarded, err = o.guardByDefault(); err == nil && guarded {
+			return c.GuardDialContext(dial)
+		}
+	}
+	if err != nil {
+		return func(context.Context, string, string) (net.Conn, error) { return nil, err }
+	}
+	if dial == nil {
+		return c.Dialer().DialContext
+	}
+	return c.WrapDialContext(dial)
 }

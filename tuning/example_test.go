@@ -115,8 +115,12 @@ func ExampleConfig_WrapListener() {
 	}
 	defer conn.Close()
 	held, _ := tuning.Read(conn)
-	fmt.Printf("%T %v\n", conn, held == c)
-	// Output: *net.TCPConn true
+	fmt.Printf("%T %v\n", conn, held == c.GuardHolds())
+	bare := conn.(*tuning.GuardedConn).NetConn() // the *net.TCPConn, for code that needs it
+	fmt.Printf("%T\n", bare)
+	// Output:
+	// *tuning.GuardedConn true
+	// *net.TCPConn
 }
 
 func ExampleConfig_Apply() {

@@ -10,13 +10,15 @@ import (
 // FuzzConfig checks the pure logic on any input: Validate never panics,
 // every rejection names a field, and a valid Config has sane bounds.
 func FuzzConfig(f *testing.F) {
-	f.Add(int64(4e9), true, int64(2e9), int64(1e9), 10)
-	f.Add(int64(-1), false, int64(-1), int64(-1), -1)
-	f.Add(int64(0), true, int64(0), int64(0), 0)
-	f.Add(int64(1500e3), true, int64(1500e6), int64(32768e9), 128)
-	f.Fuzz(func(t *testing.T, ut int64, enable bool, idle, intvl int64, count int) {
+	f.Add(int64(4e9), true, int64(2e9), int64(1e9), 10, int64(0), int64(0))
+	f.Add(int64(-1), false, int64(-1), int64(-1), -1, int64(-1), int64(-1))
+	f.Add(int64(0), true, int64(0), int64(0), 0, int64(1e9), int64(0))
+	f.Add(int64(1500e3), true, int64(1500e6), int64(32768e9), 128, int64(120001e6), int64(1e9))
+	f.Add(int64(3e9), true, int64(1e9), int64(1e9), 2, int64(1e9), int64(60e9))
+	f.Fuzz(func(t *testing.T, ut int64, enable bool, idle, intvl int64, count int, rtoMax, stall int64) {
 		c := Config{UserTimeout: time.Duration(ut), KeepAlive: net.KeepAliveConfig{
-			Enable: enable, Idle: time.Duration(idle), Interval: time.Duration(intvl), Count: count}}
+			Enable: enable, Idle: time.Duration(idle), Interval: time.Duration(intvl), Count: count},
+			RTOMax: time.Duration(rtoMax), StallTimeout: time.Duration(stall)}
 		err := c.Validate()
 		if err != nil {
 			if !errors.Is(err, ErrInvalidConfig) {
@@ -37,6 +39,21 @@ func FuzzConfig(f *testing.F) {
 		}
 		if enable && c.UserTimeout > 0 && idleB < c.UserTimeout {
 			t.Fatalf("idle bound %v below user timeout %v: the kernel waits for UT", idleB, c.UserTimeout)
+		}
+		if c.UserTimeout >= MinGuardTimeout {
+			if g := c.GuardBound(); g < busyB {
+				t.Fatalf("GuardBound %v below the busy bound %v", g, busyB)
+			}
+			if c.StallTimeout > 0 && c.StallBound() <= c.StallTimeout {
+				t.Fatalf("StallBound %v not past StallTimeout %v", c.StallBound(), c.StallTimeout)
+			}
+			p := c.guardParams()
+			if p.alive <= p.rtoMax+timerSlack(p.rtoMax) {
+				t.Fatalf("guard would judge a live peer between capped probes silent: %+v", p)
+			}
+		}
+		if o := c.OutageSurvived(); o < 0 || o >= c.UserTimeout+2*LANRTO && c.UserTimeout > 0 {
+			t.Fatalf("outage survived %v for UT %v", o, c.UserTimeout)
 		}
 	})
 }

@@ -63,9 +63,18 @@ func newGuardParams(o kernelOptions) guardParams {
 	b := o.userTimeout
 	r := o.rtoMax
 	if r == 0 {
-		r = min(max(MinRTOMax, b/4), MaxRTOMax).Truncate(time.Millisecond)
+		// Whole tenths of a second: a whole number of jiffies at any
+		// common HZ, so that Read gives back what was set.
+		r = min(max(MinRTOMax, b/4), MaxRTOMax).Truncate(100 * time.Millisecond)
 	}
-	return guardParams{base: b, period: b / 8, rtoMax: r, alive: max(r*3/2, b*3/8), stall: o.stall, capped: true}
+	p := guardParams{base: b, period: b / 8, rtoMax: r, stall: o.stall, capped: true}
+	// Silence is judged as late as still lets the kernel act within the
+	// user timeout (a tick, then one capped interval), so that an outage
+	// during a pause is survived as long as the budget allows; and never
+	// before a live peer has had one and a half capped probe intervals to
+	// answer.
+	p.alive = max(r*3/2, b-p.period-r-timerSlack(r))
+	return p
 }
 
 // uncapped adapts p to a kernel without TCP_RTO_MAX_MS: probes back off
@@ -119,6 +128,15 @@ func (c Config) StallBound() time.Duration {
 	}
 	p := c.guardParams()
 	return c.StallTimeout + 2*p.period + p.rtoMax + timerSlack(p.rtoMax)
+}
+
+// GuardHolds is what Read reports for a guarded connection at rest, with
+// nothing queued: c, with RTOMax the cap the guard sets (UserTimeout/4,
+// at least 1 s, in tenths of a second) unless c sets one. While data it
+// wrote is queued, the guard holds UserTimeout at 0.
+func (c Config) GuardHolds() Config {
+	c.RTOMax = c.guardParams().rtoMax
+	return c
 }
 
 // windowSample is what a tick reads from TCP_INFO.
@@ -497,8 +515,10 @@ func (o kernelOptions) guard(conn net.Conn, rc syscall.RawConn) (*GuardedConn, e
 // listener beneath tls.NewListener, or let http.Server's ServeTLS do the
 // TLS.
 //
-// Give it a plain listener (net.Listen): it sets the options on every
-// connection itself, so under one from c.Listen they would be set twice.
+// Listen and WrapListener guard by default; GuardListener guards whatever
+// NoGuard says. Give it a plain listener (net.Listen): it sets the options
+// on every connection itself, and one from Listen or WrapListener guards
+// already.
 //
 // If c cannot be guarded (see Guard), every Accept returns that error.
 // Failing to set the options on one connection closes it and returns a

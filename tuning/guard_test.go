@@ -14,9 +14,10 @@ func TestGuardParams(t *testing.T) {
 		period, wantRTOMax, wantAlive time.Duration
 	}{
 		{ut: 3 * s, period: 375 * time.Millisecond, wantRTOMax: s, wantAlive: 1500 * time.Millisecond},
-		{ut: 20 * s, period: 2500 * time.Millisecond, wantRTOMax: 5 * s, wantAlive: 7500 * time.Millisecond},
-		{ut: 20 * s, rtoMax: 2 * s, period: 2500 * time.Millisecond, wantRTOMax: 2 * s, wantAlive: 7500 * time.Millisecond},
-		{ut: 1000 * s, period: 125 * s, wantRTOMax: MaxRTOMax, wantAlive: 375 * s},
+		// 20 s - 2.5 s - 5 s - (5 s/8 + 4 ms)
+		{ut: 20 * s, period: 2500 * time.Millisecond, wantRTOMax: 5 * s, wantAlive: 11871 * time.Millisecond},
+		{ut: 20 * s, rtoMax: 2 * s, period: 2500 * time.Millisecond, wantRTOMax: 2 * s, wantAlive: 15246 * time.Millisecond},
+		{ut: 1000 * s, period: 125 * s, wantRTOMax: MaxRTOMax, wantAlive: 1000*s - 125*s - 120*s - 15*s - 4*time.Millisecond},
 	} {
 		p := newGuardParams(kernelOptions{userTimeout: tc.ut, rtoMax: tc.rtoMax})
 		assert.Equal(t, tc.period, p.period, "UT %v period", tc.ut)
@@ -29,7 +30,7 @@ func TestGuardParams(t *testing.T) {
 }
 
 func TestGuardDecide(t *testing.T) {
-	const ut = 4 * time.Second // period 500 ms, rtoMax 1 s, alive 1.5 s
+	const ut = 4 * time.Second // period 500 ms, rtoMax 1 s, alive 2.371 s
 	p := newGuardParams(kernelOptions{userTimeout: ut, stall: 10 * time.Second})
 	now := time.Unix(1000, 0)
 	shut := func(sinceAck time.Duration, acked uint64) windowSample {
@@ -53,9 +54,9 @@ func TestGuardDecide(t *testing.T) {
 			want: guardAction{}},
 		{name: "data flowing, acks coming: timeout stays off", sample: flowing(time.Millisecond, 200), st: armed,
 			want: guardAction{}},
-		{name: "shut, no answer for alive: the configured timeout, the kernel ends it", sample: shut(1501*time.Millisecond, 100), st: armed,
+		{name: "shut, no answer for alive: the configured timeout, the kernel ends it", sample: shut(p.alive+time.Millisecond, 100), st: armed,
 			want: guardAction{setUT: ut, set: true}},
-		{name: "in flight, no ack for alive: the configured timeout", sample: flowing(1501*time.Millisecond, 100), st: armed,
+		{name: "in flight, no ack for alive: the configured timeout", sample: flowing(p.alive+time.Millisecond, 100), st: armed,
 			want: guardAction{setUT: ut, set: true}},
 		{name: "the arming counts as heard: a write after a long idle is not a silence",
 			sample: flowing(30*time.Second, 100), st: guardState{heard: now.Add(-time.Second), progress: now.Add(-time.Second), acked: 100},
@@ -91,7 +92,7 @@ func TestGuardBound(t *testing.T) {
 	c, err := ForBudget(20 * time.Second)
 	assert.NoError(t, err)
 	_, busy := c.Bounds()
-	// alive 7.5 s + period 2.5 s + rtoMax 5 s + slack: under the busy bound.
+	// alive + period + rtoMax + slack is the user timeout: under the busy bound.
 	assert.Equal(t, busy, c.GuardBound())
 	c.RTOMax = 120 * time.Second // a cap too long for the budget shows in the bound
 	assert.Equal(t, 180*time.Second+2500*time.Millisecond+120*time.Second+timerSlack(120*time.Second), c.GuardBound())

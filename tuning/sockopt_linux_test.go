@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -46,14 +47,16 @@ func TestReadBackLinux(t *testing.T) {
 			if network == "tcp6" {
 				addr = "[::1]:0"
 			}
-			ln, err := budget5.Listen(t.Context(), network, addr)
+			bare := budget5
+			bare.NoGuard = true
+			ln, err := bare.Listen(t.Context(), network, addr)
 			if network == "tcp6" && err != nil {
 				t.Skipf("no IPv6 loopback: %v", err)
 			}
 			require.NoError(t, err)
 			defer ln.Close()
 			_, isTCP := ln.(*net.TCPListener)
-			assert.True(t, isTCP, "Linux Listen returns the plain *net.TCPListener, got %T", ln)
+			assert.True(t, isTCP, "Linux Listen with NoGuard returns the plain *net.TCPListener, got %T", ln)
 
 			client, server := pair(t, ln, budget5.Dialer().Dial)
 			for name, conn := range map[string]net.Conn{"dialed": client, "accepted": server} {
@@ -61,21 +64,66 @@ func TestReadBackLinux(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, budget5, got, name)
 			}
+
+			// By default the accepted conns are guarded, their options
+			// copied from the listening socket.
+			gln, err := budget5.Listen(t.Context(), network, addr)
+			require.NoError(t, err)
+			defer gln.Close()
+			_, server = pair(t, gln, budget5.Dialer().Dial)
+			require.IsType(t, &GuardedConn{}, server)
+			got, err := Read(server)
+			require.NoError(t, err)
+			assert.Equal(t, budget5.GuardHolds(), got, "guarded, at rest")
 		})
 	}
 }
 
-func TestWrapListenerKeepsConcreteType(t *testing.T) {
-	plain, err := net.Listen("tcp", "127.0.0.1:0") // Go sets its own 15 s keepalive on accept
-	require.NoError(t, err)
-	ln := budget5.WrapListener(plain)
-	defer ln.Close()
-	_, server := pair(t, ln, net.Dial)
-	_, ok := server.(*net.TCPConn)
-	assert.True(t, ok, "accepted conn is %T, want *net.TCPConn", server)
-	got, err := Read(server)
-	require.NoError(t, err)
-	assert.Equal(t, budget5, got)
+func TestWrapListener(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		c     Config
+		check func(t *testing.T, conn net.Conn)
+		want  Config
+	}{
+		{"guarded by default", budget5, func(t *testing.T, conn net.Conn) {
+			g, ok := conn.(*GuardedConn)
+			require.True(t, ok, "accepted conn is %T, want *GuardedConn", conn)
+			assert.IsType(t, &net.TCPConn{}, g.NetConn())
+		}, budget5.GuardHolds()},
+		{"NoGuard keeps the concrete type", Config{UserTimeout: budget5.UserTimeout, KeepAlive: budget5.KeepAlive, NoGuard: true}, func(t *testing.T, conn net.Conn) {
+			assert.IsType(t, &net.TCPConn{}, conn)
+		}, budget5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plain, err := net.Listen("tcp", "127.0.0.1:0") // Go sets its own 15 s keepalive on accept
+			require.NoError(t, err)
+			ln := tc.c.WrapListener(plain)
+			defer ln.Close()
+			_, server := pair(t, ln, net.Dial)
+			tc.check(t, server)
+			got, err := Read(server)
+			require.NoError(t, err)
+			tc.want.NoGuard = false // not a socket option
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestDefaultsRefuseAnUnguardableTimeout(t *testing.T) {
+	short := Config{UserTimeout: 500 * time.Millisecond}
+	_, err := short.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	var fe *FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "UserTimeout", fe.Field)
+	assert.Contains(t, fe.Limit, "NoGuard")
+	_, err = short.DialFunc(nil)(t.Context(), "tcp", "127.0.0.1:1")
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+
+	short.NoGuard = true
+	ln, err := short.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err, "NoGuard: no guard, no limit")
+	ln.Close()
 }
 
 func TestApply(t *testing.T) {
@@ -186,4 +234,27 @@ func TestApplyNilConns(t *testing.T) {
 		_, err := Read(conn)
 		assert.ErrorIs(t, err, ErrNotTCP, "%T", conn)
 	}
+}
+
+func TestRTOMax(t *testing.T) {
+	c := budget5
+	c.RTOMax = 1500 * time.Millisecond
+	c.NoGuard = true
+	ln, err := c.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, server := pair(t, ln, c.Dialer().Dial)
+	for name, conn := range map[string]net.Conn{"dialed": client, "accepted": server} {
+		got, err := Read(conn)
+		require.NoError(t, err, name)
+		assert.Equal(t, c.RTOMax, got.RTOMax, name)
+	}
+
+	// A kernel before 6.15 answers ENOPROTOOPT: that is ErrUnsupported,
+	// with the syscall error kept.
+	old := kernelLacks(os.NewSyscallError("setsockopt TCP_RTO_MAX_MS", syscall.ENOPROTOOPT), "RTOMax")
+	assert.ErrorIs(t, old, errors.ErrUnsupported)
+	assert.ErrorIs(t, old, syscall.ENOPROTOOPT)
+	other := os.NewSyscallError("setsockopt TCP_RTO_MAX_MS", syscall.EINVAL)
+	assert.Same(t, other, kernelLacks(other, "RTOMax"), "other errors pass as they are")
 }
