@@ -19,33 +19,58 @@
 // every packet lost:
 //
 //	case   user timeout  rule                                          source
-//	busy   UT > 0        error UT after the first retransmission       tcp_write_timeout, tcp_clamp_rto_to_user_timeout
-//	busy   0             tcp_retries2 backoff from 200 ms: 924.6 s     retransmits_timed_out, tcp_model_timeout
+//	busy   UT > 0        error UT after the first RTO retransmission,   tcp_write_timeout, retransmits_timed_out,
+//	                     which follows a tail-loss probe: up to two    tcp_send_loss_probe, tcp_clamp_rto_to_user_timeout
+//	                     RTOs after the first lost byte
+//	busy   0             tcp_retries2 backoff: past the 924.6 s        retransmits_timed_out, tcp_model_timeout
+//	                     threshold, at the next RTO expiry (up to
+//	                     1,044.6 s with the default of 15)
 //	idle   UT > 0        first probe time Idle+k*Interval, k >= 1,     tcp_keepalive_timer
 //	                     at which silence >= UT; Count ignored
 //	idle   0             Idle + Count*Interval                         tcp_keepalive_timer
 //	idle   keepalive off never
-//	shut   UT > 0        UT after zero-window probing began, even if   tcp_probe_timer
-//	window               the live peer answers every probe; with
-//	                     Guard only if the peer stops answering,
-//	                     within GuardBound (2 UT + 3 RTO)
+//	shut   UT > 0        UT after the first zero-window probe, even    tcp_probe_timer, tcp_ack_probe
+//	window               if the live peer answers every probe; the
+//	                     clock survives partial reopenings
+//	shut   guarded       never while the peer answers; a silent peer   the window guard (below)
+//	window               within GuardBound
 //
-// One more rule is not about dead peers but matters for live ones: with a
-// user timeout, a window that stays shut counts too (tcp_probe_timer). A
-// peer that is alive but stops reading for UT or longer has its writer's
+// Every timer fires late by up to one timer-wheel granularity: at most an
+// eighth of the interval it was armed for, plus a jiffy (kernel/time/
+// timer.c files timers in levels of 8^n jiffies). A 9 s keepalive idle can
+// fire 256 ms late at HZ=250; a 200 ms RTO a few milliseconds.
+//
+// One rule is not about dead peers but matters for live ones: with a user
+// timeout, a window that stays shut counts too (tcp_probe_timer). A peer
+// that is alive but stops reading for UT or longer has its writer's
 // connection ended, although its kernel answers every zero-window probe.
-// gRPC and HTTP/2 are immune, since their transports keep reading the
-// socket and apply flow control per stream; raw TCP and HTTP/1.1 writers
-// whose consumer may pause longer than the budget need the window guard.
+// Worse, the kernel's clock for it (icsk_probes_tstamp) restarts only when
+// the window reopens far enough for the whole head of the queue
+// (tcp_ack_probe), or when a probe timer finds data in flight: a reader
+// that pauses for less than UT and then reads slowly, reopening the window
+// a little at a time, is cut on the old clock (UT 1 s: a 0.6 s pause, then
+// 24 KiB every 150 ms, cut at 2.2 s). gRPC and HTTP/2 are immune, since
+// their transports keep reading the socket and apply flow control per
+// stream; raw TCP and HTTP/1.1 are not, which is why Listen, WrapListener
+// and package httptransport guard by default.
 //
-// A busy connection survives a short outage only if a retransmission
-// reaches the peer after the outage ends and before UT runs out.
-// Retransmissions back off from 200 ms, at 0.2, 0.6, 1.4, 3.0, 6.2, 12.6 s
-// and so on after the first loss (tail-loss probes and fresh data shift
-// them a little), so the outage surely survived ends before the last of
-// those below UT: 1.4 s for UT 3 s, 3.0 s for 4 to 6 s, 6.2 s for 7 to 12 s.
-// The integration tests prove a 2 s outage survived with UT 4 s
-// (TestSurvivesShortOutageWhileBusy, TestSurvivesShortOutageGRPCStream).
+// A busy connection survives an outage only if a retransmission reaches
+// the peer after the outage ends and before the user timeout runs out.
+// After the first lost byte the kernel sends a tail-loss probe (2 SRTT
+// later with several segments in flight, up to one RTO with one), its
+// first RTO retransmission one RTO after the probe, which starts the user
+// timeout's clock, and then retransmissions whose interval doubles; the
+// abort comes UT after that first RTO retransmission (Retransmissions).
+// The schedule is knife-edged: with UT 3 s and an RTO of exactly 200 ms
+// the fourth retransmission leaves at 3.2 s, just ahead of the deadline;
+// with 215 ms it would come after it, and the last one leaves at 1.7 s.
+// Measured in the lab (TestOutageWithRTOCap, RTO a little over 200 ms):
+// UT 3 s survived a 1.5 s outage and lost the connection to 2.1 and 2.4 s
+// ones. OutageSurvived gives the figure that holds over a LAN's RTOs (200
+// to 300 ms): 1.5 s for UT 3 s, 6.2 s for 10 s. RTOMax (TCP_RTO_MAX_MS,
+// Linux 6.15+) caps the doubling, so that retransmissions keep coming and
+// the figure approaches UT: 2.4 s for 3 s and 9.4 s for 10 s with a 1 s
+// cap, proven by the same test at 0.5, 0.7 and 0.8 of the budget.
 //
 // Two consequences surprise people. With a user timeout, an idle connection
 // is not ended before one probe went unanswered, so a UT shorter than Idle
@@ -53,16 +78,13 @@
 // timeout is set: any answer resets the silence, and UT alone decides.
 // Measured on a 6.x kernel: UT 4 s, Idle 2 s, Interval 1 s, Count 10 ended
 // at 4.05 s; UT 1 s, Idle 3 s, Interval 1 s at 4.2 s; no UT, Idle 2 s,
-// Interval 1 s, Count 3 at 5.1 s. Bounds gives 4 s, 4 s and 5 s. The kernel
-// acts on its timer tick. A busy connection's user timeout runs from its
-// first retransmission, not from the first unacknowledged send
-// (tcp_retransmit_skb sets retrans_stamp then), so it ends one
-// retransmission timeout after UT: at least TCP_RTO_MIN, 200 ms, and more
-// on a young connection whose RTT estimate still varies. Bounds reports UT;
-// measured times lie up to one RTO after it, never before it. Measured
-// busy cells with a 3 s budget end at 3.22 s (RTO 200 ms) or, when the
-// last frame of an HTTP/2 conversation was still unacknowledged at the
-// vanishing, at 3.41 s (RTO 400 ms).
+// Interval 1 s, Count 3 at 5.1 s. Bounds gives 4 s, 4 s and 5 s. A busy
+// connection's user timeout runs from its first RTO retransmission
+// (tcp_retransmit_skb sets retrans_stamp then; the tail-loss probe before
+// it does not), so it ends up to two RTOs after UT: 3.22 s for UT 3 s when
+// several segments were in flight (a probe at 2 SRTT), 3.41 s when one
+// was (the probe waits 200 ms more for a delayed ACK). Bounds reports UT;
+// measured times lie up to two RTOs and a timer's slack after it.
 //
 // ForBudget chooses the fields together so that both bounds meet one figure
 // (an SLA in, consistent values out); the integration package proves the
@@ -72,7 +94,7 @@
 //
 // Dialer sets them on every socket it creates, before connect(2). Listen
 // sets them on the listening socket; Linux copies them to every accepted
-// socket, so accepting costs nothing extra. WrapListener sets them on each
+// socket, so accepting costs no system call, and guards what it accepts. WrapListener sets them on each
 // connection an existing listener accepts, keeping *net.TCPConn as it is.
 // Apply sets them on a connection already open, through *tls.Conn. Read
 // returns what the kernel actually holds. Every entry point validates the
@@ -81,23 +103,46 @@
 //
 // # The window guard
 //
-// No socket option tells a shut window from a dead peer, so Guard,
-// GuardListener and GuardDialContext do it in user space, and only while
-// data is queued. A write arms a timer on the connection. Every UT/4 it
-// reads TCP_INFO: while the window is shut (nothing in flight, data
-// queued) and the peer's last ACK is younger than 5/4 UT plus two RTOs,
-// it raises TCP_USER_TIMEOUT so that the kernel's deadline stays at least
-// UT/2 ahead; once the window opens it sets UT back, and with nothing
-// queued it disarms until the next write. The kernel counts a shut window
-// from its first zero-window probe, which user space cannot read; that
-// probe always follows the last data segment sent (tcpi_last_data_sent),
-// so the guard counts from there. A live reader may then pause for any
-// time. A reader that vanishes while paused stops answering probes, the
-// guard stops raising, and the kernel ends the connection by GuardBound.
-// An idle connection costs nothing; a write costs two atomic additions;
-// a connection with data queued one getsockopt per tick. Proven in the
-// integration package (TestGuardedZeroWindow) and over loopback
-// (TestGuardSurvivesPausedReader, with an unguarded control that dies).
+// Listen, WrapListener and package httptransport's client guard their
+// connections by default (GuardListener, GuardDialContext and Guard do it
+// on request; NoGuard opts out): a live peer that stops reading keeps its
+// connection for as long as it answers probes, a peer that vanishes is
+// still found within GuardBound, and with StallTimeout a live peer that
+// keeps the window shut is cut within StallBound.
+//
+// Why this mechanism. The first guard raised TCP_USER_TIMEOUT while the
+// window was shut, by its own estimate of the kernel's zero-window clock.
+// That clock cannot be read, and it outlives partial reopenings and even
+// a queue that drains with data in flight, so no estimate is safe:
+// measured, a live reader that paused 2.5 s and then read 24 KiB every
+// 150 ms was cut at 3.5 s (UT 1 s). A per-listener sweep has the same
+// blind spot and costs a pass over every connection. What is safe is to
+// take the rule away while the peer answers: a guarded connection holds
+// TCP_USER_TIMEOUT at 0 while data it wrote is queued, so no kernel clock,
+// stale or not, can end it; the guard caps the probe backoff with
+// TCP_RTO_MAX_MS (UserTimeout/4, at least 1 s) so that a live paused peer
+// answers a probe at least that often; and it sets the configured timeout
+// back once the peer has been silent for one and a half caps (a dead or
+// cut-off peer) or has stalled past StallTimeout. The kernel then ends the
+// connection on its own clocks, which started no later than one RTO after
+// the peer's last ACK: within Bounds' busy figure, or one capped interval
+// after the verdict (GuardBound). Idle, the socket holds the configured
+// timeout again, so Bounds' idle rule holds unchanged.
+//
+// Costs: an idle connection nothing (the guard is disarmed); a write two
+// atomic additions, and one setsockopt when it arms the guard; an armed
+// connection one TCP_INFO read every UserTimeout/8. Zero-copy stays:
+// GuardedConn keeps ReadFrom and WriteTo, and io.Copy(conn, *os.File)
+// reaches sendfile through ReadFrom (the guarded SyscallConn hides the poll
+// descriptor that would let *os.File's WriteTo go round the guard). A
+// GuardedConn dropped without Close is collected, its socket closed by the
+// runtime as any net.Conn's. On kernels before 6.15 the cap is missing:
+// probes back off to 120 s, the guard waits for two unanswered ones, and a
+// peer that vanishes during a long pause can take minutes to be found.
+// Proven over loopback (TestGuardSurvivesPartialReopenings,
+// TestGuardSendfile, TestGuardDroppedConnIsCollected, each failing on the
+// first guard) and in the integration package (TestDefaultsKeepPausedReaders,
+// TestDefaultsStillDetectVanishedReaders, TestStallCap).
 //
 // # Platforms
 //
