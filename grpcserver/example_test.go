@@ -30,7 +30,7 @@ func ExampleOptions() {
 	defer srv.Stop()
 	idle, busy := c.Bounds()
 	fmt.Println("vanished clients reaped within", idle, "idle,", busy, "busy")
-	// Output: vanished clients reaped within 30s idle, 30s busy
+	// Output: vanished clients reaped within 29.29s idle, 28.1415s busy
 }
 
 func ExampleWrapListener() {

@@ -33,58 +33,106 @@ const (
 
 // Bounds returns the worst-case time from a peer vanishing (no FIN, no RST,
 // every packet lost) to the error the socket reports, for an idle connection
-// and for a busy one (data sent and unacknowledged). It follows Linux's
-// timers (net/ipv4/tcp_timer.c), as tuning/doc.go sets out:
+// and for a busy one (data sent and unacknowledged), on a LAN path: a
+// round-trip time under 10 ms, so that the RTO is at most LANRTOMax. It
+// follows Linux's timers (net/ipv4/tcp_timer.c), as tuning/doc.go sets out,
+// and counts every timer as firing as late as the timer wheel allows
+// (an eighth of its interval, plus a tick):
 //
-//   - busy, UserTimeout > 0: UserTimeout after the first retransmission
-//     (the kernel starts counting there), which itself comes one RTO after
-//     the first unacknowledged byte was sent. The retransmission timer is
-//     clamped to fire when UserTimeout runs out.
-//   - busy, UserTimeout == 0: tcp_retries2 retransmissions, modelled from
-//     TCP_RTO_MIN as the kernel does (RetriesTimeout(KernelRetries2)).
+//   - busy, UserTimeout > 0: UserTimeout after the first RTO
+//     retransmission, which comes a tail-loss probe and an RTO after the
+//     first lost byte, the RTO taken as LANRTOMax (Retransmissions).
+//   - busy, UserTimeout == 0: tcp_retries2 retransmissions: past the
+//     threshold tcp_model_timeout computes (RetriesTimeout), at the next
+//     RTO expiry, up to TCP_RTO_MAX (120 s) later.
 //   - idle, keepalive on, UserTimeout > 0: probes go out at Idle, then every
 //     Interval; the connection ends at the first probe time, after at least
 //     one probe, at which it has been silent for UserTimeout. Count is
-//     ignored.
-//   - idle, keepalive on, UserTimeout == 0: Idle + Count*Interval.
+//     ignored. Each firing may be late, and the next is armed from it.
+//   - idle, keepalive on, UserTimeout == 0: Idle + Count*Interval, late
+//     likewise.
 //   - idle, keepalive off: Never.
 //
-// The kernel acts on a timer tick, so a measured detection lies a few
-// milliseconds after the bound, and a busy one up to one retransmission
-// timeout after it (200 ms or more, depending on the path's RTT, which
-// Bounds cannot know; it reports UserTimeout). Bounds assumes
-// c is valid (see Validate); fields left Unchanged take Linux's sysctl
-// defaults.
+// On a longer path the busy figure grows by about twice the difference
+// between the path's RTO (RTT + 200 ms or more) and LANRTOMax; the idle
+// one does not change. Earliest gives the other end of the window. Bounds
+// assumes c is valid (see Validate); fields left Unchanged take Linux's
+// sysctl defaults.
 func (c Config) Bounds() (idle, busy time.Duration) {
+	idle, k, intvl := c.keepAliveFirings()
+	if idle != Never {
+		idle += timerSlack(c.keepAliveIdle()) + time.Duration(k)*timerSlack(intvl)
+	}
+	if c.UserTimeout == 0 {
+		return idle, RetriesTimeout(KernelRetries2) + rtoMax
+	}
+	for rto := LANRTO; rto <= LANRTOMax; rto += time.Millisecond {
+		for _, pto := range []time.Duration{0, rto} {
+			last, abort := c.lastSend(rto, pto)
+			worst := abort + timerSlack(pto) + timerSlack(rto) + timerSlack(abort-last)
+			busy = max(busy, worst)
+		}
+	}
+	return idle, busy
+}
+
+// Earliest returns the earliest time after a peer's last packet at which
+// the kernel can report it gone, for an idle and for a busy connection:
+// the nominal timer figures, with no slack, no tail-loss probe and no RTO
+// before the user timeout's clock starts. Between Earliest and Bounds lies
+// every detection; one before Earliest means something else ended the
+// connection.
+func (c Config) Earliest() (idle, busy time.Duration) {
+	idle, _, _ = c.keepAliveFirings()
 	busy = c.UserTimeout
 	if busy == 0 {
 		busy = RetriesTimeout(KernelRetries2)
 	}
+	return idle, busy
+}
+
+// keepAliveFirings returns the nominal time at which an idle connection's
+// keepalive timer ends it (Never with keepalive off), how many Interval
+// periods follow the Idle one by then, and the Interval.
+func (c Config) keepAliveFirings() (at time.Duration, k int64, intvl time.Duration) {
 	if !c.KeepAlive.Enable {
-		return Never, busy
+		return Never, 0, 0
 	}
-	ka := c.KeepAlive
-	idleT := orDefault(ka.Idle, defaultKeepAliveIdle, KernelKeepAliveIdle)
-	intvl := orDefault(ka.Interval, defaultKeepAliveInterval, KernelKeepAliveInterval)
+	idleT := c.keepAliveIdle()
+	intvl = orDefault(c.KeepAlive.Interval, defaultKeepAliveInterval, KernelKeepAliveInterval)
 	if c.UserTimeout == 0 {
-		count := ka.Count
+		count := c.KeepAlive.Count
 		switch count {
 		case 0:
 			count = defaultKeepAliveCount
 		case Unchanged:
 			count = KernelKeepAliveCount
 		}
-		return idleT + time.Duration(count)*intvl, busy
+		return idleT + time.Duration(count)*intvl, int64(count), intvl
 	}
 	// The keepalive timer fires at idle + k*intvl (k = 0, 1, ...), sending
 	// probe k+1; it ends the connection at the first firing with at least
 	// one probe out (k >= 1) and silence >= UserTimeout.
-	k := int64(1)
+	k = 1
 	if rest := c.UserTimeout - idleT; rest > intvl {
 		k = int64((rest + intvl - 1) / intvl)
 	}
-	return idleT + time.Duration(k)*intvl, busy
+	return idleT + time.Duration(k)*intvl, k, intvl
 }
+
+func (c Config) keepAliveIdle() time.Duration {
+	return orDefault(c.KeepAlive.Idle, defaultKeepAliveIdle, KernelKeepAliveIdle)
+}
+
+// jiffyMax is the longest kernel tick the bounds allow for (HZ=100).
+const jiffyMax = 10 * time.Millisecond
+
+// timerSlack is how late a kernel timer armed d ahead may fire: the timer
+// wheel files it, rounded up, in a level whose granularity is at most an
+// eighth of d (kernel/time/timer.c, LVL_CLK_SHIFT 3), and the tick adds
+// one more jiffy. A 9 s keepalive idle may fire over a second late at
+// worst; a 200 ms RTO, 35 ms.
+func timerSlack(d time.Duration) time.Duration { return d/8 + jiffyMax }
 
 func orDefault(d, zero, unchanged time.Duration) time.Duration {
 	switch d {
@@ -171,18 +219,38 @@ func (c Config) OutageSurvived() time.Duration {
 	survived := Never
 	for rto := LANRTO; rto <= LANRTOMax; rto += time.Millisecond {
 		for _, pto := range []time.Duration{0, rto} {
-			sends, _ := c.Retransmissions(rto, pto)
-			survived = min(survived, sends[len(sends)-1])
+			last, _ := c.lastSend(rto, pto)
+			survived = min(survived, last)
 		}
 	}
 	return survived
 }
 
+// lastSend is the last of Retransmissions' sends, and the abort, computed
+// without listing the sends: the doubling phase step by step, the capped
+// phase in one division.
+func (c Config) lastSend(rto, pto time.Duration) (last, abort time.Duration) {
+	rtoMax := c.RTOMax
+	if rtoMax == 0 {
+		rtoMax = MaxRTOMax
+	}
+	t, iv := pto+rto, 2*rto
+	abort = t + c.UserTimeout
+	last = pto
+	for ; t < abort && iv < rtoMax; t, iv = t+iv, 2*iv {
+		last = t
+	}
+	if t < abort { // sends every rtoMax from t on
+		last = t + (abort-t-1)/rtoMax*rtoMax
+	}
+	return last, abort
+}
+
 // MinBudget is the smallest budget ForBudget can meet: keepalive counts in
-// whole seconds, and an idle connection needs at least one second of
-// silence before its first probe and one more for that probe to go
-// unanswered.
-const MinBudget = 2 * time.Second
+// whole seconds, so an idle connection needs a second of silence before
+// its first probe and one more for that probe to go unanswered, and both
+// timers may fire an eighth late.
+const MinBudget = 3 * time.Second
 
 // MaxBudget is the largest budget ForBudget accepts: the idle bound is
 // TCP_KEEPIDLE plus probesPerBudget TCP_KEEPINTVL periods, each at most
@@ -193,21 +261,26 @@ const MaxBudget = MaxKeepAliveIdle + probesPerBudget*MaxKeepAliveInterval
 var ErrBudget = errors.New("ghostsock: budget cannot be met")
 
 // probesPerBudget is how many keepalive probes ForBudget lets go unanswered
-// before an idle connection ends: one lost probe is not a dead peer, since
-// any answer resets the silence the kernel measures.
+// before an idle connection ends, where the budget allows: one lost probe
+// is not a dead peer, since any answer resets the silence the kernel
+// measures.
 const probesPerBudget = 3
 
 // ForBudget returns the Config whose worst-case detection of a vanished peer,
-// idle or busy, is at most d (see Bounds), with both bounds equal to the
-// largest whole number of seconds not above d.
+// idle and busy, is at most d on a LAN path (see Bounds: the tail-loss
+// probe, the first RTO and the timer wheel's lateness included).
 //
 // The user timeout and keepalive are chosen together: an idle connection is
-// left alone for about half the budget, then probed three times at equal
-// whole-second intervals (fewer below 4 s), and Count is set to the number of
-// probes so that the idle bound holds even if something later clears the
-// user timeout (grpc-go does, see package grpcdial). A larger budget is
-// kinder to slow but live peers; below about 10 s a few lost probes in a
-// row, on a lossy path, can end a live connection.
+// left alone for about half the budget, then probed up to three times at
+// equal whole-second intervals (fewer below 5 s), with the idle time cut
+// until the probes' worst case fits; UserTimeout is the nominal time of the
+// last probe, or less if the busy worst case needs it. Count is the number
+// of probes, so that the idle bound holds even if something later clears
+// the user timeout (grpc-go does, see package grpcdial). The nominal figures
+// (Earliest) therefore lie below d: UserTimeout 2 s for a 3 s budget, 13 s
+// for 15 s, 17 s for 20 s. A larger budget is kinder to slow but live
+// peers; below about 10 s a few lost probes in a row, on a lossy path, can
+// end a live connection.
 //
 // d must lie between MinBudget and MaxBudget; otherwise the error wraps
 // ErrBudget and says which limit.
@@ -216,28 +289,58 @@ func ForBudget(d time.Duration) (Config, error) {
 	case d <= 0:
 		return Config{}, fmt.Errorf("%w: budget %v: must be positive", ErrBudget, d)
 	case d < MinBudget:
-		return Config{}, fmt.Errorf("%w: budget %v: must be at least %v (keepalive idle and interval are whole seconds, at least 1 s each)", ErrBudget, d, MinBudget)
+		return Config{}, fmt.Errorf("%w: budget %v: must be at least %v (keepalive idle and interval are whole seconds, at least 1 s each, and may fire an eighth late)", ErrBudget, d, MinBudget)
 	case d > MaxBudget:
 		return Config{}, fmt.Errorf("%w: budget %v: must be at most %v (TCP_KEEPIDLE and TCP_KEEPINTVL are at most 32767 s)", ErrBudget, d, MaxBudget)
 	}
-	total := int64(d / time.Second) // whole seconds, >= 2
-	probes := min(int64(probesPerBudget), total-1)
-	intvl := max(1, total/(2*probes))
-	idle := total - probes*intvl
-	if maxIdle := int64(MaxKeepAliveIdle / time.Second); idle > maxIdle {
-		// Longer intervals, rounded up, so that idle fits and the probes
-		// still end exactly at total.
-		intvl = (total - maxIdle + probes - 1) / probes
-		idle = total - probes*intvl
+	total := int64(d / time.Second) // whole seconds, >= 3
+	maxIdle := int64(MaxKeepAliveIdle / time.Second)
+	for probes := min(int64(probesPerBudget), total-1); probes >= 1; probes-- {
+		intvl := max(1, total/(2*probes))
+		// The worst idle case is idle*9/8 + probes*intvl*9/8 + (probes+1)
+		// ticks: start from the largest whole idle that can fit, and step
+		// down past rounding.
+		slack := time.Duration(probes+1) * jiffyMax
+		room := d - slack - time.Duration(probes*intvl)*time.Second*9/8
+		idle := min(int64(room*8/9/time.Second), maxIdle)
+		if idle > maxIdle-1 && total-probes*intvl > maxIdle {
+			// Longer intervals, rounded up, so that idle fits.
+			intvl = (total - maxIdle + probes - 1) / probes
+		}
+		for ; idle >= 1; idle-- {
+			c := Config{KeepAlive: net.KeepAliveConfig{
+				Enable:   true,
+				Idle:     time.Duration(idle) * time.Second,
+				Interval: time.Duration(intvl) * time.Second,
+				Count:    int(probes),
+			}}
+			c.UserTimeout = time.Duration(idle+probes*intvl) * time.Second
+			if ib, _ := c.Bounds(); ib > d {
+				continue
+			}
+			if c.UserTimeout = c.largestUserTimeout(d); c.UserTimeout == 0 {
+				continue
+			}
+			return c, c.Validate()
+		}
 	}
-	c := Config{
-		UserTimeout: time.Duration(idle+probes*intvl) * time.Second,
-		KeepAlive: net.KeepAliveConfig{
-			Enable:   true,
-			Idle:     time.Duration(idle) * time.Second,
-			Interval: time.Duration(intvl) * time.Second,
-			Count:    int(probes),
-		},
+	return Config{}, fmt.Errorf("%w: budget %v: no keepalive schedule fits it", ErrBudget, d)
+}
+
+// largestUserTimeout returns the largest UserTimeout, in whole
+// milliseconds and at most c's, whose busy worst case fits d with c's
+// other fields, or 0 if none does. The busy bound grows with the user
+// timeout.
+func (c Config) largestUserTimeout(d time.Duration) time.Duration {
+	lo, hi := int64(0), int64(c.UserTimeout/time.Millisecond) // ms
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		c.UserTimeout = time.Duration(mid) * time.Millisecond
+		if _, busy := c.Bounds(); busy <= d {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
 	}
-	return c, c.Validate()
+	return time.Duration(lo) * time.Millisecond
 }

@@ -14,28 +14,46 @@ func ka(idle, intvl time.Duration, count int) net.KeepAliveConfig {
 }
 
 func TestBounds(t *testing.T) {
-	s := time.Second
+	s, ms := time.Second, time.Millisecond
+	late := timerSlack // how late a timer armed that far ahead may fire
 	for _, tc := range []struct {
-		name       string
-		c          Config
-		idle, busy time.Duration
+		name                       string
+		c                          Config
+		earliestIdle, earliestBusy time.Duration
+		idle                       time.Duration // worst case
 	}{
 		// The three cases measured on a 6.x kernel (DEVELOPERS.md): 4.05 s, 4.2 s, 5.1 s.
-		{"UT 4s idle 2s intvl 1s count 10: count ignored", Config{UserTimeout: 4 * s, KeepAlive: ka(2*s, s, 10)}, 4 * s, 4 * s},
-		{"UT 1s below idle 3s: one probe must go unanswered", Config{UserTimeout: s, KeepAlive: ka(3*s, s, 9)}, 4 * s, s},
-		{"no UT: idle + count*interval", Config{UserTimeout: 0, KeepAlive: ka(2*s, s, 3)}, 5 * s, RetriesTimeout(15)},
-		{"UT between probes rounds up to the next probe", Config{UserTimeout: 4500 * time.Millisecond, KeepAlive: ka(2*s, s, 1)}, 5 * s, 4500 * time.Millisecond},
-		{"UT equal to idle", Config{UserTimeout: 2 * s, KeepAlive: ka(2*s, 3*s, 1)}, 5 * s, 2 * s},
-		{"Go defaults", Config{UserTimeout: 0, KeepAlive: ka(0, 0, 0)}, 15*s + 9*15*s, RetriesTimeout(15)},
-		{"unchanged fields take Linux sysctl defaults", Config{UserTimeout: 0, KeepAlive: ka(Unchanged, Unchanged, Unchanged)}, 7200*s + 9*75*s, RetriesTimeout(15)},
-		{"keepalive off never detects idle", Config{UserTimeout: 3 * s}, Never, 3 * s},
+		{"UT 4s idle 2s intvl 1s count 10: count ignored", Config{UserTimeout: 4 * s, KeepAlive: ka(2*s, s, 10)}, 4 * s, 4 * s, 2*s + late(2*s) + 2*(s+late(s))},
+		{"UT 1s below idle 3s: one probe must go unanswered", Config{UserTimeout: s, KeepAlive: ka(3*s, s, 9)}, 4 * s, s, 3*s + late(3*s) + s + late(s)},
+		{"no UT: idle + count*interval", Config{UserTimeout: 0, KeepAlive: ka(2*s, s, 3)}, 5 * s, RetriesTimeout(15), 2*s + late(2*s) + 3*(s+late(s))},
+		{"UT between probes rounds up to the next probe", Config{UserTimeout: 4500 * ms, KeepAlive: ka(2*s, s, 1)}, 5 * s, 4500 * ms, 2*s + late(2*s) + 3*(s+late(s))},
+		{"UT equal to idle", Config{UserTimeout: 2 * s, KeepAlive: ka(2*s, 3*s, 1)}, 5 * s, 2 * s, 2*s + late(2*s) + 3*s + late(3*s)},
+		{"Go defaults", Config{UserTimeout: 0, KeepAlive: ka(0, 0, 0)}, 15*s + 9*15*s, RetriesTimeout(15), 15*s + late(15*s) + 9*(15*s+late(15*s))},
+		{"unchanged fields take Linux sysctl defaults", Config{UserTimeout: 0, KeepAlive: ka(Unchanged, Unchanged, Unchanged)}, 7200*s + 9*75*s, RetriesTimeout(15), 7200*s + late(7200*s) + 9*(75*s+late(75*s))},
+		{"keepalive off never detects idle", Config{UserTimeout: 3 * s}, Never, 3 * s, Never},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			ei, eb := tc.c.Earliest()
+			assert.Equal(t, tc.earliestIdle, ei, "earliest idle")
+			assert.Equal(t, tc.earliestBusy, eb, "earliest busy")
 			idle, busy := tc.c.Bounds()
-			assert.Equal(t, tc.idle, idle, "idle")
-			assert.Equal(t, tc.busy, busy, "busy")
+			assert.Equal(t, tc.idle, idle, "worst idle")
+			if tc.c.UserTimeout == 0 {
+				// Past tcp_model_timeout's threshold, at the next RTO expiry.
+				assert.Equal(t, RetriesTimeout(15)+120*s, busy, "worst busy")
+				return
+			}
+			// A probe and an RTO of LANRTOMax before the clock starts, each
+			// late, and the clamped last timer late by at most its slack.
+			lo := tc.c.UserTimeout + 2*LANRTOMax + 2*late(LANRTOMax)
+			assert.GreaterOrEqual(t, busy, lo, "worst busy")
+			assert.LessOrEqual(t, busy, lo+late(tc.c.UserTimeout), "worst busy")
 		})
 	}
+	// Worked by hand: UT 3 s, RTO 300 ms, probe after 300 ms: sends at
+	// 0.3, 0.6, 1.2, 2.4 s, abort at 3.6 s armed 1.2 s ahead.
+	_, busy := Config{UserTimeout: 3 * s}.Bounds()
+	assert.Equal(t, 3600*ms+2*late(300*ms)+late(1200*ms), busy)
 }
 
 func TestRetriesTimeout(t *testing.T) {
@@ -47,25 +65,40 @@ func TestRetriesTimeout(t *testing.T) {
 }
 
 func TestForBudget(t *testing.T) {
-	for _, d := range []time.Duration{
-		MinBudget, 2500 * time.Millisecond, 3 * time.Second, 4 * time.Second, 5 * time.Second,
-		10 * time.Second, 20 * time.Second, 61 * time.Second, time.Hour, MaxBudget,
+	s := time.Second
+	for _, tc := range []struct {
+		d    time.Duration
+		want Config // zero: only the properties below
+	}{
+		{MinBudget, Config{UserTimeout: 2 * s, KeepAlive: ka(s, s, 1)}},
+		{4 * s, Config{}},
+		{5 * s, Config{UserTimeout: 4 * s, KeepAlive: ka(s, s, 3)}},
+		{10 * s, Config{}},
+		{15 * s, Config{UserTimeout: 13 * s, KeepAlive: ka(7*s, 2*s, 3)}},
+		{20 * s, Config{UserTimeout: 17 * s, KeepAlive: ka(8*s, 3*s, 3)}},
+		{61 * s, Config{}}, {time.Hour, Config{}}, {MaxBudget, Config{}},
 	} {
-		t.Run(d.String(), func(t *testing.T) {
-			c, err := ForBudget(d)
+		t.Run(tc.d.String(), func(t *testing.T) {
+			c, err := ForBudget(tc.d)
 			require.NoError(t, err)
 			require.NoError(t, c.Validate())
+			if tc.want != (Config{}) {
+				assert.Equal(t, tc.want, c)
+			}
 			idle, busy := c.Bounds()
-			whole := d.Truncate(time.Second)
-			assert.Equal(t, whole, idle, "idle bound")
-			assert.Equal(t, whole, busy, "busy bound")
+			assert.LessOrEqual(t, idle, tc.d, "worst idle")
+			assert.LessOrEqual(t, busy, tc.d, "worst busy")
+			ei, eb := c.Earliest()
+			assert.Less(t, ei, idle)
+			assert.Less(t, eb, busy)
 			// Without the user timeout (grpc-go may clear it) the idle bound holds.
 			noUT := c
 			noUT.UserTimeout = 0
 			idle, _ = noUT.Bounds()
-			assert.Equal(t, whole, idle, "idle bound without user timeout")
+			assert.LessOrEqual(t, idle, tc.d, "worst idle without user timeout")
 			assert.GreaterOrEqual(t, c.KeepAlive.Idle, time.Second)
 			assert.GreaterOrEqual(t, c.KeepAlive.Interval, time.Second)
+			assert.GreaterOrEqual(t, c.KeepAlive.Count, 1)
 		})
 	}
 }
@@ -78,6 +111,7 @@ func TestForBudgetRejects(t *testing.T) {
 		{0, "positive"},
 		{-time.Second, "positive"},
 		{MinBudget - time.Millisecond, "at least"},
+		{2 * time.Second, "at least"},
 		{time.Second, "at least"},
 		{MaxBudget + time.Second, "at most"},
 	} {
@@ -100,6 +134,19 @@ func TestRetransmissions(t *testing.T) {
 	c.RTOMax = time.Second
 	sends, _ = c.Retransmissions(200*ms, 0)
 	assert.Equal(t, []time.Duration{0, 200 * ms, 600 * ms, 1400 * ms, 2400 * ms}, sends, "capped at 1 s")
+
+	// lastSend agrees with the listed schedule.
+	for _, cfg := range []Config{{UserTimeout: 3 * time.Second}, {UserTimeout: 3 * time.Second, RTOMax: time.Second},
+		{UserTimeout: 10 * time.Second, RTOMax: 1300 * ms}, {UserTimeout: 900 * time.Second}, {UserTimeout: 7 * time.Second, RTOMax: 400 * ms}} {
+		for rto := LANRTO; rto <= LANRTOMax; rto += 7 * ms {
+			for _, pto := range []time.Duration{0, 13 * ms, rto} {
+				sends, abort := cfg.Retransmissions(rto, pto)
+				last, abort2 := cfg.lastSend(rto, pto)
+				assert.Equal(t, sends[len(sends)-1], last, "%+v rto %v pto %v", cfg, rto, pto)
+				assert.Equal(t, abort, abort2)
+			}
+		}
+	}
 }
 
 func TestOutageSurvived(t *testing.T) {

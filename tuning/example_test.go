@@ -21,11 +21,11 @@ func ExampleForBudget() {
 	idle, busy := c.Bounds()
 	fmt.Println("user timeout:", c.UserTimeout)
 	fmt.Println("keepalive:", c.KeepAlive.Idle, c.KeepAlive.Interval, c.KeepAlive.Count)
-	fmt.Println("detected within:", idle, "idle,", busy, "busy")
+	fmt.Println("detected within:", idle, "idle,", busy, "busy, at worst on a LAN")
 	// Output:
-	// user timeout: 30s
-	// keepalive: 15s 5s 3
-	// detected within: 30s idle, 30s busy
+	// user timeout: 26s
+	// keepalive: 11s 5s 3
+	// detected within: 29.29s idle, 28.1415s busy, at worst on a LAN
 }
 
 func ExampleConfig_Validate() {
@@ -42,9 +42,13 @@ func ExampleConfig_Bounds() {
 		UserTimeout: 4 * time.Second,
 		KeepAlive:   net.KeepAliveConfig{Enable: true, Idle: 2 * time.Second, Interval: time.Second, Count: 10},
 	}
+	earliestIdle, earliestBusy := c.Earliest()
 	idle, busy := c.Bounds()
-	fmt.Println(idle, busy)
-	// Output: 4s 4s
+	fmt.Println("idle:", earliestIdle, "to", idle)
+	fmt.Println("busy:", earliestBusy, "to", busy)
+	// Output:
+	// idle: 4s to 4.53s
+	// busy: 4s to 4.98s
 }
 
 func ExampleConfig_Dialer() {
@@ -76,7 +80,7 @@ func ExampleConfig_Control() {
 	defer conn.Close()
 	held, _ := tuning.Read(conn)
 	fmt.Println(held.UserTimeout)
-	// Output: 10s
+	// Output: 8s
 }
 
 // An http.Server whose accepted connections detect vanished clients.
@@ -131,13 +135,13 @@ func ExampleConfig_Apply() {
 		log.Fatal(err)
 	}
 	defer conn.Close()
-	c, _ := tuning.ForBudget(8 * time.Second)
+	c, _ := tuning.ForBudget(9 * time.Second)
 	if err := c.Apply(conn); err != nil {
 		log.Fatal(err)
 	}
 	held, _ := tuning.Read(conn)
 	fmt.Println(held.UserTimeout, held.KeepAlive.Idle, held.KeepAlive.Interval, held.KeepAlive.Count)
-	// Output: 8s 5s 1s 3
+	// Output: 7s 4s 1s 3
 }
 
 func ExampleRead() {
@@ -203,5 +207,5 @@ func ExampleConfig_GuardDialContext() {
 	defer conn.Close()
 	held, _ := tuning.Read(conn)
 	fmt.Printf("%T: user timeout %v, retransmissions and probes at least every %v\n", conn, held.UserTimeout, held.RTOMax)
-	// Output: *tuning.GuardedConn: user timeout 20s, retransmissions and probes at least every 5s
+	// Output: *tuning.GuardedConn: user timeout 17s, retransmissions and probes at least every 4.2s
 }

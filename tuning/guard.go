@@ -85,11 +85,6 @@ func (p *guardParams) uncapped() {
 	p.alive = p.base * 3 / 8
 }
 
-// timerSlack is how late a kernel timer armed d ahead may fire: the timer
-// wheel files it at a granularity of at most d/8 (kernel/time/timer.c,
-// LVL_CLK_SHIFT 3), plus one jiffy, taken as 4 ms (HZ=250).
-func timerSlack(d time.Duration) time.Duration { return d/8 + 4*time.Millisecond }
-
 // verdictBy is the latest time after the peer was last heard at which a
 // tick has found it silent and the kernel has acted: alive, a period for
 // the tick to come, and one capped probe or retransmission interval.

@@ -15,9 +15,9 @@ func TestGuardParams(t *testing.T) {
 	}{
 		{ut: 3 * s, period: 375 * time.Millisecond, wantRTOMax: s, wantAlive: 1500 * time.Millisecond},
 		// 20 s - 2.5 s - 5 s - (5 s/8 + 4 ms)
-		{ut: 20 * s, period: 2500 * time.Millisecond, wantRTOMax: 5 * s, wantAlive: 11871 * time.Millisecond},
-		{ut: 20 * s, rtoMax: 2 * s, period: 2500 * time.Millisecond, wantRTOMax: 2 * s, wantAlive: 15246 * time.Millisecond},
-		{ut: 1000 * s, period: 125 * s, wantRTOMax: MaxRTOMax, wantAlive: 1000*s - 125*s - 120*s - 15*s - 4*time.Millisecond},
+		{ut: 20 * s, period: 2500 * time.Millisecond, wantRTOMax: 5 * s, wantAlive: 11865 * time.Millisecond},
+		{ut: 20 * s, rtoMax: 2 * s, period: 2500 * time.Millisecond, wantRTOMax: 2 * s, wantAlive: 15240 * time.Millisecond},
+		{ut: 1000 * s, period: 125 * s, wantRTOMax: MaxRTOMax, wantAlive: 1000*s - 125*s - 120*s - 15*s - 10*time.Millisecond},
 	} {
 		p := newGuardParams(kernelOptions{userTimeout: tc.ut, rtoMax: tc.rtoMax})
 		assert.Equal(t, tc.period, p.period, "UT %v period", tc.ut)
@@ -92,12 +92,16 @@ func TestGuardBound(t *testing.T) {
 	c, err := ForBudget(20 * time.Second)
 	assert.NoError(t, err)
 	_, busy := c.Bounds()
+	p := c.guardParams()
 	// alive + period + rtoMax + slack is the user timeout: under the busy bound.
+	assert.LessOrEqual(t, p.verdictBy(), c.UserTimeout+time.Millisecond)
 	assert.Equal(t, busy, c.GuardBound())
 	c.RTOMax = 120 * time.Second // a cap too long for the budget shows in the bound
-	assert.Equal(t, 180*time.Second+2500*time.Millisecond+120*time.Second+timerSlack(120*time.Second), c.GuardBound())
+	p = c.guardParams()
+	assert.Equal(t, p.alive+p.period+120*time.Second+timerSlack(120*time.Second), c.GuardBound())
 	assert.Equal(t, Never, c.StallBound())
 	c.RTOMax = 0
 	c.StallTimeout = time.Minute
-	assert.Equal(t, time.Minute+5*time.Second+5*time.Second+timerSlack(5*time.Second), c.StallBound())
+	p = c.guardParams()
+	assert.Equal(t, time.Minute+2*p.period+p.rtoMax+timerSlack(p.rtoMax), c.StallBound())
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// budget5 is what ForBudget(5s) returns; the tests read it back from the
-// kernel, so it must hold exactly this.
+// budget5 is a Config the tests set and read back from the kernel (what
+// ForBudget(5s) returned before it counted the worst case).
 var budget5 = Config{UserTimeout: 5 * time.Second, KeepAlive: ka(2*time.Second, time.Second, 3)}
 
 // pair returns both ends of a loopback TCP connection made with dial and
