@@ -154,7 +154,7 @@ func TestConnectionRefused(t *testing.T) {
 
 func TestPeerVanishesDuringTLSHandshake(t *testing.T) {
 	c := kit(t)
-	_, busyBound := c.Bounds()
+	_, busyBound := windows(c)
 	l := newLab(t)
 	// The server host accepts TCP but vanishes before answering the
 	// ClientHello: the handshake waits on unacknowledged data.

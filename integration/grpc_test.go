@@ -64,7 +64,7 @@ func streamErr(t *testing.T, ctx context.Context, c testpb.TestServiceClient) <-
 
 func TestGRPCClient(t *testing.T) {
 	c := kit(t)
-	idleBound, busyBound := c.Bounds()
+	idleBound, busyBound := windows(c)
 	plainListen := (&net.ListenConfig{}).Listen
 	ctx := t.Context()
 
@@ -86,9 +86,9 @@ func TestGRPCClient(t *testing.T) {
 		errc := streamErr(t, ctx, client)
 		require.NoError(t, l.Vanish(lab.Server))
 		start := time.Now()
-		end, err := waitErr(t, errc, 3*idleBound)
+		end, err := waitErr(t, errc, 3*idleBound.bound)
 		assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
-		expectWithin(t, "gRPC client stream", end.Sub(start), max(idleBound, busyBound))
+		expectWithin(t, "gRPC client stream", end.Sub(start), either(idleBound, busyBound))
 	})
 	t.Run("RPC to a vanished address, wait-for-ready off", func(t *testing.T) {
 		l := newLab(t)
@@ -129,14 +129,16 @@ func TestGRPCClientControl(t *testing.T) {
 
 func TestGRPCServer(t *testing.T) {
 	c := kit(t)
-	idleBound, busyBound := c.Bounds()
+	idleBound, busyBound := windows(c)
 
 	for _, tc := range []struct {
 		name  string
 		busy  bool
-		bound time.Duration
+		bound window
 	}{
-		{"idle connection, client vanishes", false, idleBound},
+		// Idle, but the vanishing comes right after an RPC: the last
+		// frames may still be unacknowledged, so it may be busy after all.
+		{"idle connection, client vanishes", false, either(idleBound, busyBound)},
 		{"server writing a stream, client vanishes", true, busyBound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,7 +155,7 @@ func TestGRPCServer(t *testing.T) {
 			require.Equal(t, 1, w.Open())
 			require.NoError(t, l.Vanish(lab.Client))
 			start := time.Now()
-			end, open := w.WaitOpen(0, start.Add(3*tc.bound))
+			end, open := w.WaitOpen(0, start.Add(3*tc.bound.bound))
 			require.Equal(t, 0, open, "server connection not reaped")
 			expectWithin(t, "gRPC server "+tc.name, end.Sub(start), tc.bound)
 		})
@@ -182,14 +184,14 @@ func TestGRPCServerControl(t *testing.T) {
 // the next RPC.
 func TestGRPCFailFastAndReconnect(t *testing.T) {
 	c := kit(t)
-	_, busyBound := c.Bounds()
+	_, busyBound := windows(c)
 	l := newLab(t)
 	ln, _ := grpcServer(t, l, (&net.ListenConfig{}).Listen)
 	client := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
 	errc := streamErr(t, t.Context(), client)
 	require.NoError(t, l.Vanish(lab.Server))
 	start := time.Now()
-	end, err := waitErr(t, errc, 3*busyBound)
+	end, err := waitErr(t, errc, 3*busyBound.bound)
 	assert.Equal(t, codes.Unavailable, status.Code(err))
 	expectWithin(t, "gRPC in-flight stream", end.Sub(start), busyBound)
 
@@ -212,7 +214,8 @@ func TestGRPCServerReapsAtScale(t *testing.T) {
 		n = 200
 	}
 	c := kit(t)
-	idleBound, _ := c.Bounds()
+	idleBound, busyBound := c.Bounds()
+	bound := max(idleBound, busyBound) // some of the last frames may be unacknowledged
 	l := newLab(t)
 	fds0, g0 := countFDs(t), runtime.NumGoroutine()
 
@@ -232,10 +235,10 @@ func TestGRPCServerReapsAtScale(t *testing.T) {
 
 	require.NoError(t, l.Vanish(lab.Client))
 	start := time.Now()
-	end, open := w.WaitOpen(0, start.Add(idleBound+2*time.Second))
-	require.Equal(t, 0, open, "%d of %d server connections not reaped within %v", open, n, idleBound+2*time.Second)
-	t.Logf("reaped %d connections, last after %v (bound %v)", n, end.Sub(start).Round(time.Millisecond), idleBound)
-	assert.LessOrEqual(t, end.Sub(start), idleBound+2*time.Second)
+	end, open := w.WaitOpen(0, start.Add(bound+2*time.Second))
+	require.Equal(t, 0, open, "%d of %d server connections not reaped within %v", open, n, bound+2*time.Second)
+	t.Logf("reaped %d connections, last after %v (bound %v)", n, end.Sub(start).Round(time.Millisecond), bound)
+	assert.LessOrEqual(t, end.Sub(start), bound+2*time.Second)
 
 	// The server's sockets are gone: only the (vanished) clients' remain.
 	assert.Eventually(t, func() bool { return countFDs(t) <= fds0+n+1 }, 5*time.Second, 50*time.Millisecond,

@@ -150,7 +150,7 @@ func bodyErr(t *testing.T, client *http.Client, url string, wantProto int) <-cha
 
 func TestHTTPClient(t *testing.T) {
 	c := kit(t)
-	idleBound, busyBound := c.Bounds()
+	idleBound, busyBound := windows(c)
 	plainListen := (&net.ListenConfig{}).Listen
 
 	for _, proto := range []struct {
@@ -169,7 +169,7 @@ func TestHTTPClient(t *testing.T) {
 			pooled := rec.last(t)
 			require.NoError(t, l.Vanish(lab.Server))
 			start := time.Now()
-			end := waitClosed(t, pooled, 3*idleBound)
+			end := waitClosed(t, pooled, 3*idleBound.bound)
 			expectWithin(t, proto.name+" pooled idle conn", end.Sub(start), idleBound)
 
 			require.NoError(t, l.Restore(lab.Server))
@@ -183,9 +183,9 @@ func TestHTTPClient(t *testing.T) {
 			errc := bodyErr(t, clientFor(srv, tr, proto.tls), url, proto.major)
 			require.NoError(t, l.Vanish(lab.Server))
 			start := time.Now()
-			end, err := waitErr(t, errc, 3*max(idleBound, busyBound))
+			end, err := waitErr(t, errc, 3*either(idleBound, busyBound).bound)
 			require.Error(t, err)
-			expectWithin(t, proto.name+" large response", end.Sub(start), max(idleBound, busyBound))
+			expectWithin(t, proto.name+" large response", end.Sub(start), either(idleBound, busyBound))
 		})
 	}
 	t.Run("HTTP/1.1/dial to a vanished address", func(t *testing.T) {
@@ -221,7 +221,7 @@ func TestHTTPClientControl(t *testing.T) {
 
 func TestHTTPServer(t *testing.T) {
 	c := kit(t)
-	idleBound, busyBound := c.Bounds()
+	idleBound, busyBound := windows(c)
 	wrapped := func(ctx context.Context, network, addr string) (net.Listener, error) {
 		ln, err := (&net.ListenConfig{}).Listen(ctx, network, addr)
 		if err != nil {
@@ -248,7 +248,7 @@ func TestHTTPServer(t *testing.T) {
 		assert.Equal(t, c.GuardHolds(), held, "accepted connection holds the config, guarded at rest")
 		require.NoError(t, l.Vanish(lab.Client))
 		start := time.Now()
-		end, _ := waitErr(t, closed, 3*idleBound)
+		end, _ := waitErr(t, closed, 3*idleBound.bound)
 		expectWithin(t, "http.Server idle", end.Sub(start), idleBound)
 	})
 	t.Run("large response being written, client vanishes", func(t *testing.T) {
@@ -260,7 +260,7 @@ func TestHTTPServer(t *testing.T) {
 		bodyErr(t, &http.Client{Transport: tr}, url, 1)
 		require.NoError(t, l.Vanish(lab.Client))
 		start := time.Now()
-		end, err := waitErr(t, written, 3*busyBound)
+		end, err := waitErr(t, written, 3*busyBound.bound)
 		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
 		expectWithin(t, "http.Server writing", end.Sub(start), busyBound)
 	})

@@ -4,14 +4,11 @@ package integration
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ghostsock/ghostsock/integration/lab"
@@ -19,25 +16,28 @@ import (
 )
 
 // TestOutageWithRTOCap makes the reader's host unreachable in the middle of
-// a 100 MiB transfer for half, 0.7 and 0.8 of the budget, with RTOMax 1 s
-// and without, and checks each against the kernel's schedule
+// a 100 MiB transfer for half, 0.7 and 0.8 of the user timeout (3 s and
+// 10 s), with RTOMax 1 s and without, and checks each against the kernel's schedule
 // (Config.Retransmissions) for the RTO the writer had when the outage
 // began: an outage that ends before the last retransmission ahead of the
 // deadline, whenever the tail-loss probe came, is survived with every
-// byte in order; one that outlasts it either way ends in ETIMEDOUT; one in
-// between is only logged. OutageSurvived, the figure for the worst RTO of
-// a LAN, is 2.4 s at budget 3 s with the 1 s cap: the 0.8 outage sits on
-// that edge, and the measured schedule decides.
+// byte in order. A longer one is only logged, not predicted: the clamped
+// last timer often fires a hair before the deadline on the kernel's
+// microsecond clock and sends one more retransmission, and the far side's
+// own keepalive may end the connection first. OutageSurvived, the figure for the worst RTO of
+// a LAN, is 2.4 s at UT 3 s with the 1 s cap: the 0.8 outage sits on that
+// edge, and the measured schedule decides. Fractions of the user timeout,
+// not of a ForBudget budget: ForBudget(d) keeps the worst detection under
+// d, so its user timeout is shorter (2 s for 3 s), and no connection can
+// outlive an outage longer than its user timeout.
 func TestOutageWithRTOCap(t *testing.T) {
 	const size = 100 << 20
 	for _, b := range []time.Duration{3 * time.Second, 10 * time.Second} {
 		for _, rtoMax := range []time.Duration{time.Second, 0} {
 			for _, frac := range []float64{0.5, 0.7, 0.8} {
-				c, err := tuning.ForBudget(b)
-				require.NoError(t, err)
-				c.RTOMax = rtoMax
+				c := tuning.Config{UserTimeout: b, RTOMax: rtoMax}
 				outage := time.Duration(frac * float64(b)).Round(time.Millisecond)
-				name := fmt.Sprintf("budget %v, RTOMax %v, outage %v", b, rtoMax, outage)
+				name := fmt.Sprintf("UT %v, RTOMax %v, outage %v", b, rtoMax, outage)
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
 					l := newLab(t)
@@ -57,10 +57,13 @@ func TestOutageWithRTOCap(t *testing.T) {
 						early, late = min(early, sends[len(sends)-1]), max(late, sends[len(sends)-1])
 					}
 					const margin = 100 * time.Millisecond // the route change, the RTT
-					survives, dies := outage < early-margin, outage > late+margin
-					t.Logf("RTO %v: last retransmission ahead of the deadline at %v to %v; outage %v: survives %v, dies %v",
-						rto, early, late, outage, survives, dies)
+					survives := outage < early-margin
+					t.Logf("RTO %v: last retransmission ahead of the deadline at %v to %v; outage %v: surely survived %v",
+						rto, early, late, outage, survives)
+					restored := make(chan struct{})
+					defer func() { <-restored }() // before the lab closes
 					go func() {
+						defer close(restored)
 						if err := l.Vanish(lab.Server); err != nil {
 							t.Error(err)
 							return
@@ -70,25 +73,14 @@ func TestOutageWithRTOCap(t *testing.T) {
 							t.Error(err)
 						}
 					}()
-					switch {
-					case survives:
+					if survives {
 						checkPattern(t, reader, size)
 						require.NoError(t, <-sent, "writer")
-					case dies:
-						go io.Copy(sha256.New(), reader)
-						_, err := waitErr(t, sent, 3*b+outage)
-						// The writer's kernel gives up (ETIMEDOUT), or the
-						// reader's does first: duplicates do not count as
-						// data to its keepalive, so it too sees UT of
-						// silence, and it answers the writer's next
-						// retransmission after the outage with a reset.
-						assert.True(t, errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.ECONNRESET),
-							"outage past the last retransmission: the connection ends, got %v", err)
-					default:
-						go io.Copy(sha256.New(), reader)
-						_, err := waitErr(t, sent, 3*b+outage)
-						t.Logf("too close to the schedule to call: writer ended with %v", err)
+						return
 					}
+					go io.Copy(sha256.New(), reader)
+					_, err = waitErr(t, sent, 3*b+outage)
+					t.Logf("past the guarantee: the writer ended with %v", err)
 				})
 			}
 		}

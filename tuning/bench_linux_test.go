@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 )
@@ -62,6 +64,11 @@ func BenchmarkAccept(b *testing.B) {
 	}{
 		{"listener=net", func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }},
 		{"listener=ghostsock-Listen", func() (net.Listener, error) { return budget5.Listen(ctx, "tcp", "127.0.0.1:0") }},
+		{"listener=ghostsock-Listen-NoGuard", func() (net.Listener, error) {
+			bare := budget5
+			bare.NoGuard = true
+			return bare.Listen(ctx, "tcp", "127.0.0.1:0")
+		}},
 		{"listener=ghostsock-WrapListener", func() (net.Listener, error) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			return budget5.WrapListener(ln), err
@@ -126,39 +133,53 @@ func BenchmarkApply(b *testing.B) {
 	}
 }
 
+// drainedConn dials a loopback connection whose far end reads and drops
+// everything, guarded or not, and returns it with a wait for the drain to
+// end once it is closed.
+func drainedConn(b *testing.B, guarded bool) (net.Conn, func()) {
+	b.Helper()
+	bare := budget5
+	bare.NoGuard = true // the far end only reads
+	ln, err := bare.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		if c, err := ln.Accept(); err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	c, err := budget5.Dialer().Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if guarded {
+		if c, err = budget5.Guard(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return c, func() { c.Close(); <-drained; ln.Close() }
+}
+
+func connName(guarded bool) string {
+	if guarded {
+		return "conn=ghostsock-Guard"
+	}
+	return "conn=net"
+}
+
 // BenchmarkWrite is the guard's cost on the write path: 16 KiB writes to a
 // loopback connection drained by a reader, the plain *net.TCPConn against
 // the same connection guarded (two atomic additions per write, and a
 // TCP_INFO read per tick while data is queued).
 func BenchmarkWrite(b *testing.B) {
 	for _, guarded := range []bool{false, true} {
-		name := "conn=net"
-		if guarded {
-			name = "conn=ghostsock-Guard"
-		}
-		b.Run(name, func(b *testing.B) {
-			ln, err := budget5.Listen(context.Background(), "tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer ln.Close()
-			drained := make(chan struct{})
-			go func() {
-				defer close(drained)
-				if c, err := ln.Accept(); err == nil {
-					io.Copy(io.Discard, c)
-					c.Close()
-				}
-			}()
-			var c net.Conn
-			if c, err = budget5.Dialer().Dial("tcp", ln.Addr().String()); err != nil {
-				b.Fatal(err)
-			}
-			if guarded {
-				if c, err = budget5.Guard(c); err != nil {
-					b.Fatal(err)
-				}
-			}
+		b.Run(connName(guarded), func(b *testing.B) {
+			c, done := drainedConn(b, guarded)
+			defer done()
 			buf := make([]byte, 16<<10)
 			b.SetBytes(int64(len(buf)))
 			b.ReportAllocs()
@@ -167,8 +188,40 @@ func BenchmarkWrite(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			c.Close()
-			<-drained
+		})
+	}
+}
+
+// BenchmarkSendfile sends a 4 MiB file with io.Copy(conn, file), as
+// http.ServeContent does: the plain *net.TCPConn sends it with sendfile
+// from *os.File's WriteTo, the guarded one from its ReadFrom, through the
+// guard (the guarded SyscallConn hides the poll descriptor). Both are
+// zero-copy; strace -c on this benchmark counts the sendfile calls.
+func BenchmarkSendfile(b *testing.B) {
+	const size = 4 << 20
+	path := filepath.Join(b.TempDir(), "body")
+	if err := os.WriteFile(path, make([]byte, size), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for _, guarded := range []bool{false, true} {
+		b.Run(connName(guarded), func(b *testing.B) {
+			c, done := drainedConn(b, guarded)
+			defer done()
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			b.SetBytes(size)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					b.Fatal(err)
+				}
+				if n, err := io.Copy(c, f); err != nil || n != size {
+					b.Fatalf("sent %d: %v", n, err)
+				}
+			}
 		})
 	}
 }

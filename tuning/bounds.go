@@ -205,7 +205,9 @@ func (c Config) Retransmissions(rto, pto time.Duration) (sends []time.Duration, 
 // (LANRTO to LANRTOMax) and either timing of the tail-loss probe, because
 // the schedule is knife-edged: with UserTimeout 3 s and an RTO of 200 ms
 // the fourth retransmission leaves at 3.2 s, just ahead of the deadline,
-// with 215 ms it would come after it and the last one leaves at 1.7 s.
+// with 215 ms it would come after it and the last one leaves at 1.7 s. A
+// longer outage is often survived too (the clamped last timer may fire a
+// hair early and send once more), but not surely.
 //
 // For UserTimeout 3 s it is 1.5 s without RTOMax and 2.4 s with RTOMax 1 s;
 // for 10 s, 6.2 s and 9.4 s: a cap makes retransmissions keep coming, so

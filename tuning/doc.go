@@ -63,14 +63,22 @@
 // abort comes UT after that first RTO retransmission (Retransmissions).
 // The schedule is knife-edged: with UT 3 s and an RTO of exactly 200 ms
 // the fourth retransmission leaves at 3.2 s, just ahead of the deadline;
-// with 215 ms it would come after it, and the last one leaves at 1.7 s.
-// Measured in the lab (TestOutageWithRTOCap, RTO a little over 200 ms):
-// UT 3 s survived a 1.5 s outage and lost the connection to 2.1 and 2.4 s
-// ones. OutageSurvived gives the figure that holds over a LAN's RTOs (200
-// to 300 ms): 1.5 s for UT 3 s, 6.2 s for 10 s. RTOMax (TCP_RTO_MAX_MS,
-// Linux 6.15+) caps the doubling, so that retransmissions keep coming and
-// the figure approaches UT: 2.4 s for 3 s and 9.4 s for 10 s with a 1 s
-// cap, proven by the same test at 0.5, 0.7 and 0.8 of the budget.
+// with 215 ms it would come after it, and the last regular one leaves at
+// 1.7 s. OutageSurvived gives the figure that holds over a LAN's RTOs (200
+// to 300 ms): 1.5 s for UT 3 s, 6.2 s for 10 s. It is a guarantee, not a
+// prediction of loss: the clamped last timer often fires a hair before
+// the deadline on the kernel's microsecond clock and sends one more
+// retransmission, and in the lab (RTO 216 ms) UT 3 s survived 2.1 and
+// 2.4 s outages that way. The far side can end it first: its own keepalive
+// does not count the retransmitted duplicates it receives as traffic
+// (they are dropped before tcp_ack), so with keepalive and UT 3 s on both
+// ends the same outages ended the connection from the reader's side, with
+// a reset. RTOMax (TCP_RTO_MAX_MS, Linux 6.15+) caps the doubling, so
+// that retransmissions keep coming and the guarantee approaches UT: 2.4 s
+// for 3 s and 9.4 s for 10 s with a 1 s cap, proven at 0.5, 0.7 and 0.8
+// of UT (TestOutageWithRTOCap). No connection outlives an outage longer
+// than its user timeout, and ForBudget(d) keeps UT below d (2 s for 3 s),
+// so keep outages in mind when choosing d.
 //
 // Two consequences surprise people. With a user timeout, an idle connection
 // is not ended before one probe went unanswered, so a UT shorter than Idle

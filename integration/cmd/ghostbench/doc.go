@@ -19,7 +19,9 @@
 //     -bench in tuning, with -benchmem).
 //  4. Reap at scale: one gRPC server holding many connections whose
 //     clients vanish at once.
-//  5. Precision: repeated idle and busy detections, measured / Bounds().
+//  5. Precision: repeated idle, one-write and steady-writer detections at
+//     budgets 3 s and 10 s (-precision-budgets), each against the window
+//     from Earliest() to Bounds().
 //
 // Like the demo it builds its own network namespaces (as root, or as a
 // normal user where user namespaces are allowed) and sends nothing outside

@@ -19,19 +19,19 @@ import (
 )
 
 type options struct {
-	smoke           bool
-	out             string
-	parts           map[byte]bool
-	budget          time.Duration
-	fleetSizes      []int
-	hold            time.Duration
-	reapN           int
-	reapBudget      time.Duration
-	precisionBudget time.Duration
-	trials          int
-	parallel        int
-	count           int
-	benchtime       string
+	smoke            bool
+	out              string
+	parts            map[byte]bool
+	budget           time.Duration
+	fleetSizes       []int
+	hold             time.Duration
+	reapN            int
+	reapBudget       time.Duration
+	precisionBudgets []time.Duration
+	trials           int
+	parallel         int
+	count            int
+	benchtime        string
 }
 
 // envGoBench carries parts 2 and 3, run before entering the lab, into the
@@ -49,7 +49,8 @@ func main() {
 	flag.DurationVar(&o.hold, "hold", 60*time.Second, "part 1: how long each fleet idles")
 	flag.IntVar(&o.reapN, "reap", 100000, "part 4: connections the server holds")
 	flag.DurationVar(&o.reapBudget, "reap-budget", 5*time.Second, "part 4: ForBudget of the server")
-	flag.DurationVar(&o.precisionBudget, "precision-budget", 3*time.Second, "part 5: ForBudget of the trials")
+	precision := "3s,10s"
+	flag.StringVar(&precision, "precision-budgets", precision, "part 5: ForBudgets of the trials, comma-separated")
 	flag.IntVar(&o.trials, "trials", 50, "part 5: trials of each kind")
 	flag.IntVar(&o.parallel, "parallel", 10, "part 5: trials at a time")
 	flag.IntVar(&o.count, "count", 10, "parts 2 and 3: go test -count")
@@ -83,7 +84,16 @@ func main() {
 		}
 		o.fleetSizes = append(o.fleetSizes, v)
 	}
+	for _, f := range strings.Split(precision, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d <= 0 {
+			fmt.Fprintf(os.Stderr, "ghostbench: bad -precision-budgets %q\n", precision)
+			os.Exit(2)
+		}
+		o.precisionBudgets = append(o.precisionBudgets, d)
+	}
 	if o.smoke {
+		o.precisionBudgets = o.precisionBudgets[:1]
 		o.fleetSizes, o.hold, o.reapN, o.trials, o.parallel, o.count, o.benchtime = []int{50}, 3*time.Second, 500, 3, 3, 1, "100x"
 	}
 

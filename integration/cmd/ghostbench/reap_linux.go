@@ -120,7 +120,10 @@ func runReap(o options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bound, _ := c.Bounds()
+	// Idle connections, but some of the last frames may still be
+	// unacknowledged when the clients vanish: either bound may apply.
+	idle, busy := c.Bounds()
+	bound := max(idle, busy)
 	l, err := lab.New()
 	if err != nil {
 		return "", err
