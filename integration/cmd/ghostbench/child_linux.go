@@ -59,7 +59,11 @@ func (c *child) ask(cmd string, limit time.Duration) (report, error) {
 // serve is the child side: it answers "stats" with extra(r) filled in,
 // "gc" by collecting and returning memory to the system, and ends at
 // "quit" or end of input.
-func serve(extra func(*report)) {
+func serve(extra func(*report)) { serveWith(extra, nil) }
+
+// serveWith is serve with commands of the role's own: each answers with
+// the report it fills in, or with its error.
+func serveWith(extra func(*report), cmds map[string]func(*report) error) {
 	var mu sync.Mutex
 	enc := json.NewEncoder(os.Stdout)
 	send := func(r report) { mu.Lock(); enc.Encode(r); mu.Unlock() }
@@ -83,6 +87,14 @@ func serve(extra func(*report)) {
 			send(r)
 		case "quit":
 			return
+		default:
+			if cmd, ok := cmds[in.Text()]; ok {
+				r := report{Kind: in.Text()}
+				if err := cmd(&r); err != nil {
+					r.Err = err.Error()
+				}
+				send(r)
+			}
 		}
 	}
 }

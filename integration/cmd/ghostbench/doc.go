@@ -15,10 +15,11 @@
 //  2. Busy path: gRPC unary and streaming, HTTP/1.1 and HTTP/2 requests,
 //     kit against stock (go test -bench in grpcdial and httptransport,
 //     compared with benchstat).
-//  3. Dial and accept cost, and the window guard's cost per write (go test
-//     -bench in tuning, with -benchmem).
-//  4. Reap at scale: one gRPC server holding many connections whose
-//     clients vanish at once.
+//  3. Dial and accept cost, and the window guard's cost per write and per
+//     sendfile (go test -bench in tuning, with -benchmem).
+//  4. Reap at scale: gRPC servers holding many connections (100,000 by
+//     default) whose clients vanish at once, spread over as many server
+//     and client processes as the per-process descriptor limit requires.
 //  5. Precision: repeated idle, one-write and steady-writer detections at
 //     budgets 3 s and 10 s (-precision-budgets), each against the window
 //     from Earliest() to Bounds().

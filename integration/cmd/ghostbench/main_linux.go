@@ -58,6 +58,7 @@ func main() {
 	setting := flag.String("setting", "", "internal")
 	n := flag.Int("n", 0, "internal")
 	addr := flag.String("addr", "", "internal")
+	srcs := flag.String("srcs", "", "internal")
 	flag.Parse()
 
 	switch *role {
@@ -69,6 +70,9 @@ func main() {
 		return
 	case "reap-server":
 		reapServer(o.reapBudget, o.reapN)
+		return
+	case "reap-client":
+		reapClient(*addr, *srcs, *n)
 		return
 	}
 

@@ -70,6 +70,65 @@ func reapServer(budget time.Duration, n int) {
 // for the connection, as for a real client.
 var preface = append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 0, 0, 0, 4, 0, 0, 0, 0, 0)
 
+// reapClient is the child role that holds one server's share of the
+// clients: "dial" opens n connections to addr from the comma-separated
+// source addresses srcs, each past the HTTP/2 preface; "close" closes
+// them. A process of its own, because the descriptors of 100,000 clients
+// do not fit under one process's limit either.
+func reapClient(addr, srcs string, n int) {
+	if err := raiseNoFile(uint64(n) + fdHeadroom); err != nil {
+		fail(err)
+	}
+	var from []net.IP
+	for _, s := range strings.Split(srcs, ",") {
+		from = append(from, net.ParseIP(s))
+	}
+	var conns []net.Conn
+	closeAll := func(*report) error {
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+		return nil
+	}
+	serveWith(nil, map[string]func(*report) error{
+		"dial": func(r *report) error {
+			closeAll(r)
+			conns = make([]net.Conn, n)
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var dialErr error
+			work := make(chan int)
+			for range 64 {
+				wg.Go(func() {
+					for i := range work {
+						d := net.Dialer{KeepAlive: -1, LocalAddr: &net.TCPAddr{IP: from[i%len(from)]}}
+						conn, err := d.Dial("tcp", addr)
+						if err == nil {
+							_, err = conn.Write(preface)
+						}
+						if err != nil {
+							mu.Lock()
+							dialErr = err
+							mu.Unlock()
+							continue
+						}
+						conns[i] = conn
+					}
+				})
+			}
+			for i := range n {
+				work <- i
+			}
+			close(work)
+			wg.Wait()
+			r.Open = n
+			return dialErr
+		},
+		"close": closeAll,
+	})
+}
+
 // reading is the server process seen from outside at one moment.
 type reading struct {
 	report
@@ -99,23 +158,35 @@ func readServer(c *child) (reading, error) {
 // fdHeadroom is what a process needs besides the connections.
 const fdHeadroom = 1024
 
-func runReap(o options) (string, error) {
-	n := o.reapN
-	var b strings.Builder
-	if err := raiseNoFile(uint64(n) + fdHeadroom); err != nil {
-		// Without CAP_SYS_RESOURCE the hard limit is the ceiling, for this
-		// process (the clients) and for the server alike. Say so, and run
-		// what fits.
-		var lim syscall.Rlimit
-		if e := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); e != nil || lim.Max <= 2*fdHeadroom {
-			return "", err
-		}
-		n = int(lim.Max) - fdHeadroom
-		fmt.Fprintf(&b, "**Asked for %d connections; ran %d.** This machine's hard RLIMIT_NOFILE is %d and the benchmark may not raise it (%v; raising it needs CAP_SYS_RESOURCE).\n\n", o.reapN, n, lim.Max, err)
-		if err := raiseNoFile(uint64(n) + fdHeadroom); err != nil {
-			return "", err
+// reapPlan is how n connections are spread over processes: each server
+// process holds share[i], and as many processes as one process's
+// descriptor limit requires.
+func reapPlan(n int, limit uint64) []int {
+	per := int(limit) - fdHeadroom
+	procs := (n + per - 1) / per
+	share := make([]int, procs)
+	for i := range share {
+		share[i] = n / procs
+		if i < n%procs {
+			share[i]++
 		}
 	}
+	return share
+}
+
+func runReap(o options) (string, error) {
+	n := o.reapN
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return "", err
+	}
+	limit := lim.Max
+	if err := raiseNoFile(uint64(n) + fdHeadroom); err == nil {
+		limit = uint64(n) + fdHeadroom // one process of each kind will do
+	} else if limit <= 2*fdHeadroom {
+		return "", err
+	}
+	share := reapPlan(n, limit)
 	c, err := tuning.ForBudget(o.reapBudget)
 	if err != nil {
 		return "", err
@@ -134,28 +205,40 @@ func runReap(o options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	srcs := append([]netip.Addr{l.ClientAddr}, extra...)
-	f, addr, err := l.ListenerFile()
-	if err != nil {
-		return "", err
+	var srcs []string
+	for _, a := range append([]netip.Addr{l.ClientAddr}, extra...) {
+		srcs = append(srcs, a.String())
 	}
-	server, err := startChild("reap server", []string{"-role", "reap-server", "-reap-budget", o.reapBudget.String(), "-reap", fmt.Sprint(n)}, f)
-	f.Close()
-	if err != nil {
-		return "", err
+	servers, clients := make([]*child, len(share)), make([]*child, len(share))
+	for i, k := range share {
+		f, addr, err := l.ListenerFile()
+		if err != nil {
+			return "", err
+		}
+		servers[i], err = startChild(fmt.Sprintf("reap server %d", i+1), []string{"-role", "reap-server", "-reap-budget", o.reapBudget.String(), "-reap", fmt.Sprint(k)}, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+		defer servers[i].Stop()
+		if clients[i], err = startChild(fmt.Sprintf("reap client %d", i+1), []string{"-role", "reap-client", "-addr", addr.String(), "-srcs", strings.Join(srcs, ","), "-n", fmt.Sprint(k)}); err != nil {
+			return "", err
+		}
+		defer clients[i].Stop()
+		for _, ch := range []*child{servers[i], clients[i]} {
+			if _, err := ch.ask("", time.Minute); err != nil {
+				return "", err
+			}
+		}
 	}
-	defer server.Stop()
-	if _, err := server.ask("", time.Minute); err != nil {
-		return "", err
-	}
-	base, err := readServer(server)
+	base, err := readServers(servers)
 	if err != nil {
 		return "", err
 	}
 
 	var cycles [2]reapResult
 	for i := range cycles {
-		if cycles[i], err = reapCycle(l, server, srcs, addr, n, bound); err != nil {
+		if cycles[i], err = reapCycle(l, servers, clients, share, bound); err != nil {
 			return "", fmt.Errorf("reap %d: %w", i+1, err)
 		}
 		if err := l.Restore(lab.Client); err != nil {
@@ -163,92 +246,99 @@ func runReap(o options) (string, error) {
 		}
 	}
 
-	fmt.Fprintf(&b, "One gRPC server process (grpcserver.WrapListener and grpcserver.Options with ForBudget(%v): bound %v) holding %d connections from %d client addresses, each past the HTTP/2 preface so that the server holds a full transport. Then every client vanishes at once (blackhole routes). Done twice on the same server process, to tell a leak from memory the runtime keeps for reuse.\n\n", o.reapBudget, bound, n, len(srcs))
+	var b strings.Builder
+	if len(share) > 1 {
+		fmt.Fprintf(&b, "**%d connections over %d server processes** (and as many client processes): this machine's hard RLIMIT_NOFILE is %d per process and the benchmark may not raise it (raising it needs CAP_SYS_RESOURCE), so each process holds at most %d.\n\n", n, len(share), lim.Max, int(limit)-fdHeadroom)
+	}
+	fmt.Fprintf(&b, "%d gRPC server process(es) (grpcserver.WrapListener and grpcserver.Options with ForBudget(%v): worst case %v, either bound) holding %d connections in all (%v), from %d client addresses, each past the HTTP/2 preface so that the server holds a full transport. Then every client vanishes at once (blackhole routes). Done twice on the same server processes, to tell a leak from memory the runtime keeps for reuse. Figures for the servers are summed over the processes; the time is the last socket of any.\n\n", len(share), o.reapBudget, bound, n, share, len(srcs))
 	b.WriteString("| | first reap | second reap |\n| --- | ---: | ---: |\n")
-	fmt.Fprintf(&b, "| last socket gone after (bound %v, goal bound + 2 s) | %.2f s | %.2f s |\n", bound, cycles[0].took.Seconds(), cycles[1].took.Seconds())
+	fmt.Fprintf(&b, "| last socket gone after (worst case %v, goal + 2 s) | %.2f s | %.2f s |\n", bound, cycles[0].took.Seconds(), cycles[1].took.Seconds())
 	fmt.Fprintf(&b, "| connections left open | %d | %d |\n", cycles[0].last.Open, cycles[1].last.Open)
 	fmt.Fprintf(&b, "| server CPU from the vanishing to the last socket | %.2f s | %.2f s |\n", cycles[0].cpu.Seconds(), cycles[1].cpu.Seconds())
-	b.WriteString("\n| server process | before connections | holding them | peak while reaping | after the first reap | after the second |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("\n| server processes | before connections | holding them | peak while reaping | after the first reap | after the second |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	c0, c1 := cycles[0], cycles[1]
 	fmt.Fprintf(&b, "| file descriptors | %d | %d | %d | %d | %d |\n", base.fds, c0.loaded.fds, c0.peak.fds, c0.after.fds, c1.after.fds)
 	fmt.Fprintf(&b, "| goroutines | %d | %d | %d | %d | %d |\n", base.Goroutines, c0.loaded.Goroutines, c0.peak.Goroutines, c0.after.Goroutines, c1.after.Goroutines)
 	fmt.Fprintf(&b, "| heap in use MiB | %.1f | %.1f | %.1f | %.1f | %.1f |\n", mib(base.HeapBytes), mib(c0.loaded.HeapBytes), mib(c0.peak.HeapBytes), mib(c0.after.HeapBytes), mib(c1.after.HeapBytes))
 	fmt.Fprintf(&b, "| RSS MiB | %.1f | %.1f | %.1f | %.1f | %.1f |\n", mib(uint64(base.rss)), mib(uint64(c0.loaded.rss)), mib(uint64(c0.peak.rss)), mib(uint64(c0.after.rss)), mib(uint64(c1.after.rss)))
-	b.WriteString("\n\"After\" is read once the server has collected garbage twice and returned free memory to the system. The heap does not fall back to its first baseline because the Go runtime keeps the descriptor of every goroutine it ever ran, for reuse (golang/go#9869): a second reap that does not grow it is the sign of no leak.\n")
+	b.WriteString("\n\"After\" is read once the servers have collected garbage twice and returned free memory to the system. The heap does not fall back to its first baseline because the Go runtime keeps the descriptor of every goroutine it ever ran, for reuse (golang/go#9869): a second reap that does not grow it is the sign of no leak.\n")
 	return b.String(), nil
 }
 
-// reapResult is one fill-and-vanish cycle, seen from outside the server.
+// readServers reads every server process and sums them; LastEnd is the
+// latest of them.
+func readServers(servers []*child) (reading, error) {
+	var sum reading
+	for _, s := range servers {
+		r, err := readServer(s)
+		if err != nil {
+			return reading{}, err
+		}
+		sum.Open += r.Open
+		sum.Goroutines += r.Goroutines
+		sum.HeapBytes += r.HeapBytes
+		sum.LastEnd = max(sum.LastEnd, r.LastEnd)
+		sum.fds += r.fds
+		sum.rss += r.rss
+		sum.cpu += r.cpu
+	}
+	return sum, nil
+}
+
+// reapResult is one fill-and-vanish cycle, seen from outside the servers.
 type reapResult struct {
 	loaded, peak, last, after reading
 	took, cpu                 time.Duration
 }
 
-// reapCycle opens n connections to addr from srcs, each past the HTTP/2
-// preface, waits until the server holds them all, makes the clients
-// vanish and follows the server until it holds none.
-func reapCycle(l *lab.Lab, server *child, srcs []netip.Addr, addr net.Addr, n int, bound time.Duration) (reapResult, error) {
+// reapCycle has every client process open its share of connections, waits
+// until the servers hold them all, makes the clients vanish and follows
+// the servers until they hold none.
+func reapCycle(l *lab.Lab, servers, clients []*child, share []int, bound time.Duration) (reapResult, error) {
 	var r reapResult
-	fmt.Printf("part 4: opening %d connections from %d addresses\n", n, len(srcs))
-	conns := make([]net.Conn, n)
-	var wg sync.WaitGroup
-	var dialErr error
-	var mu sync.Mutex
-	work := make(chan int)
-	for range 64 {
-		wg.Go(func() {
-			for i := range work {
-				d := net.Dialer{KeepAlive: -1, LocalAddr: &net.TCPAddr{IP: srcs[i%len(srcs)].AsSlice()}}
-				conn, err := d.Dial("tcp", addr.String())
-				if err == nil {
-					_, err = conn.Write(preface)
-				}
-				if err != nil {
-					mu.Lock()
-					dialErr = err
-					mu.Unlock()
-					continue
-				}
-				conns[i] = conn
-			}
-		})
+	n := 0
+	for _, k := range share {
+		n += k
 	}
-	for i := range n {
-		work <- i
+	fmt.Printf("part 4: opening %d connections from %d client processes\n", n, len(clients))
+	errs := make(chan error, len(clients))
+	for _, c := range clients {
+		go func() {
+			_, err := c.ask("dial", 10*time.Minute)
+			errs <- err
+		}()
 	}
-	close(work)
-	wg.Wait()
+	for range clients {
+		if err := <-errs; err != nil {
+			return r, fmt.Errorf("dialing: %w", err)
+		}
+	}
 	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
+		for _, c := range clients {
+			c.ask("close", time.Minute)
 		}
 	}()
-	if dialErr != nil {
-		return r, fmt.Errorf("dialing: %w", dialErr)
-	}
 	var err error
 	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		if r.loaded, err = readServer(server); err != nil {
+		if r.loaded, err = readServers(servers); err != nil {
 			return r, err
 		}
 		if r.loaded.Open >= n {
 			break
 		}
 		if time.Now().After(deadline) {
-			return r, fmt.Errorf("server holds %d of %d connections after 5 minutes", r.loaded.Open, n)
+			return r, fmt.Errorf("servers hold %d of %d connections after 5 minutes", r.loaded.Open, n)
 		}
 	}
 
-	fmt.Printf("part 4: clients vanish; bound %v\n", bound)
+	fmt.Printf("part 4: clients vanish; worst case %v\n", bound)
 	if err := l.Vanish(lab.Client); err != nil {
 		return r, err
 	}
 	vanished := time.Now()
 	r.peak = r.loaded
 	for deadline := vanished.Add(bound + 30*time.Second); ; time.Sleep(250 * time.Millisecond) {
-		if r.last, err = readServer(server); err != nil {
+		if r.last, err = readServers(servers); err != nil {
 			return r, err
 		}
 		r.peak.rss, r.peak.fds = max(r.peak.rss, r.last.rss), max(r.peak.fds, r.last.fds)
@@ -259,9 +349,11 @@ func reapCycle(l *lab.Lab, server *child, srcs []netip.Addr, addr net.Addr, n in
 	}
 	r.took = time.Unix(0, r.last.LastEnd).Sub(vanished)
 	r.cpu = r.last.cpu - r.loaded.cpu
-	if _, err := server.ask("gc", time.Minute); err != nil {
-		return r, err
+	for _, s := range servers {
+		if _, err := s.ask("gc", time.Minute); err != nil {
+			return r, err
+		}
 	}
-	r.after, err = readServer(server)
+	r.after, err = readServers(servers)
 	return r, err
 }
