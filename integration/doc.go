@@ -19,7 +19,7 @@
 // budgets, with the writer guarded by tuning.Guard), long idle periods,
 // faults that must surface at once, mixed fleets, leaks.
 //
-// The demo, cmd/ghostdemo, shows the same on three gRPC pairs side by
+// The demo, cmd/ghostdemo, shows the same on four gRPC pairs side by
 // side; cmd/ghostbench measures costs and writes BENCHMARKS.md. Package
 // fleet holds the gRPC settings both compare.
 package integration

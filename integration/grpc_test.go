@@ -24,6 +24,7 @@ import (
 	"github.com/ghostsock/ghostsock/integration/lab"
 	"github.com/ghostsock/ghostsock/integration/testsvc"
 	"github.com/ghostsock/ghostsock/internal/sockfind"
+	"github.com/ghostsock/ghostsock/tuning"
 )
 
 // grpcServer serves testsvc on the server host and returns its address and
@@ -258,4 +259,37 @@ func countFDs(t *testing.T) int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	require.NoError(t, err)
 	return len(ents)
+}
+
+// TestGRPCLeanClient: with c.Lean() on the client and c on the server,
+// only the server probes. An idle lean client does not notice its server
+// vanish; its next RPC fails within the busy window.
+func TestGRPCLeanClient(t *testing.T) {
+	c := kit(t)
+	idle, busyBound := windows(c)
+	l := newLab(t)
+	ln, _ := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
+		return grpcserver.Listen(ctx, network, addr, c)
+	}, grpcserver.Options(c)...)
+	var conn net.Conn
+	// grpcdial.Options' own dialer, kept to read the socket.
+	client := grpcClient(t, ln.Addr().String(), append(grpcdial.Options(c.Lean()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			var err error
+			conn, err = c.Lean().Dialer().DialContext(ctx, "tcp", addr)
+			return conn, err
+		}))...)
+	require.NoError(t, unary(t.Context(), client))
+	held, err := tuning.Read(conn)
+	require.NoError(t, err)
+	assert.False(t, held.KeepAlive.Enable, "the lean client sends no keepalive probes")
+	require.NoError(t, l.Vanish(lab.Server))
+	time.Sleep(idle.bound + time.Second)
+	info, err := lab.TCPInfo(rawConn(t, conn))
+	require.NoError(t, err)
+	assert.Equal(t, uint8(lab.StateEstablished), info.State, "idle, the lean client has not noticed")
+	start := time.Now()
+	err = unary(t.Context(), client)
+	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	expectWithin(t, "lean gRPC client, next RPC", time.Since(start), busyBound)
 }

@@ -209,3 +209,19 @@ func ExampleConfig_GuardDialContext() {
 	fmt.Printf("%T: user timeout %v, retransmissions and probes at least every %v\n", conn, held.UserTimeout, held.RTOMax)
 	// Output: *tuning.GuardedConn: user timeout 17s, retransmissions and probes at least every 4.2s
 }
+
+// One end probes for both: the server keeps the budget's keepalive, the
+// client sends nothing while idle and learns of a vanished server when it
+// next sends.
+func ExampleConfig_Lean() {
+	c, _ := tuning.ForBudget(20 * time.Second)
+	lean := c.Lean()
+	idle, busy := lean.Bounds()
+	fmt.Println("client keepalive:", lean.KeepAlive.Enable, "user timeout:", lean.UserTimeout)
+	fmt.Println("idle client notices a vanished server:", idle != tuning.Never)
+	fmt.Println("its next request fails within the budget:", busy <= 20*time.Second)
+	// Output:
+	// client keepalive: false user timeout: 17s
+	// idle client notices a vanished server: false
+	// its next request fails within the budget: true
+}

@@ -1,4 +1,4 @@
-// Package fleet holds what the demo and the benchmarks share: the three
+// Package fleet holds what the demo and the benchmarks share: the four
 // ways of running gRPC that they compare, and readings of a process's CPU
 // time and memory from /proc.
 package fleet
@@ -17,7 +17,7 @@ import (
 )
 
 // Names of the settings, in the order reports show them.
-var Names = []string{"defaults", "pings", "ghostsock"}
+var Names = []string{"defaults", "pings", "ghostsock", "lean"}
 
 // A Setting is one way to run a gRPC client and server.
 type Setting struct {
@@ -53,7 +53,10 @@ func PingParams(budget time.Duration) (pingTime, pingTimeout time.Duration) {
 //   - pings: grpc-go keepalive pings on both sides tuned to budget (see
 //     PingParams; the server pings after budget/2 with budget/2 to answer)
 //     and an enforcement policy that allows the client's pings;
-//   - ghostsock: tuning.ForBudget(budget) through grpcdial and grpcserver.
+//   - ghostsock: tuning.ForBudget(budget) through grpcdial and grpcserver;
+//   - lean: the same on the server, and on the client c.Lean(): the client
+//     sends nothing while idle and learns of a vanished server when it
+//     next sends (its idle bound is Never; its busy one the budget).
 func Get(name string, budget time.Duration) (*Setting, error) {
 	s := &Setting{Name: name, Wrap: func(ln net.Listener) net.Listener { return ln }}
 	switch name {
@@ -72,7 +75,7 @@ func Get(name string, budget time.Duration) (*Setting, error) {
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: budget / 2, Timeout: budget - budget/2}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: t, PermitWithoutStream: true}),
 		}
-	case "ghostsock":
+	case "ghostsock", "lean":
 		c, err := tuning.ForBudget(budget)
 		if err != nil {
 			return nil, err
@@ -81,11 +84,19 @@ func Get(name string, budget time.Duration) (*Setting, error) {
 		k := c.KeepAlive
 		s.Desc = fmt.Sprintf("ForBudget(%v): TCP_USER_TIMEOUT %v, keepalive %v+%d×%v, pings off", budget, c.UserTimeout, k.Idle, k.Count, k.Interval)
 		s.Bound = [2]time.Duration{idle, max(idle, busy)}
-		s.Client = grpcdial.Options(c)
+		client := c
+		if name == "lean" {
+			client = c.Lean()
+			s.Desc = fmt.Sprintf("ForBudget(%v) on the server, Lean() on the client: only the server probes; an idle client learns of a vanished server when it next sends", budget)
+			// A channel reading a stream sends WINDOW_UPDATEs, so the
+			// user timeout catches it; an idle one is not caught.
+			s.Bound = [2]time.Duration{tuning.Never, max(idle, busy)}
+		}
+		s.Client = grpcdial.Options(client)
 		s.Server = grpcserver.Options(c)
 		s.Wrap = func(ln net.Listener) net.Listener { return grpcserver.WrapListener(ln, c) }
 	default:
-		return nil, fmt.Errorf("fleet: unknown setting %q (want defaults, pings or ghostsock)", name)
+		return nil, fmt.Errorf("fleet: unknown setting %q (want defaults, pings, ghostsock or lean)", name)
 	}
 	return s, nil
 }

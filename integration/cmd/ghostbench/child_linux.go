@@ -20,6 +20,7 @@ type report struct {
 	HeapBytes  uint64 `json:"heap,omitempty"`
 	Open       int    `json:"open,omitempty"`     // reap server: connections open
 	LastEnd    int64  `json:"last_end,omitempty"` // reap server: Unix ns of the last ConnEnd
+	Retries    int    `json:"retries,omitempty"`  // reap client: dials tried again
 	Err        string `json:"err,omitempty"`
 }
 

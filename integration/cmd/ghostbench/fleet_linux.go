@@ -62,7 +62,7 @@ type fleetRow struct {
 func runFleet(o options) (string, error) {
 	var rows []fleetRow
 	for _, n := range o.fleetSizes {
-		for _, name := range []string{"pings", "ghostsock", "defaults"} {
+		for _, name := range []string{"pings", "ghostsock", "lean", "defaults"} {
 			fmt.Printf("part 1: %s, %d channels, holding %v\n", name, n, o.hold)
 			r, err := fleetOnce(o, name, n)
 			if err != nil {
@@ -145,8 +145,8 @@ func fleetTable(o options, rows []fleetRow) string {
 	perMin := func(d time.Duration, hold time.Duration) float64 {
 		return float64(d) / float64(time.Millisecond) * float64(time.Minute) / float64(hold)
 	}
-	fmt.Fprintf(&b, "Budget %v; settings as in the demo: pings = %s; ghostsock = %s; defaults = grpc-go as shipped (no detection). Each channel is its own TCP connection; client and server are separate processes on the lab's two hosts. Held %v after a 2 s settle. CPU is the sum of the processes' threads' run time from /proc/PID/task/TID/schedstat (nanoseconds); packets and bytes are the kernel's counters of the lab's link, both directions.\n\n",
-		o.budget, mustDesc("pings", o.budget), mustDesc("ghostsock", o.budget), o.hold)
+	fmt.Fprintf(&b, "Budget %v; settings as in the demo: pings = %s; ghostsock = %s; lean = %s; defaults = grpc-go as shipped (no detection). Each channel is its own TCP connection; client and server are separate processes on the lab's two hosts. Held %v after a 2 s settle. CPU is the sum of the processes' threads' run time from /proc/PID/task/TID/schedstat (nanoseconds); packets and bytes are the kernel's counters of the lab's link, both directions.\n\n",
+		o.budget, mustDesc("pings", o.budget), mustDesc("ghostsock", o.budget), mustDesc("lean", o.budget), o.hold)
 	b.WriteString("| N | setting | client CPU ms/min | server CPU ms/min | goroutines client / server | heap MiB client / server | RSS MiB client / server | packets/min | KiB/min |\n")
 	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rows {
@@ -157,21 +157,22 @@ func fleetTable(o options, rows []fleetRow) string {
 			float64(r.wire.RxBytes+r.wire.TxBytes)/1024*float64(time.Minute)/float64(r.hold))
 	}
 	b.WriteString("\nRatios in the same run (client + server CPU):\n\n")
-	b.WriteString("| N | pings / ghostsock CPU | ghostsock − defaults CPU ms/min | ghostsock / pings packets |\n| ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| N | pings / ghostsock CPU | ghostsock − defaults CPU ms/min | ghostsock / pings packets | lean / pings packets |\n| ---: | ---: | ---: | ---: | ---: |\n")
 	by := map[string]fleetRow{}
 	for _, r := range rows {
 		by[fmt.Sprint(r.setting, r.n)] = r
 	}
 	for _, n := range o.fleetSizes {
-		p, g, d := by[fmt.Sprint("pings", n)], by[fmt.Sprint("ghostsock", n)], by[fmt.Sprint("defaults", n)]
+		p, g, d, lean := by[fmt.Sprint("pings", n)], by[fmt.Sprint("ghostsock", n)], by[fmt.Sprint("defaults", n)], by[fmt.Sprint("lean", n)]
 		cpu := func(r fleetRow) time.Duration { return r.cpu[0] + r.cpu[1] }
 		ratio := "∞ (ghostsock: no CPU at all)"
 		if cpu(g) > 0 {
 			ratio = fmt.Sprintf("%.0f", float64(cpu(p))/float64(cpu(g)))
 		}
-		fmt.Fprintf(&b, "| %d | %s | %+.1f | %.2f |\n", n, ratio,
+		packets := func(r fleetRow) float64 { return float64(r.wire.RxPackets + r.wire.TxPackets) }
+		fmt.Fprintf(&b, "| %d | %s | %+.1f | %.2f | %.2f |\n", n, ratio,
 			perMin(cpu(g), g.hold)-perMin(cpu(d), d.hold),
-			float64(g.wire.RxPackets+g.wire.TxPackets)/float64(max(1, p.wire.RxPackets+p.wire.TxPackets)))
+			packets(g)/max(1, packets(p)), packets(lean)/max(1, packets(p)))
 	}
 	return b.String()
 }

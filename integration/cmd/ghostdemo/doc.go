@@ -2,13 +2,16 @@
 //
 // It builds a private network of its own (network namespaces joined by veth
 // pairs; as root, or as a normal user where unprivileged user namespaces are
-// allowed) and runs three gRPC client/server pairs side by side, each in a
+// allowed) and runs four gRPC client/server pairs side by side, each in a
 // process of its own:
 //
 //   - defaults: grpc-go as it ships, no keepalive pings;
 //   - pings: grpc-go keepalive pings on both sides, tuned to the budget;
 //   - ghostsock: tuning.ForBudget(budget) through grpcdial and grpcserver,
-//     pings off.
+//     pings off;
+//   - lean: the same server, and a client with Config.Lean(): only the
+//     server probes, so half the probe packets; an idle client learns of
+//     a vanished server when it next sends.
 //
 // Each pair holds a fleet of idle channels, one more idle channel and one
 // busy server stream. First every channel idles for -hold, and the demo

@@ -142,7 +142,7 @@ func (p *proc) stop() {
 }
 
 func demo(budget, wait, hold time.Duration, extra int) error {
-	fmt.Printf("ghostdemo: three gRPC client/server pairs on a private network, each with %d idle channels,\n"+
+	fmt.Printf("ghostdemo: four gRPC client/server pairs on a private network, each with %d idle channels,\n"+
 		"one more idle channel and one busy stream. Budget %v. Then every server vanishes: packets dropped,\n"+
 		"no FIN, no RST, as when a phone dies or a NAT forgets the flow.\n\n", extra, budget)
 	var procs []*proc
@@ -309,6 +309,9 @@ func outcome(p *proc, ch int, st connState, wait time.Duration) string {
 	}
 	if p.Bound[ch] != tuning.Never {
 		return fmt.Sprintf("not yet at %s (%s; bound %v)", short(wait), st.State, p.Bound[ch])
+	}
+	if p.Setting.Name == "lean" && ch == 0 {
+		return fmt.Sprintf("not probed while idle (%s at %s): its next RPC fails within %v", st.State, short(wait), p.Bound[1])
 	}
 	hold := "forever (" + st.Why + ")"
 	if st.Hold != tuning.Never {
