@@ -426,29 +426,29 @@ func (r guardedRawConn) Write(f func(fd uintptr) (done bool)) error {
 }
 
 // Guard sets c's options on conn, as Apply does, and returns it guarded:
-// its writer survives a live peer that stops reading for any time, while
-// a peer that vanishes is still detected within Bounds, or within
-// GuardBound if it vanishes while its window is shut.
+// its writer survives a live peer that stops reading for any time (or for
+// StallTimeout, if set), while a peer that vanishes with data queued is
+// still detected within GuardBound, and an idle one within Bounds.
+// Listen, WrapListener and httptransport's client guard by default; Guard
+// is for connections made some other way.
 //
 // Why: with a user timeout, Linux ends a connection whose peer keeps its
 // receive window shut for UserTimeout, although the peer answers every
-// zero-window probe (tcp_probe_timer). Raw TCP and HTTP/1.1 writers whose
-// consumer may pause longer than the budget need the guard; gRPC and
-// HTTP/2 do not (their transports keep reading and apply flow control per
-// stream). The guard costs two atomic additions per write, and while
-// data is queued one TCP_INFO read every UserTimeout/4; an idle
-// connection costs nothing.
+// zero-window probe (tcp_probe_timer), and its clock for that outlives
+// partial reopenings of the window. Raw TCP and HTTP/1.1 writers whose
+// consumer may pause need the guard; gRPC and HTTP/2 do not (their
+// transports keep reading and apply flow control per stream). While data
+// is queued the guard holds TCP_USER_TIMEOUT at 0 and caps the probe
+// backoff with TCP_RTO_MAX_MS, and it sets UserTimeout back once the peer
+// is silent (see tuning/doc.go). It costs two atomic additions per write,
+// one setsockopt when a write arms it, and while armed one TCP_INFO read
+// every UserTimeout/8; an idle connection costs nothing.
 //
 // conn must be the *net.TCPConn itself, before any TLS: the guard must see
 // every byte written to the socket. A *tls.Conn is an error wrapping
 // ErrNotTCP (guard the connection beneath it). UserTimeout must be at
 // least MinGuardTimeout. Linux only: elsewhere the error wraps
 // errors.ErrUnsupported. Guard a connection before writing to it.
-//
-// The guard puts UserTimeout back at its first tick after the window
-// opens, so for up to UserTimeout/4 after a long pause the raised value
-// still applies: a peer that vanishes in that moment is found that much
-// later than Bounds says.
 func (c Config) Guard(conn net.Conn) (*GuardedConn, error) {
 	o, err := c.compileGuard()
 	if err != nil {
