@@ -82,7 +82,9 @@ func TestGuardSurvivesPartialReopenings(t *testing.T) {
 		defer ln.Close()
 		client, server := pair(t, ln, guardUT.Dialer().Dial)
 		shrinkBuffers(t, server, unix.SO_RCVBUF)
-		written := writeAll(client.(*net.TCPConn), size)
+		// More than the writer's send buffer (autotuned up to 4 MiB)
+		// holds, so that the write is still blocked when the kernel acts.
+		written := writeAll(client.(*net.TCPConn), 8*size)
 		go readSlowly(server, 600*time.Millisecond, 24<<10, 150*time.Millisecond, 10*time.Second)
 		select {
 		case err := <-written:
