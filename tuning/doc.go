@@ -49,7 +49,8 @@
 // (tcp_ack_probe), or when a probe timer finds data in flight: a reader
 // that pauses for less than UT and then reads slowly, reopening the window
 // a little at a time, is cut on the old clock (UT 1 s: a 0.6 s pause, then
-// 24 KiB every 150 ms, cut at 2.2 s). gRPC and HTTP/2 are immune, since
+// 24 KiB every 150 ms, cut about 1.5 s after the writes began; the control
+// in TestGuardSurvivesPartialReopenings). gRPC and HTTP/2 are immune, since
 // their transports keep reading the socket and apply flow control per
 // stream; raw TCP and HTTP/1.1 are not, which is why Listen, WrapListener
 // and package httptransport guard by default.
