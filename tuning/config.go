@@ -264,8 +264,8 @@ func seconds(d, def, limit time.Duration, field, opt string, bad func(string, an
 // and probes for both, since one probe and its answer tell each end that
 // the other is alive, and a peer's probe does not reset an end's own
 // keepalive timer: with both ends probing, twice the packets go on the
-// wire (measured over 30 s: one end probing alone 32 and 22 packets,
-// both 52).
+// wire (ghostbench part 1, 10,000 idle channels at a 20 s budget: 0.50
+// of the pings' packets with Lean on the client, 1.00 without).
 //
 // The trade-off: the lean end does not notice, while idle, that its peer
 // vanished. It learns when it next sends: the user timeout ends that

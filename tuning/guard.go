@@ -160,10 +160,9 @@ type guardState struct {
 }
 
 type guardAction struct {
-	setUT time.Duration // user timeout to set, if set
-	set   bool
-	idle  bool // nothing queued: the guard may disarm
-	stop  bool // the connection is over
+	ut   time.Duration // the user timeout the socket should hold while armed
+	idle bool          // nothing queued: the guard may disarm
+	stop bool          // the connection is over
 }
 
 // decide is one tick's decision, kept free of system calls so that its
@@ -183,14 +182,10 @@ func (p guardParams) decide(now time.Time, s windowSample, st *guardState) guard
 	}
 	silent := now.Sub(st.heard) > p.alive && (p.capped || !s.shut() || s.probes >= 2)
 	stalled := p.stall > 0 && now.Sub(st.progress) >= p.stall
-	var want time.Duration // 0 while the peer answers: no clock can end it
 	if silent || stalled {
-		want = p.base
+		return guardAction{ut: p.base}
 	}
-	if want == st.ut {
-		return guardAction{}
-	}
-	return guardAction{setUT: want, set: true}
+	return guardAction{} // 0 while the peer answers: no clock can end it
 }
 
 // The guard's state word: bit 0 armed, bits 1 to 15 writes in progress,
@@ -242,12 +237,8 @@ func (g *guard) arm(rc syscall.RawConn) {
 	}
 	now := time.Now()
 	g.st.heard, g.st.progress = now, now
-	if g.st.ut != 0 {
-		if err := setUserTimeout(rc, 0); err != nil {
-			g.failLocked(err)
-			return
-		}
-		g.st.ut = 0
+	if !g.holdLocked(rc, 0) {
+		return
 	}
 	if g.timer == nil {
 		g.timer = time.AfterFunc(g.p.period, g.tick)
@@ -287,25 +278,25 @@ func (g *guard) tick() {
 		return
 	case a.idle && v&guardActiveMask == 0 && g.state.CompareAndSwap(v, v&^guardArmed):
 		// Resting: the configured timeout, for Bounds' idle rule.
-		g.setLocked(rc, guardAction{setUT: g.p.base, set: g.st.ut != g.p.base})
+		g.holdLocked(rc, g.p.base)
 		return
 	}
-	if g.setLocked(rc, a) {
+	if g.holdLocked(rc, a.ut) {
 		g.timer.Reset(g.p.period)
 	}
 }
 
-// setLocked carries out a's user timeout, reporting whether the guard
-// goes on.
-func (g *guard) setLocked(rc syscall.RawConn, a guardAction) bool {
-	if !a.set {
+// holdLocked makes the socket hold user timeout d, with a system call only
+// if it holds another, and reports whether the guard goes on.
+func (g *guard) holdLocked(rc syscall.RawConn, d time.Duration) bool {
+	if g.st.ut == d {
 		return true
 	}
-	if err := setUserTimeout(rc, a.setUT); err != nil {
+	if err := setUserTimeout(rc, d); err != nil {
 		g.failLocked(err)
 		return false
 	}
-	g.st.ut = a.setUT
+	g.st.ut = d
 	return true
 }
 

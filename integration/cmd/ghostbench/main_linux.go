@@ -84,22 +84,8 @@ func main() {
 	for i := range len(parts) {
 		o.parts[parts[i]] = true
 	}
-	for _, s := range strings.Split(sizes, ",") {
-		v, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || v <= 0 {
-			fmt.Fprintf(os.Stderr, "ghostbench: bad -fleet %q\n", sizes)
-			os.Exit(2)
-		}
-		o.fleetSizes = append(o.fleetSizes, v)
-	}
-	for _, f := range strings.Split(precision, ",") {
-		d, err := time.ParseDuration(strings.TrimSpace(f))
-		if err != nil || d <= 0 {
-			fmt.Fprintf(os.Stderr, "ghostbench: bad -precision-budgets %q\n", precision)
-			os.Exit(2)
-		}
-		o.precisionBudgets = append(o.precisionBudgets, d)
-	}
+	o.fleetSizes = positives("fleet", sizes, strconv.Atoi)
+	o.precisionBudgets = positives("precision-budgets", precision, time.ParseDuration)
 	if o.smoke {
 		o.precisionBudgets = o.precisionBudgets[:1]
 		o.reapBudget = 5 * time.Second // 500 connections: no probe load to speak of
@@ -247,4 +233,19 @@ func memTotal() string {
 		}
 	}
 	return "?"
+}
+
+// positives parses the comma-separated value of flag name, each item
+// positive, or exits with status 2 (bad usage).
+func positives[T int | time.Duration](name, list string, parse func(string) (T, error)) []T {
+	var out []T
+	for _, f := range strings.Split(list, ",") {
+		v, err := parse(strings.TrimSpace(f))
+		if err != nil || v <= 0 {
+			fmt.Fprintf(os.Stderr, "ghostbench: bad -%s %q\n", name, list)
+			os.Exit(2)
+		}
+		out = append(out, v)
+	}
+	return out
 }
