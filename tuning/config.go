@@ -114,6 +114,19 @@ type Config struct {
 	// connection's NetConn returns it). Guard, GuardListener and
 	// GuardDialContext guard whatever NoGuard says.
 	NoGuard bool
+
+	// Observer, if set, is told of every connection that Listen,
+	// WrapListener, GuardListener, DialFunc, GuardDialContext and
+	// WrapDialContext open, and of how each ends: reaped idle or busy, a
+	// live peer cut for a stalled window, reset, closed (see Observer;
+	// package tuning/ghostmetrics makes OpenTelemetry metrics of it).
+	// Their TCP connections are then watched: a *GuardedConn in place, a
+	// *net.TCPConn in a wrapper whose NetConn returns it.
+	//
+	// Nil, the default, observes nothing and costs nothing: connections
+	// are handed out exactly as without the field. Dialer, Control and
+	// Apply never observe: they never hold the connection.
+	Observer Observer
 }
 
 // ErrInvalidConfig is wrapped by every error that reports a Config field
@@ -158,6 +171,7 @@ type kernelOptions struct {
 	rtoMax       time.Duration // TCP_RTO_MAX_MS, whole milliseconds; 0 leaves it
 	stall        time.Duration // StallTimeout, for the guard; not a socket option
 	noGuard      bool          // NoGuard
+	observer     Observer      // Observer; nil observes nothing
 
 	// setFD is o.set, bound once by compile: a method value made at each
 	// dial or accept would be an allocation each time.
@@ -235,6 +249,7 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 		rtoMax:       c.RTOMax,
 		stall:        c.StallTimeout,
 		noGuard:      c.NoGuard,
+		observer:     c.Observer,
 	}, nil
 }
 

@@ -126,10 +126,10 @@ func (c Config) Listen(ctx context.Context, network, address string) (net.Listen
 		return nil, err
 	case guarded:
 		return &guardListener{listener{Listener: ln, opts: o, inherited: listenerOptionsInherited}}, nil
-	case listenerOptionsInherited:
+	case listenerOptionsInherited && o.observer == nil:
 		return ln, nil
 	}
-	return &listener{Listener: ln, opts: o}, nil
+	return &listener{Listener: ln, opts: o, inherited: listenerOptionsInherited}, nil
 }
 
 // guardByDefault reports whether the entry points that guard by default
@@ -180,6 +180,15 @@ type listener struct {
 }
 
 func (l *listener) Accept() (net.Conn, error) {
+	conn, err := l.accept()
+	if err != nil {
+		return nil, err
+	}
+	return observe(l.opts.observer, SideAccepted, conn), nil
+}
+
+// accept accepts a connection and sets the options on it.
+func (l *listener) accept() (net.Conn, error) {
 	if l.err != nil {
 		return nil, l.err
 	}
@@ -306,7 +315,7 @@ func (c Config) WrapDialContext(dial DialContextFunc) DialContextFunc {
 			conn.Close()
 			return nil, aerr
 		}
-		return conn, nil
+		return observe(o.observer, SideDialed, conn), nil
 	}
 }
 
@@ -327,8 +336,18 @@ func (c Config) DialFunc(dial DialContextFunc) DialContextFunc {
 	if err != nil {
 		return func(context.Context, string, string) (net.Conn, error) { return nil, err }
 	}
-	if dial == nil {
-		return c.Dialer().DialContext
+	if dial != nil {
+		return c.WrapDialContext(dial)
 	}
-	return c.WrapDialContext(dial)
+	d := c.Dialer()
+	if o.observer == nil {
+		return d.DialContext
+	}
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		conn, err := d.DialContext(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return observe(o.observer, SideDialed, conn), nil
+	}
 }

@@ -163,6 +163,7 @@ type guardAction struct {
 	ut   time.Duration // the user timeout the socket should hold while armed
 	idle bool          // nothing queued: the guard may disarm
 	stop bool          // the connection is over
+	cut  guardCut      // why ut is the configured timeout again, if it is
 }
 
 // decide is one tick's decision, kept free of system calls so that its
@@ -182,8 +183,11 @@ func (p guardParams) decide(now time.Time, s windowSample, st *guardState) guard
 	}
 	silent := now.Sub(st.heard) > p.alive && (p.capped || !s.shut() || s.probes >= 2)
 	stalled := p.stall > 0 && now.Sub(st.progress) >= p.stall
-	if silent || stalled {
-		return guardAction{ut: p.base}
+	switch {
+	case silent:
+		return guardAction{ut: p.base, cut: cutSilent}
+	case stalled:
+		return guardAction{ut: p.base, cut: cutStalled}
 	}
 	return guardAction{} // 0 while the peer answers: no clock can end it
 }
@@ -211,7 +215,8 @@ type guard struct {
 	timer  *time.Timer
 	st     guardState
 	closed bool
-	err    error // first failure, joined to write errors
+	err    error    // first failure, joined to write errors
+	cut    guardCut // the last verdict that set the user timeout back
 }
 
 // begin marks a write to rc beginning, arming the guard first if it was
@@ -282,8 +287,17 @@ func (g *guard) tick() {
 		return
 	}
 	if g.holdLocked(rc, a.ut) {
+		g.cut = a.cut
 		g.timer.Reset(g.p.period)
 	}
+}
+
+// lastCut is the verdict, if any, on which the guard last let the kernel's
+// clocks run while data was queued.
+func (g *guard) lastCut() guardCut {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cut
 }
 
 // holdLocked makes the socket hold user timeout d, with a system call only
@@ -345,6 +359,16 @@ type GuardedConn struct {
 	tcp *net.TCPConn
 	rc  syscall.RawConn
 	g   *guard
+	w   *watch // nil unless an Observer watches it
+}
+
+// Read reads into b.
+func (c *GuardedConn) Read(b []byte) (int, error) {
+	n, err := c.tcp.Read(b)
+	if err != nil && c.w != nil {
+		c.w.failed(err)
+	}
+	return n, err
 }
 
 // Write writes b, arming the guard for the data it queues.
@@ -352,7 +376,19 @@ func (c *GuardedConn) Write(b []byte) (int, error) {
 	c.g.begin(c.rc)
 	n, err := c.tcp.Write(b)
 	c.g.end()
-	return n, c.g.annotate(err)
+	return n, c.failed(err)
+}
+
+// failed shows a write error to the Observer, if any, and joins the
+// guard's own failure to it.
+func (c *GuardedConn) failed(err error) error {
+	if err == nil {
+		return nil
+	}
+	if c.w != nil {
+		c.w.failed(err)
+	}
+	return c.g.annotate(err)
 }
 
 // ReadFrom is (*net.TCPConn).ReadFrom (splice, sendfile), guarded. An
@@ -363,11 +399,17 @@ func (c *GuardedConn) ReadFrom(r io.Reader) (int64, error) {
 	c.g.begin(c.rc)
 	n, err := c.tcp.ReadFrom(r)
 	c.g.end()
-	return n, c.g.annotate(err)
+	return n, c.failed(err)
 }
 
 // WriteTo is (*net.TCPConn).WriteTo: reading needs no guard.
-func (c *GuardedConn) WriteTo(w io.Writer) (int64, error) { return c.tcp.WriteTo(w) }
+func (c *GuardedConn) WriteTo(w io.Writer) (int64, error) {
+	n, err := c.tcp.WriteTo(w)
+	if err != nil && c.w != nil {
+		c.w.failed(err)
+	}
+	return n, err
+}
 
 // CloseWrite shuts the sending side down; the FIN waits behind queued data
 // as any write does, so it arms the guard too.
@@ -375,7 +417,7 @@ func (c *GuardedConn) CloseWrite() error {
 	c.g.begin(c.rc)
 	err := c.tcp.CloseWrite()
 	c.g.end()
-	return c.g.annotate(err)
+	return c.failed(err)
 }
 
 // CloseRead shuts the reading side down.
@@ -383,6 +425,9 @@ func (c *GuardedConn) CloseRead() error { return c.tcp.CloseRead() }
 
 // Close stops the guard and closes the connection.
 func (c *GuardedConn) Close() error {
+	if c.w != nil {
+		c.w.closed()
+	}
 	c.g.close()
 	return c.tcp.Close()
 }
@@ -518,7 +563,7 @@ func (c Config) GuardListener(ln net.Listener) net.Listener {
 type guardListener struct{ listener }
 
 func (l *guardListener) Accept() (net.Conn, error) {
-	conn, err := l.listener.Accept()
+	conn, err := l.listener.accept()
 	if err != nil {
 		return nil, err
 	}
@@ -527,7 +572,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		conn.Close()
 		return nil, err
 	}
-	return g, nil
+	return observe(l.opts.observer, SideAccepted, g), nil
 }
 
 // guardTCP guards conn, whose options are set; a conn with no TCP socket
@@ -555,7 +600,9 @@ func (c Config) GuardDialContext(dial DialContextFunc) DialContextFunc {
 	if dial == nil {
 		dial = c.Dialer().DialContext
 	} else {
-		dial = c.WrapDialContext(dial)
+		bare := c
+		bare.Observer = nil // observed below, once guarded
+		dial = bare.WrapDialContext(dial)
 	}
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		if err != nil {
@@ -570,6 +617,6 @@ func (c Config) GuardDialContext(dial DialContextFunc) DialContextFunc {
 			conn.Close()
 			return nil, gerr
 		}
-		return g, nil
+		return observe(o.observer, SideDialed, g), nil
 	}
 }

@@ -55,9 +55,9 @@ func TestGuardDecide(t *testing.T) {
 		{name: "data flowing, acks coming: timeout stays off", sample: flowing(time.Millisecond, 200), st: armed,
 			want: guardAction{}},
 		{name: "shut, no answer for alive: the configured timeout, the kernel ends it", sample: shut(p.alive+time.Millisecond, 100), st: armed,
-			want: guardAction{ut: ut}},
+			want: guardAction{ut: ut, cut: cutSilent}},
 		{name: "in flight, no ack for alive: the configured timeout", sample: flowing(p.alive+time.Millisecond, 100), st: armed,
-			want: guardAction{ut: ut}},
+			want: guardAction{ut: ut, cut: cutSilent}},
 		{name: "the arming counts as heard: a write after a long idle is not a silence",
 			sample: flowing(30*time.Second, 100), st: guardState{heard: now.Add(-time.Second), progress: now.Add(-time.Second), acked: 100},
 			want: guardAction{}},
@@ -66,7 +66,7 @@ func TestGuardDecide(t *testing.T) {
 			want: guardAction{}},
 		{name: "stall: no byte acknowledged for StallTimeout, live or not", sample: shut(10*time.Millisecond, 100),
 			st:   guardState{heard: now, progress: now.Add(-10 * time.Second), acked: 100},
-			want: guardAction{ut: ut}},
+			want: guardAction{ut: ut, cut: cutStalled}},
 		{name: "progress restarts the stall clock", sample: shut(10*time.Millisecond, 101),
 			st:   guardState{heard: now, progress: now.Add(-10 * time.Second), acked: 100},
 			want: guardAction{}},
@@ -84,7 +84,7 @@ func TestGuardDecide(t *testing.T) {
 		st := armed
 		assert.Equal(t, guardAction{}, q.decide(now, windowSample{notsent: 1, sinceAck: time.Minute, probes: 1, bytesAcked: 100}, &st))
 		st = armed
-		assert.Equal(t, guardAction{ut: ut}, q.decide(now, windowSample{notsent: 1, sinceAck: time.Minute, probes: 2, bytesAcked: 100}, &st))
+		assert.Equal(t, guardAction{ut: ut, cut: cutSilent}, q.decide(now, windowSample{notsent: 1, sinceAck: time.Minute, probes: 2, bytesAcked: 100}, &st))
 	})
 }
 

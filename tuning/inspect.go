@@ -1,0 +1,265 @@
+package tuning
+
+import (
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+)
+
+// TCPState is a connection's state as the kernel names it
+// (include/net/tcp_states.h).
+type TCPState uint8
+
+// The states a Snapshot reports; TCPClosed is a connection the kernel has
+// ended (or never opened).
+const (
+	TCPEstablished TCPState = 1 + iota
+	TCPSynSent
+	TCPSynRecv
+	TCPFinWait1
+	TCPFinWait2
+	TCPTimeWait
+	TCPClosed
+	TCPCloseWait
+	TCPLastAck
+	TCPListen
+	TCPClosing
+	TCPNewSynRecv
+)
+
+var tcpStateNames = [...]string{"", "ESTABLISHED", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2",
+	"TIME-WAIT", "CLOSE", "CLOSE-WAIT", "LAST-ACK", "LISTEN", "CLOSING", "NEW-SYN-RECV"}
+
+// String is the name ss(8) prints for s.
+func (s TCPState) String() string {
+	if int(s) < len(tcpStateNames) && s != 0 {
+		return tcpStateNames[s]
+	}
+	return fmt.Sprintf("TCPState(%d)", s)
+}
+
+// Snapshot is what the kernel knows about one connection's liveness at one
+// instant, as getsockopt(TCP_INFO) reports it (tcp(7)), with the options
+// in force. Inspect and InspectRawConn take one; a census (ghostscan)
+// fills one from sock_diag. Its Verdict and EndsIn apply Bounds' rules to
+// it and need no system call.
+type Snapshot struct {
+	State TCPState
+
+	// RTT and RTTVar are the smoothed round-trip time and its variance;
+	// RTO is the retransmission timeout now in force, backoff included.
+	RTT, RTTVar, RTO time.Duration
+
+	// UnackedSegments is segments sent and not yet acknowledged
+	// (tcpi_unacked: the kernel's packets_out). UnackedBytes is those
+	// bytes, and NotSentBytes the bytes written but not yet sent (held
+	// back by the peer's window, congestion control or Nagle).
+	UnackedSegments uint32
+	UnackedBytes    uint32
+	NotSentBytes    uint32
+
+	// Retransmits is how many retransmission timeouts in a row have fired
+	// without an ACK (icsk_retransmits); Probes how many keepalive or
+	// zero-window probes went out since the peer last answered
+	// (icsk_probes_out).
+	Retransmits uint8
+	Probes      uint8
+
+	// SinceDataSent, SinceDataReceived and SinceACK are the time since
+	// this end last sent new data, last received data, and last received
+	// an ACK (any segment acknowledging something, a probe's answer
+	// included). Millisecond resolution.
+	SinceDataSent, SinceDataReceived, SinceACK time.Duration
+
+	// PeerWindow is the receive window the peer last advertised, in bytes
+	// (tcpi_snd_wnd, Linux 5.4+; 0 where the kernel does not report it).
+	PeerWindow uint32
+
+	// Options are the dead-peer options in force, as Read reports them.
+	// On a guarded connection (Guarded true) UserTimeout is the one the
+	// guard enforces: while its data is queued the socket itself holds 0
+	// (see Guard).
+	Options Config
+
+	// Guarded reports that the kit's window guard watches the connection.
+	Guarded bool
+
+	// OptionsKnown is false where the options could not be read (a census
+	// of another process's sockets without the privilege to read them);
+	// Options is then the kernel's defaults, and EndsIn an estimate.
+	OptionsKnown bool
+}
+
+// Verdict is what a Snapshot says of the peer.
+type Verdict uint8
+
+const (
+	// Alive: the peer was heard from as recently as the rules expect, and
+	// nothing it owes is overdue.
+	Alive Verdict = iota
+	// Suspected: the kernel is retransmitting or probing into silence, or
+	// data has waited for an ACK longer than the RTO. A dead peer looks
+	// so until the kernel ends the connection; a live one, only briefly.
+	Suspected
+	// WindowStalled: the peer answers but keeps its receive window shut,
+	// so written data waits. Unguarded, with a user timeout, the kernel
+	// will end the connection although the peer is alive (see Guard).
+	WindowStalled
+	// Unwatched: idle with keepalive off. Nothing is sent, so nothing can
+	// tell a vanished peer from a quiet one, and the kernel never ends it.
+	Unwatched
+	// Ended: the kernel has ended the connection (TCP_CLOSE).
+	Ended
+)
+
+var verdictNames = [...]string{"alive", "suspected", "window-stalled", "unwatched", "ended"}
+
+// String is the verdict's name as ghostscan prints it.
+func (v Verdict) String() string {
+	if int(v) < len(verdictNames) {
+		return verdictNames[v]
+	}
+	return fmt.Sprintf("Verdict(%d)", v)
+}
+
+// MarshalText makes a Verdict its name in JSON.
+func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// MarshalText makes a TCPState its name in JSON.
+func (s TCPState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Busy reports data sent and not yet acknowledged.
+func (s Snapshot) Busy() bool { return s.UnackedSegments > 0 }
+
+// Shut reports the zero-window condition: data waits, nothing is in
+// flight, so the kernel probes the peer's window (tcp_probe_timer).
+func (s Snapshot) Shut() bool { return s.UnackedSegments == 0 && s.NotSentBytes > 0 }
+
+// Idle reports nothing queued and nothing in flight.
+func (s Snapshot) Idle() bool { return s.UnackedSegments == 0 && s.NotSentBytes == 0 }
+
+// Silence is the time since the peer was last heard from, data or ACK:
+// what keepalive counts (tcp_keepalive_timer).
+func (s Snapshot) Silence() time.Duration { return min(s.SinceACK, s.SinceDataReceived) }
+
+// Verdict judges the peer by the snapshot's evidence alone:
+//
+//   - Ended for a connection in TCP_CLOSE;
+//   - Suspected if a retransmission timeout fired unanswered, if data in
+//     flight has waited longer than the RTO since the last ACK, if a
+//     keepalive probe is out and the silence is past KeepAlive.Idle plus
+//     the RTO, or if two zero-window probes are out unanswered (one may
+//     be in flight: a live reader's cut shows one);
+//   - WindowStalled if data waits behind a shut window and the peer
+//     answers its probes;
+//   - Unwatched if idle with keepalive off;
+//   - Alive otherwise.
+func (s Snapshot) Verdict() Verdict {
+	switch {
+	case s.State == TCPClosed:
+		return Ended
+	case s.Retransmits > 0, s.Busy() && s.SinceACK > s.RTO:
+		return Suspected
+	case s.Shut():
+		if s.Probes >= 2 && s.SinceACK > s.RTO {
+			return Suspected
+		}
+		return WindowStalled
+	case !s.Options.KeepAlive.Enable:
+		return Unwatched
+	case s.Probes > 0 && s.Silence() > s.Options.keepAliveIdle()+s.RTO:
+		return Suspected
+	}
+	return Alive
+}
+
+// EndsIn is the longest the kernel may still take to end the connection
+// if the peer is silent from now on, by the rules Bounds uses, counted
+// from what the kernel's clocks have already run:
+//
+//   - idle: Bounds' idle bound less the silence (keepalive counts from the
+//     last segment received); Never with keepalive off;
+//   - busy: the busy bound (GuardBound if guarded) less the time since the
+//     last ACK or the last new data sent, whichever is shorter, a lower
+//     bound on how long the oldest unacknowledged byte has waited;
+//   - shut window, unguarded with a user timeout: UserTimeout plus timer
+//     slack, whether or not the peer answers (the kernel's zero-window
+//     clock cannot be read and may be older); guarded: as busy; with no
+//     user timeout: as busy, under tcp_retries2.
+//
+// Zero for a connection already ended, or whose bound has run out (the
+// kernel acts at its next timer).
+func (s Snapshot) EndsIn() time.Duration {
+	c := s.Options
+	idle, busy := c.Bounds()
+	if s.Guarded {
+		busy = c.GuardBound()
+	}
+	left := func(bound, elapsed time.Duration) time.Duration {
+		if bound == Never {
+			return Never
+		}
+		return max(0, bound-elapsed)
+	}
+	switch {
+	case s.State == TCPClosed:
+		return 0
+	case s.Idle():
+		if !c.KeepAlive.Enable {
+			return Never
+		}
+		return left(idle, s.Silence())
+	case s.Shut() && !s.Guarded && c.UserTimeout > 0:
+		return c.UserTimeout + timerSlack(c.UserTimeout)
+	}
+	return left(busy, min(s.SinceACK, s.SinceDataSent))
+}
+
+// Inspect takes a Snapshot of conn's socket: one getsockopt(TCP_INFO), one
+// ioctl(SIOCOUTQ) for the bytes not yet acknowledged, and the options as
+// Read reads them. It reaches through *tls.Conn, *GuardedConn and any
+// wrapper with a NetConn() net.Conn method, and knows a guarded
+// connection for what it is. A connection with no TCP socket is
+// ErrNotTCP; on systems other than Linux the error wraps
+// errors.ErrUnsupported.
+func Inspect(conn net.Conn) (Snapshot, error) {
+	var g *guard
+	for c := conn; c != nil; {
+		if gc, ok := c.(*GuardedConn); ok && gc != nil {
+			g = gc.g
+			break
+		}
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.NetConn()
+	}
+	rc, err := tcpRawConn(conn)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	s, err := InspectRawConn(rc)
+	if err != nil || g == nil {
+		return s, err
+	}
+	s.Guarded = true
+	s.Options.UserTimeout = g.p.base
+	return s, nil
+}
+
+// InspectRawConn is Inspect for the TCP socket behind rc: a
+// *net.TCPConn's, or an *os.File's SyscallConn.
+func InspectRawConn(rc syscall.RawConn) (Snapshot, error) {
+	var s Snapshot
+	err := rawControl(rc, func(fd uintptr) (err error) {
+		if s, err = snapshotFD(fd); err != nil {
+			return err
+		}
+		s.Options, err = get(fd)
+		s.OptionsKnown = err == nil
+		return err
+	})
+	return s, err
+}
