@@ -24,13 +24,16 @@ const pingsOff = time.Duration(math.MaxInt64)
 // Pass them to grpc.NewClient with your own credentials and options.
 //
 // An invalid c makes every connection attempt fail with c's validation
-// error, which RPCs report as codes.Unavailable.
+// error, which RPCs report as codes.Unavailable. With c.Observer set, every
+// TCP connection the channel makes is counted (see tuning.Observer); the
+// window guard is never used, since HTTP/2 never shuts the TCP window.
 func Options(c tuning.Config) []grpc.DialOption {
-	d := c.Dialer()
+	c.NoGuard = true // HTTP/2 never shuts the TCP window: see package grpcserver
+	dial := c.DialFunc(nil)
 	return []grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			network, address := parseAddr(addr)
-			return d.DialContext(ctx, network, address)
+			return dial(ctx, network, address)
 		}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: pingsOff}),
 	}
