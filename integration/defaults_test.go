@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ghostsock/ghostsock/tuning/ghostmetrics"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -194,7 +196,7 @@ func TestDefaultsStillDetectVanishedReaders(t *testing.T) {
 }
 
 func TestStallCap(t *testing.T) {
-	c := kit(t)
+	c, m := counted(t)
 	c.StallTimeout = 2 * budget
 	l := newLab(t)
 	client, server := tcpPair(t, l, c.Listen, c.Dialer().Dial)
@@ -209,5 +211,9 @@ func TestStallCap(t *testing.T) {
 	t.Logf("stalled reader cut after %v (StallTimeout %v, StallBound %v)", took.Round(time.Millisecond), c.StallTimeout, c.StallBound())
 	assert.GreaterOrEqual(t, took, c.StallTimeout, "cut before the stall reached StallTimeout")
 	assert.LessOrEqual(t, took, c.StallBound()+lab.Late, "cut too late")
+	// Counted as a live reader cut, not as a reap.
+	_, r := waitEnded(t, m, "accepted", time.Second)
+	assert.EqualValues(t, 1, r.Sum(ghostmetrics.EndedName, "ghostsock.connection.side=accepted", "ghostsock.connection.end_cause=window_stall"), "%v", r.Sums)
+	assert.EqualValues(t, 1, r.Sum(ghostmetrics.EndedName), "%v", r.Sums)
 	_ = client
 }

@@ -7,11 +7,15 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ghostsock/ghostsock/httptransport"
+	"github.com/ghostsock/ghostsock/tuning"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -105,6 +109,7 @@ func TestServerProcessKilled(t *testing.T) {
 		require.NoError(t, server.Process.Kill())
 		end, err := waitErr(t, errc, budget)
 		assert.ErrorIs(t, err, syscall.ECONNRESET)
+		assert.Equal(t, tuning.CauseReset, tuning.Classify(err))
 		t.Logf("raw TCP: %v after the server process was killed", end.Sub(killed).Round(time.Millisecond))
 		assert.Less(t, end.Sub(killed), prompt)
 	})
@@ -121,6 +126,9 @@ func TestServerProcessKilled(t *testing.T) {
 		require.NoError(t, server.Process.Kill())
 		end, err := waitErr(t, errc, budget)
 		assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+		// The dying kernel ends the stream with FIN or RST, as it finds
+		// unread data or not: grpc-go's status keeps the text of either.
+		assert.Contains(t, []tuning.Cause{tuning.CauseReset, tuning.CauseClosed}, tuning.Classify(err), "Classify(%v)", err)
 		t.Logf("gRPC stream: %v after the server process was killed: %v", end.Sub(killed).Round(time.Millisecond), err)
 		assert.Less(t, end.Sub(killed), prompt)
 
@@ -143,13 +151,18 @@ func TestConnectionRefused(t *testing.T) {
 	start := time.Now()
 	_, err = c.Dialer().Dial("tcp", addr)
 	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+	assert.Equal(t, tuning.CauseRefused, tuning.Classify(err))
 	assert.Less(t, time.Since(start), prompt)
 
 	client := grpcClient(t, addr, grpcdial.Options(c)...)
 	start = time.Now()
 	_, err = client.UnaryCall(t.Context(), &testpb.SimpleRequest{})
 	assert.Equal(t, codes.Unavailable, status.Code(err))
+	assert.Equal(t, tuning.CauseRefused, tuning.Classify(err), "Classify(%v)", err)
 	assert.Less(t, time.Since(start), prompt)
+
+	_, err = (&http.Client{Transport: httptransport.New(c)}).Get("http://" + addr + "/")
+	assert.Equal(t, tuning.CauseRefused, tuning.Classify(err), "Classify(%v)", err)
 }
 
 func TestPeerVanishesDuringTLSHandshake(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ghostsock/ghostsock/tuning/ghostmetrics"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -214,7 +216,7 @@ func TestGRPCServerReapsAtScale(t *testing.T) {
 	} else if testing.Short() {
 		n = 200
 	}
-	c := kit(t)
+	c, m := counted(t)
 	idleBound, busyBound := c.Bounds()
 	bound := max(idleBound, busyBound) // some of the last frames may be unacknowledged
 	l := newLab(t)
@@ -240,6 +242,22 @@ func TestGRPCServerReapsAtScale(t *testing.T) {
 	require.Equal(t, 0, open, "%d of %d server connections not reaped within %v", open, n, bound+2*time.Second)
 	t.Logf("reaped %d connections, last after %v (bound %v)", n, end.Sub(start).Round(time.Millisecond), bound)
 	assert.LessOrEqual(t, end.Sub(start), bound+2*time.Second)
+
+	// Every reap counted once, as a reap, on the accepted side.
+	r, err := m.Read()
+	require.NoError(t, err)
+	acc := "ghostsock.connection.side=accepted"
+	idle := r.Sum(ghostmetrics.EndedName, acc, "ghostsock.connection.end_cause=reaped_idle")
+	busy := r.Sum(ghostmetrics.EndedName, acc, "ghostsock.connection.end_cause=reaped_busy")
+	t.Logf("counted: hardened %d, ended %d (reaped idle %d, busy %d), open %d",
+		r.Sum(ghostmetrics.HardenedName, acc), r.Sum(ghostmetrics.EndedName, acc), idle, busy, r.Sum(ghostmetrics.CountName, acc))
+	assert.EqualValues(t, n, r.Sum(ghostmetrics.HardenedName, acc))
+	assert.EqualValues(t, n, idle+busy, "reaps counted")
+	assert.EqualValues(t, n, r.Sum(ghostmetrics.EndedName, acc), "no other ends")
+	assert.EqualValues(t, 0, r.Sum(ghostmetrics.CountName, acc))
+	count, _, maxSilence := r.Observations(ghostmetrics.SilenceName, acc)
+	assert.EqualValues(t, n, count)
+	assert.LessOrEqual(t, maxSilence, (bound + 2*time.Second).Seconds())
 
 	// The server's sockets are gone: only the (vanished) clients' remain.
 	assert.Eventually(t, func() bool { return countFDs(t) <= fds0+n+1 }, 5*time.Second, 50*time.Millisecond,

@@ -53,8 +53,9 @@ type Snapshot struct {
 
 	// UnackedSegments is segments sent and not yet acknowledged
 	// (tcpi_unacked: the kernel's packets_out). UnackedBytes is those
-	// bytes, and NotSentBytes the bytes written but not yet sent (held
-	// back by the peer's window, congestion control or Nagle).
+	// bytes (SIOCOUTQ, or sock_diag's write queue, less NotSentBytes; a
+	// FIN counts as one), and NotSentBytes the bytes written but not yet
+	// sent (held back by the peer's window, congestion control or Nagle).
 	UnackedSegments uint32
 	UnackedBytes    uint32
 	NotSentBytes    uint32
@@ -129,15 +130,18 @@ func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil 
 // MarshalText makes a TCPState its name in JSON.
 func (s TCPState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// Busy reports data sent and not yet acknowledged.
-func (s Snapshot) Busy() bool { return s.UnackedSegments > 0 }
+// Busy reports data sent and not yet acknowledged. It counts bytes as well
+// as segments: when the kernel ends a connection it purges the queue and
+// sets the segment count to 0 (tcp_write_queue_purge), while the bytes
+// (write_seq - snd_una) keep what was outstanding.
+func (s Snapshot) Busy() bool { return s.UnackedSegments > 0 || s.UnackedBytes > 0 }
 
 // Shut reports the zero-window condition: data waits, nothing is in
 // flight, so the kernel probes the peer's window (tcp_probe_timer).
-func (s Snapshot) Shut() bool { return s.UnackedSegments == 0 && s.NotSentBytes > 0 }
+func (s Snapshot) Shut() bool { return !s.Busy() && s.NotSentBytes > 0 }
 
 // Idle reports nothing queued and nothing in flight.
-func (s Snapshot) Idle() bool { return s.UnackedSegments == 0 && s.NotSentBytes == 0 }
+func (s Snapshot) Idle() bool { return !s.Busy() && s.NotSentBytes == 0 }
 
 // Silence is the time since the peer was last heard from, data or ACK:
 // what keepalive counts (tcp_keepalive_timer).
@@ -159,7 +163,7 @@ func (s Snapshot) Verdict() Verdict {
 	switch {
 	case s.State == TCPClosed:
 		return Ended
-	case s.Retransmits > 0, s.Busy() && s.SinceACK > s.RTO:
+	case s.Retransmits > 0, s.UnackedSegments > 0 && s.SinceACK > s.RTO:
 		return Suspected
 	case s.Shut():
 		if s.Probes >= 2 && s.SinceACK > s.RTO {

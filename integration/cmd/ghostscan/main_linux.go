@@ -1,0 +1,118 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ghostsock/ghostsock/internal/census"
+	"github.com/ghostsock/ghostsock/tuning"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ghostscan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: ghostscan [-port N] [-pid N] [-peer CIDR] [-settings=true] [-conns] [-json] [-limit D]")
+		fs.PrintDefaults()
+	}
+	var o census.Options
+	var peer string
+	var conns, asJSON bool
+	var limit time.Duration
+	fs.IntVar(&o.Port, "port", 0, "only connections with this local or remote `port`")
+	fs.IntVar(&o.PID, "pid", 0, "only sockets this process holds")
+	fs.StringVar(&peer, "peer", "", "only peers in this `CIDR` (or one address)")
+	fs.BoolVar(&o.Settings, "settings", true, "read each socket's options from its process (pidfd_getfd)")
+	fs.BoolVar(&conns, "conns", false, "list every connection, not only the census per listener")
+	fs.BoolVar(&asJSON, "json", false, "print JSON (always with every connection)")
+	fs.DurationVar(&limit, "limit", 0, "exit 1 also when a connection may take longer than this to be ended (0: only never)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 || o.Port < 0 || o.Port > 65535 || o.PID < 0 || limit < 0 {
+		fs.Usage()
+		return 2
+	}
+	if peer != "" {
+		p, err := parsePeer(peer)
+		if err != nil {
+			fmt.Fprintln(stderr, "ghostscan: -peer:", err)
+			return 2
+		}
+		o.Peer = p
+	}
+	c, err := census.Scan(o)
+	if err != nil {
+		fmt.Fprintln(stderr, "ghostscan:", err)
+		return 2
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(c); err != nil {
+			fmt.Fprintln(stderr, "ghostscan:", err)
+			return 2
+		}
+	} else {
+		printTable(stdout, c, conns)
+	}
+	for _, conn := range c.Connections {
+		if e := time.Duration(conn.EndsIn); e == tuning.Never || limit > 0 && e > limit {
+			return 1
+		}
+	}
+	return 0
+}
+
+func parsePeer(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func printTable(w io.Writer, c *census.Census, conns bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tPROCESS\tESTAB\tUNWATCHED\tRETRANSMIT (SILENT)\tSTALLED\tSUSPECT\tNEVER\tMAX-ENDS\tSETTINGS")
+	for _, g := range c.Groups {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%v)\t%d\t%d\t%d\t%v\t%d/%d read\n", g.Name, orDash(g.Process), g.Established,
+			g.Unwatched, g.Retransmitting, g.SilentFor, g.Stalled, g.Suspected, g.NeverEnds, g.MaxEndsIn, g.SettingsRead, g.Established)
+	}
+	tw.Flush()
+	if conns {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "LOCAL\tPEER\tSTATE\tVERDICT\tENDS-IN\tSILENT\tUNACKED\tNOTSENT\tTIMER\tUT\tKEEPALIVE\tSETTINGS")
+		for _, conn := range c.Connections {
+			s := conn.Snapshot
+			ka := "off"
+			if s.Options.KeepAlive.Enable {
+				ka = fmt.Sprintf("%v/%v/%d", s.Options.KeepAlive.Idle, s.Options.KeepAlive.Interval, s.Options.KeepAlive.Count)
+			}
+			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\t%d\t%d\t%s\t%v\t%s\t%s\n", conn.Local, conn.Remote, s.State, conn.Verdict, conn.EndsIn,
+				census.Duration(s.Silence()), s.UnackedBytes, s.NotSentBytes, conn.Timer, s.Options.UserTimeout, ka, conn.Settings)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(w, "%d TCP sockets, %d connections judged, in %v\n", c.Sockets, len(c.Connections), c.Took)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,396 @@
+// Package census lists the TCP connections of the current network
+// namespace through the kernel's sock_diag interface and judges each with
+// tuning.Snapshot's rules: the engine of the ghostscan command.
+package census
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/ghostsock/ghostsock/tuning"
+)
+
+// Filter picks connections. Zero values pick everything.
+type Filter struct {
+	Port int          // local or remote port
+	PID  int          // the process holding the socket
+	Peer netip.Prefix // the remote address is in it
+}
+
+// Options are what a scan does beyond listing.
+type Options struct {
+	Filter
+	// Settings reads the user timeout and keepalive options of each
+	// socket from the process holding it (pidfd_getfd, Linux 5.6+): as
+	// root, or as the same user where ptrace is allowed. Where it cannot,
+	// the connection is judged on the kernel's defaults and says so.
+	Settings bool
+}
+
+// Conn is one connection and its verdict.
+type Conn struct {
+	Local, Remote netip.AddrPort
+	Listener      *netip.AddrPort `json:",omitempty"` // the listening socket it was accepted on
+	PID           int             `json:",omitempty"`
+	Process       string          `json:",omitempty"`
+	Snapshot      tuning.Snapshot
+	Verdict       tuning.Verdict
+	EndsIn        Duration // Never is -1 in JSON, "never" in text
+	// Timer is the kernel timer pending (sock_diag idiag_timer): "on"
+	// (retransmission), "keepalive", "probe0" (zero window) or "off".
+	Timer string
+	// Settings says where Snapshot.Options came from: "read" from the
+	// socket, or why not and what was assumed.
+	Settings string
+}
+
+// Group is the census of one listening socket, or of the connections this
+// namespace dialed to one remote address.
+type Group struct {
+	Name        string // "listen 198.18.1.2:8080" or "dial 10.0.0.5:5432"
+	Process     string `json:",omitempty"`
+	Established int
+	// Unwatched: idle with keepalive off. The kernel never ends them.
+	Unwatched int
+	// Retransmitting into silence: Suspected with data in flight;
+	// SilentFor is the longest of their silences.
+	Retransmitting int
+	SilentFor      Duration
+	// Stalled: data waits behind a window the peer keeps shut.
+	Stalled int
+	// Suspected: every suspected connection, idle ones included.
+	Suspected int
+	// NeverEnds: connections whose EndsIn is Never (Unwatched, or busy
+	// with neither a user timeout nor tcp_retries2... in practice the
+	// Unwatched). MaxEndsIn is the longest finite EndsIn.
+	NeverEnds int
+	MaxEndsIn Duration
+	// SettingsRead counts connections whose options were read, not
+	// assumed.
+	SettingsRead int
+}
+
+// Census is one scan's result.
+type Census struct {
+	Took        Duration
+	Sockets     int // TCP sockets in the namespace, every state
+	Groups      []*Group
+	Connections []*Conn
+}
+
+// Duration prints as Go durations do, and Never as "never"; in JSON it is
+// milliseconds, Never -1.
+type Duration time.Duration
+
+func (d Duration) String() string {
+	if time.Duration(d) == tuning.Never {
+		return "never"
+	}
+	return time.Duration(d).Round(time.Millisecond).String()
+}
+
+// MarshalJSON is milliseconds, -1 for never.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	if time.Duration(d) == tuning.Never {
+		return []byte("-1"), nil
+	}
+	return []byte(strconv.FormatInt(time.Duration(d).Milliseconds(), 10)), nil
+}
+
+// Scan takes a census of the calling thread's network namespace.
+func Scan(o Options) (*Census, error) {
+	start := time.Now()
+	h, err := netlink.NewHandle(unix.NETLINK_INET_DIAG)
+	if err != nil {
+		return nil, fmt.Errorf("census: netlink: %w", err)
+	}
+	defer h.Close()
+	var all []*netlink.InetDiagTCPInfoResp
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		r, err := h.SocketDiagTCPInfo(fam)
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return nil, fmt.Errorf("census: sock_diag: %w", err)
+		}
+		all = append(all, r...)
+	}
+	owners, err := socketOwners()
+	if err != nil {
+		return nil, err
+	}
+	defaults := kernelDefaults()
+	c := &Census{Sockets: len(all)}
+	listeners := map[netip.AddrPort]bool{}
+	for _, r := range all {
+		if r.InetDiagMsg.State == netlink.TCP_LISTEN {
+			listeners[addrPort(r.InetDiagMsg.ID.Source, r.InetDiagMsg.ID.SourcePort)] = true
+		}
+	}
+	reader := newSettingsReader()
+	defer reader.close()
+	for _, r := range all {
+		m := r.InetDiagMsg
+		if m.State != netlink.TCP_ESTABLISHED && m.State != netlink.TCP_CLOSE_WAIT || r.TCPInfo == nil {
+			continue
+		}
+		conn := &Conn{Local: addrPort(m.ID.Source, m.ID.SourcePort), Remote: addrPort(m.ID.Destination, m.ID.DestinationPort)}
+		if own, ok := owners[m.INode]; ok {
+			conn.PID, conn.Process = own.pid, own.comm
+		}
+		if !o.pick(conn) {
+			continue
+		}
+		for _, ln := range []netip.AddrPort{conn.Local, netip.AddrPortFrom(netip.IPv4Unspecified(), conn.Local.Port()), netip.AddrPortFrom(netip.IPv6Unspecified(), conn.Local.Port())} {
+			if listeners[ln] {
+				conn.Listener = &ln
+				break
+			}
+		}
+		conn.Timer = timerName(m.Timer)
+		s := snapshot(r)
+		s.Options, conn.Settings = defaults, "assumed: kernel defaults"
+		if s.Idle() && m.State == netlink.TCP_ESTABLISHED {
+			// An idle established socket's only timer is keepalive's.
+			s.Options.KeepAlive.Enable = m.Timer == 2
+			conn.Settings += fmt.Sprintf(", keepalive %s (its timer)", map[bool]string{true: "on", false: "off"}[m.Timer == 2])
+		}
+		if o.Settings && conn.PID != 0 {
+			if opts, err := reader.read(conn.PID, owners[m.INode].fd); err == nil {
+				s.Options, s.OptionsKnown, conn.Settings = opts, true, "read"
+			} else {
+				conn.Settings = fmt.Sprintf("unreadable (%v); %s", err, conn.Settings)
+			}
+		}
+		conn.Snapshot = s
+		conn.Verdict = s.Verdict()
+		conn.EndsIn = Duration(s.EndsIn())
+		c.Connections = append(c.Connections, conn)
+	}
+	c.group()
+	c.Took = Duration(time.Since(start))
+	return c, nil
+}
+
+func (o Options) pick(c *Conn) bool {
+	switch {
+	case o.Port != 0 && int(c.Local.Port()) != o.Port && int(c.Remote.Port()) != o.Port:
+		return false
+	case o.PID != 0 && c.PID != o.PID:
+		return false
+	case o.Peer.IsValid() && !o.Peer.Contains(c.Remote.Addr().Unmap()):
+		return false
+	}
+	return true
+}
+
+func (c *Census) group() {
+	groups := map[string]*Group{}
+	for _, conn := range c.Connections {
+		name := "dial " + conn.Remote.String()
+		if conn.Listener != nil {
+			name = "listen " + conn.Listener.String()
+		}
+		g := groups[name]
+		if g == nil {
+			g = &Group{Name: name}
+			groups[name] = g
+			c.Groups = append(c.Groups, g)
+		}
+		if g.Process == "" && conn.Process != "" {
+			g.Process = fmt.Sprintf("%s[%d]", conn.Process, conn.PID)
+		}
+		g.Established++
+		s := conn.Snapshot
+		switch conn.Verdict {
+		case tuning.Unwatched:
+			g.Unwatched++
+		case tuning.WindowStalled:
+			g.Stalled++
+		case tuning.Suspected:
+			g.Suspected++
+			if !s.Idle() && !s.Shut() {
+				g.Retransmitting++
+				g.SilentFor = max(g.SilentFor, Duration(s.SinceACK))
+			}
+		}
+		if time.Duration(conn.EndsIn) == tuning.Never {
+			g.NeverEnds++
+		} else {
+			g.MaxEndsIn = max(g.MaxEndsIn, conn.EndsIn)
+		}
+		if s.OptionsKnown {
+			g.SettingsRead++
+		}
+	}
+	sort.Slice(c.Groups, func(i, j int) bool { return c.Groups[i].Name < c.Groups[j].Name })
+}
+
+// snapshot is tuning.Snapshot from sock_diag's TCP_INFO; the bytes not
+// yet acknowledged are idiag_wqueue (write_seq - snd_una) less those not
+// yet sent.
+func snapshot(r *netlink.InetDiagTCPInfoResp) tuning.Snapshot {
+	i := r.TCPInfo
+	ms := func(v uint32) time.Duration { return time.Duration(v) * time.Millisecond }
+	us := func(v uint32) time.Duration { return time.Duration(v) * time.Microsecond }
+	s := tuning.Snapshot{
+		State:             tuning.TCPState(i.State),
+		RTT:               us(i.Rtt),
+		RTTVar:            us(i.Rttvar),
+		RTO:               us(i.Rto),
+		UnackedSegments:   i.Unacked,
+		NotSentBytes:      i.Notsent_bytes,
+		Retransmits:       i.Retransmits,
+		Probes:            i.Probes,
+		SinceDataSent:     ms(i.Last_data_sent),
+		SinceDataReceived: ms(i.Last_data_recv),
+		SinceACK:          ms(i.Last_ack_recv),
+		PeerWindow:        i.Snd_wnd,
+	}
+	if q := r.InetDiagMsg.WQueue; q > s.NotSentBytes {
+		s.UnackedBytes = q - s.NotSentBytes
+	}
+	return s
+}
+
+func addrPort(ip net.IP, port uint16) netip.AddrPort {
+	a, _ := netip.AddrFromSlice(ip)
+	return netip.AddrPortFrom(a.Unmap(), port)
+}
+
+func timerName(t uint8) string {
+	switch t {
+	case 1:
+		return "on"
+	case 2:
+		return "keepalive"
+	case 4:
+		return "probe0"
+	}
+	return "off"
+}
+
+// kernelDefaults is what a socket holds that no one set: no user timeout,
+// keepalive off, its timings from net.ipv4.tcp_keepalive_*.
+func kernelDefaults() tuning.Config {
+	read := func(name string, def int) int {
+		b, err := os.ReadFile("/proc/sys/net/ipv4/" + name)
+		if err != nil {
+			return def
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return def
+		}
+		return n
+	}
+	var c tuning.Config
+	c.KeepAlive.Idle = time.Duration(read("tcp_keepalive_time", 7200)) * time.Second
+	c.KeepAlive.Interval = time.Duration(read("tcp_keepalive_intvl", 75)) * time.Second
+	c.KeepAlive.Count = read("tcp_keepalive_probes", 9)
+	return c
+}
+
+type owner struct {
+	pid, fd int
+	comm    string
+}
+
+// socketOwners maps socket inodes to a process and descriptor holding
+// them, from /proc/*/fd. Processes this user may not look into are left
+// out (their sockets show no owner).
+func socketOwners() (map[uint32]owner, error) {
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("census: %w", err)
+	}
+	owners := map[uint32]owner{}
+	buf := make([]byte, 64)
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		dir := "/proc/" + p.Name() + "/fd/"
+		fds, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		comm := ""
+		for _, f := range fds {
+			n, err := unix.Readlink(dir+f.Name(), buf)
+			if err != nil || n < 9 || string(buf[:8]) != "socket:[" {
+				continue
+			}
+			ino, err := strconv.ParseUint(string(buf[8:n-1]), 10, 32)
+			if err != nil {
+				continue
+			}
+			if _, seen := owners[uint32(ino)]; seen {
+				continue
+			}
+			if comm == "" {
+				b, _ := os.ReadFile("/proc/" + p.Name() + "/comm")
+				comm = strings.TrimSpace(string(b))
+			}
+			fd, _ := strconv.Atoi(f.Name())
+			owners[uint32(ino)] = owner{pid: pid, fd: fd, comm: comm}
+		}
+	}
+	return owners, nil
+}
+
+// settingsReader reads another process's socket options through a
+// duplicate of its descriptor (pidfd_getfd), one pidfd per process.
+type settingsReader struct {
+	pidfds map[int]int
+	errs   map[int]error
+}
+
+func newSettingsReader() *settingsReader {
+	return &settingsReader{pidfds: map[int]int{}, errs: map[int]error{}}
+}
+
+func (r *settingsReader) read(pid, fd int) (tuning.Config, error) {
+	if err := r.errs[pid]; err != nil {
+		return tuning.Config{}, err
+	}
+	pfd, ok := r.pidfds[pid]
+	if !ok {
+		var err error
+		if pfd, err = unix.PidfdOpen(pid, 0); err != nil {
+			r.errs[pid] = os.NewSyscallError("pidfd_open", err)
+			return tuning.Config{}, r.errs[pid]
+		}
+		r.pidfds[pid] = pfd
+	}
+	dup, err := unix.PidfdGetfd(pfd, fd, 0)
+	if err != nil {
+		err = os.NewSyscallError("pidfd_getfd", err)
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSYS) {
+			r.errs[pid] = err // the same for every socket of pid
+		}
+		return tuning.Config{}, err
+	}
+	f := os.NewFile(uintptr(dup), "socket")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return tuning.Config{}, err
+	}
+	return tuning.ReadRawConn(rc)
+}
+
+func (r *settingsReader) close() {
+	for _, fd := range r.pidfds {
+		unix.Close(fd)
+	}
+}
