@@ -59,6 +59,9 @@ func (c Cause) String() string {
 // MarshalText makes a Cause its name in JSON.
 func (c Cause) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
+// UnmarshalText reads a name MarshalText wrote.
+func (c *Cause) UnmarshalText(b []byte) error { return unmarshalName(b, causeNames[:], c) }
+
 // Reaped reports a cause that is the kernel ending a connection for a
 // silent peer: what the kit is for.
 func (c Cause) Reaped() bool {

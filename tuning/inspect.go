@@ -66,6 +66,9 @@ type Snapshot struct {
 	// (icsk_probes_out).
 	Retransmits uint8
 	Probes      uint8
+	// Backoff is how many times the retransmission or probe timer has
+	// doubled (icsk_backoff): RTO is the base RTO shifted left by it.
+	Backoff uint8
 
 	// SinceDataSent, SinceDataReceived and SinceACK are the time since
 	// this end last sent new data, last received data, and last received
@@ -127,8 +130,25 @@ func (v Verdict) String() string {
 // MarshalText makes a Verdict its name in JSON.
 func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
 
+// UnmarshalText reads a name MarshalText wrote.
+func (v *Verdict) UnmarshalText(b []byte) error { return unmarshalName(b, verdictNames[:], v) }
+
 // MarshalText makes a TCPState its name in JSON.
 func (s TCPState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a name MarshalText wrote.
+func (s *TCPState) UnmarshalText(b []byte) error { return unmarshalName(b, tcpStateNames[:], s) }
+
+// unmarshalName sets *v to the index of name b in names.
+func unmarshalName[T ~uint8](b []byte, names []string, v *T) error {
+	for i, n := range names {
+		if n != "" && n == string(b) {
+			*v = T(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("ghostsock: unknown %T %q", *v, b)
+}
 
 // Busy reports data sent and not yet acknowledged. It counts bytes as well
 // as segments: when the kernel ends a connection it purges the queue and
@@ -184,9 +204,12 @@ func (s Snapshot) Verdict() Verdict {
 //
 //   - idle: Bounds' idle bound less the silence (keepalive counts from the
 //     last segment received); Never with keepalive off;
-//   - busy: the busy bound (GuardBound if guarded) less the time since the
-//     last ACK or the last new data sent, whichever is shorter, a lower
-//     bound on how long the oldest unacknowledged byte has waited;
+//   - busy: the busy bound (GuardBound if guarded) less a lower bound on
+//     how long the oldest unacknowledged byte has waited: the time since
+//     the last ACK or the last transmission, whichever is shorter; once
+//     retransmission timeouts have fired, the time their backoff took
+//     (the base RTO doubling Retransmits times, up to RTOMax) plus the
+//     time since the last of them;
 //   - shut window, unguarded with a user timeout: UserTimeout plus timer
 //     slack, whether or not the peer answers (the kernel's zero-window
 //     clock cannot be read and may be older); guarded: as busy; with no
@@ -217,7 +240,30 @@ func (s Snapshot) EndsIn() time.Duration {
 	case s.Shut() && !s.Guarded && c.UserTimeout > 0:
 		return c.UserTimeout + timerSlack(c.UserTimeout)
 	}
-	return left(busy, min(s.SinceACK, s.SinceDataSent))
+	return left(busy, s.waited())
+}
+
+// waited is a lower bound on how long the oldest unacknowledged byte has
+// waited. Every transmission, retransmissions included, moves
+// SinceDataSent (tcp_event_data_sent), so alone it says little once the
+// kernel retransmits; but k retransmission timeouts in a row take at least
+// the base RTO doubled k-1 times, capped at RTOMax, summed.
+func (s Snapshot) waited() time.Duration {
+	w := min(s.SinceACK, s.SinceDataSent)
+	if s.Retransmits == 0 || s.Backoff > 30 {
+		return w
+	}
+	rtoMax := s.Options.RTOMax
+	if rtoMax == 0 {
+		rtoMax = MaxRTOMax
+	}
+	iv := s.RTO >> s.Backoff
+	var t time.Duration
+	for range s.Retransmits {
+		t += iv
+		iv = min(2*iv, rtoMax)
+	}
+	return max(w, t+s.SinceDataSent)
 }
 
 // Inspect takes a Snapshot of conn's socket: one getsockopt(TCP_INFO), one

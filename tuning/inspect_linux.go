@@ -38,6 +38,7 @@ func fromTCPInfo(info *unix.TCPInfo) Snapshot {
 		NotSentBytes:      info.Notsent_bytes,
 		Retransmits:       info.Retransmits,
 		Probes:            info.Probes,
+		Backoff:           info.Backoff,
 		SinceDataSent:     ms(info.Last_data_sent),
 		SinceDataReceived: ms(info.Last_data_recv),
 		SinceACK:          ms(info.Last_ack_recv),

@@ -13,6 +13,9 @@ func TestVerdictAndEndsIn(t *testing.T) {
 	c, err := ForBudget(3 * time.Second)
 	require.NoError(t, err)
 	idle, busy := c.Bounds()
+	c20, err := ForBudget(20 * time.Second)
+	require.NoError(t, err)
+	_, busy20 := c20.Bounds()
 	const rto = 204 * time.Millisecond
 	base := Snapshot{State: TCPEstablished, RTO: rto, Options: c, OptionsKnown: true}
 	with := func(f func(*Snapshot)) Snapshot { s := base; f(&s); return s }
@@ -42,7 +45,12 @@ func TestVerdictAndEndsIn(t *testing.T) {
 			Alive, busy - time.Millisecond},
 		{"busy, an RTO fired", with(func(s *Snapshot) {
 			s.UnackedSegments, s.Retransmits, s.SinceACK, s.SinceDataSent = 4, 1, 700*time.Millisecond, 600*time.Millisecond
-		}), Suspected, busy - 600*time.Millisecond},
+		}), Suspected, busy - rto - 600*time.Millisecond},
+		{"busy, five RTOs fired: they took 6.2 s at least, the last 4.7 s ago", with(func(s *Snapshot) {
+			s.Options = c20
+			s.UnackedSegments, s.Retransmits, s.Backoff, s.RTO = 3, 5, 5, 32*200*time.Millisecond
+			s.SinceACK, s.SinceDataSent = 11*time.Second, 4700*time.Millisecond
+		}), Suspected, busy20 - 6200*time.Millisecond - 4700*time.Millisecond},
 		{"busy, no ACK for longer than the RTO", with(func(s *Snapshot) { s.UnackedSegments, s.SinceACK, s.SinceDataSent = 1, rto+time.Millisecond, time.Hour }),
 			Suspected, busy - rto - time.Millisecond},
 		{"shut window, peer answers: stalled, cut within UT unguarded", with(func(s *Snapshot) {
@@ -74,5 +82,15 @@ func TestSnapshotJSONNames(t *testing.T) {
 	}{TCPEstablished, WindowStalled, CauseReapedBusy})
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"S":"ESTABLISHED","V":"window-stalled","C":"reaped_busy"}`, string(b))
+	var back struct {
+		S TCPState
+		V Verdict
+		C Cause
+	}
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.Equal(t, TCPEstablished, back.S)
+	assert.Equal(t, WindowStalled, back.V)
+	assert.Equal(t, CauseReapedBusy, back.C)
+	assert.Error(t, json.Unmarshal([]byte(`{"V":"zombie"}`), &back))
 	assert.Equal(t, "TCPState(99)", TCPState(99).String())
 }

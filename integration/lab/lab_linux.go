@@ -192,6 +192,28 @@ func (l *Lab) IP(host Host, args ...string) error {
 // no RST, no ICMP.
 func (l *Lab) Vanish(host Host) error { return l.routes(host, "add") }
 
+// VanishClientAddr makes the connections of one client address (one
+// AddClientAddrs gave) vanish alone, as Vanish(Client) does for all: a
+// policy rule sends whatever the client host would send from a to the
+// server into a blackhole, so what reaches a goes unanswered. The other
+// client addresses go on talking.
+func (l *Lab) VanishClientAddr(a netip.Addr) error {
+	table := -1
+	for i, e := range l.extraClients {
+		if e == a {
+			table = 100 + i
+		}
+	}
+	if table < 0 {
+		return fmt.Errorf("lab: %v is not an address AddClientAddrs gave", a)
+	}
+	t := fmt.Sprint(table)
+	if err := l.IP(Client, "route", "add", "blackhole", netip.PrefixFrom(l.ServerAddr, 32).String(), "table", t); err != nil {
+		return err
+	}
+	return l.IP(Client, "rule", "add", "from", a.String(), "lookup", t, "priority", t)
+}
+
 // Restore undoes Vanish: the same connections can talk again.
 func (l *Lab) Restore(host Host) error { return l.routes(host, "del") }
 

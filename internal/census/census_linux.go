@@ -107,6 +107,19 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return []byte(strconv.FormatInt(time.Duration(d).Milliseconds(), 10)), nil
 }
 
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	ms, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return fmt.Errorf("census: duration %s: %w", b, err)
+	}
+	*d = Duration(time.Duration(ms) * time.Millisecond)
+	if ms < 0 {
+		*d = Duration(tuning.Never)
+	}
+	return nil
+}
+
 // Scan takes a census of the calling thread's network namespace.
 func Scan(o Options) (*Census, error) {
 	start := time.Now()
@@ -250,6 +263,7 @@ func snapshot(r *netlink.InetDiagTCPInfoResp) tuning.Snapshot {
 		NotSentBytes:      i.Notsent_bytes,
 		Retransmits:       i.Retransmits,
 		Probes:            i.Probes,
+		Backoff:           i.Backoff,
 		SinceDataSent:     ms(i.Last_data_sent),
 		SinceDataReceived: ms(i.Last_data_recv),
 		SinceACK:          ms(i.Last_ack_recv),
