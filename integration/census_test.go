@@ -148,6 +148,17 @@ func TestGhostscanCensus(t *testing.T) {
 	time.Sleep(11 * time.Second) // past KeepAlive.Idle (8 s): probes go unanswered
 
 	got, code, scanned := ghostscan(t, l, bin)
+	var table bytes.Buffer
+	var terr error
+	l.InServer(func() {
+		cmd := exec.Command(bin, "-conns")
+		cmd.Stdout, cmd.Stderr = &table, &table
+		terr = cmd.Run()
+	})
+	var exit *exec.ExitError
+	require.ErrorAs(t, terr, &exit, "%s", table.String())
+	assert.Equal(t, 1, exit.ExitCode())
+	t.Logf("ghostscan -conns:\n%s", table.String())
 	t.Logf("ghostscan: %d sockets, %d connections, in %v, exit %d", got.Sockets, len(got.Connections), got.Took, code)
 	assert.Equal(t, 1, code, "stock connections the kernel never ends: exit 1")
 	groups := map[string]*census.Group{}

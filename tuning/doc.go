@@ -153,6 +153,48 @@
 // first guard) and in the integration package (TestDefaultsKeepPausedReaders,
 // TestDefaultsStillDetectVanishedReaders, TestStallCap).
 //
+// # Seeing what the kernel does
+//
+// Three tools answer the questions the kit raises once it is on: which of
+// my connections are ghosts, why did this one end, and how many ended so.
+//
+// Inspect takes a Snapshot of one connection (TCP_INFO, SIOCOUTQ and the
+// options in force, on a conn, through *tls.Conn, or on a RawConn).
+// Snapshot.Verdict judges the peer by the kernel's evidence: Suspected if
+// retransmissions or probes go unanswered, WindowStalled if its window
+// stays shut while it answers, Unwatched if idle with keepalive off (the
+// kernel can never end it), Ended, or Alive. Snapshot.EndsIn is the
+// longest the kernel may still take to end it if the peer is silent from
+// now on, by this package's rules: what Bounds says, less what the
+// kernel's clocks have already run. The rules need no system call, so the
+// ghostscan command applies the same ones to a census of a whole host
+// read through sock_diag.
+//
+// Classify says why a connection ended from the error the application
+// saw, through net/http's wrapping and grpc-go's status (which keeps only
+// the error's text): CauseSilentPeer for ETIMEDOUT (and EHOSTUNREACH or
+// ENETUNREACH, which a kernel may report when ICMP was the last word),
+// CauseReset, CauseRefused, CauseClosed, CauseOther (a deadline the
+// application set is never a silent peer). Where the kit holds the socket
+// at the error, it reads the kernel's state there and tells the cases
+// apart: CauseReapedIdle (keepalive found it), CauseReapedBusy (data went
+// unacknowledged), CauseWindowStall (a live reader cut: by StallTimeout,
+// or unguarded by the zero-window rule, whose abort leaves the peer's
+// last window at 0 with at most one probe out). The kernel purges its
+// queue when it aborts, zeroing the segment count, so busy is judged on
+// the bytes written and never acknowledged, which survive.
+//
+// Config.Observer is told of every connection the entry points open and
+// of how each ends, once: at the first Read or Write error after which
+// the socket is closed in the kernel, or at Close (where an error nobody
+// read is still taken from SO_ERROR). Nil, the default, changes nothing:
+// no wrapper, no cost. Set, it costs a few microseconds per connection
+// and one TCP_INFO read per end by an error, and no goroutine; package
+// tuning/ghostmetrics records the events as OpenTelemetry metrics, and
+// NewObserver takes a plain function for everyone else. A reap reaches
+// the Observer when the application's read or write sees it: every
+// server and client the kit adapts reads its connections all the time.
+//
 // # Platforms
 //
 //	GOOS     user timeout                     keepalive idle, interval, count

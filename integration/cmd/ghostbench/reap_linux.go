@@ -17,6 +17,7 @@ import (
 	"github.com/ghostsock/ghostsock/grpcserver"
 	"github.com/ghostsock/ghostsock/integration/fleet"
 	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/internal/census"
 	"github.com/ghostsock/ghostsock/integration/testsvc"
 	"github.com/ghostsock/ghostsock/tuning"
 )
@@ -272,6 +273,11 @@ func runReap(o options) (string, error) {
 	fmt.Fprintf(&b, "| connections left open | %d | %d |\n", cycles[0].last.Open, cycles[1].last.Open)
 	fmt.Fprintf(&b, "| dials tried again (SYN unanswered within 30 s: a loaded server's accept queue full) | %d | %d |\n", cycles[0].retries, cycles[1].retries)
 	fmt.Fprintf(&b, "| server CPU from the vanishing to the last socket | %.2f s | %.2f s |\n", cycles[0].cpu.Seconds(), cycles[1].cpu.Seconds())
+	for i, what := range []string{"sock_diag and verdicts only (-settings=false)", "with every socket's settings read from its process (pidfd_getfd)"} {
+		s0, s1 := cycles[0].scans[i], cycles[1].scans[i]
+		fmt.Fprintf(&b, "| ghostscan before the vanishing, %s: time (connections judged, settings read) | %.2f s (%d, %d) | %.2f s (%d, %d) |\n",
+			what, s0.took.Seconds(), s0.conns, s0.read, s1.took.Seconds(), s1.conns, s1.read)
+	}
 	b.WriteString("\n| server processes | before connections | holding them | peak while reaping | after the first reap | after the second |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	c0, c1 := cycles[0], cycles[1]
 	fmt.Fprintf(&b, "| file descriptors | %d | %d | %d | %d | %d |\n", base.fds, c0.loaded.fds, c0.peak.fds, c0.after.fds, c1.after.fds)
@@ -308,6 +314,32 @@ type reapResult struct {
 	took, cpu                 time.Duration
 	retries                   int   // dials tried again after an unanswered SYN
 	cutAlive                  int64 // connections the servers' kernel aborted on timeout before the vanishing
+	scans                     [2]scanResult
+}
+
+// scanResult is one ghostscan census of the server host holding the
+// connections: without and with reading each socket's settings.
+type scanResult struct {
+	took    time.Duration
+	conns   int // connections judged
+	read    int // whose settings were read from their process
+	suspect int // suspected at the scan
+}
+
+// scanServers takes the census ghostscan takes, on the server host.
+func scanServers(l *lab.Lab, settings bool) (scanResult, error) {
+	var c *census.Census
+	var err error
+	l.InServer(func() { c, err = census.Scan(census.Options{Settings: settings}) })
+	if err != nil {
+		return scanResult{}, err
+	}
+	r := scanResult{took: time.Duration(c.Took), conns: len(c.Connections)}
+	for _, g := range c.Groups {
+		r.read += g.SettingsRead
+		r.suspect += g.Suspected
+	}
+	return r, nil
 }
 
 // abortsOnTimeout reads the server host's TCPAbortOnTimeout counter (from
@@ -382,6 +414,12 @@ func reapCycle(l *lab.Lab, servers, clients []*child, share []int, bound time.Du
 		return r, err
 	}
 	r.cutAlive -= aborts0
+	for i, settings := range []bool{false, true} {
+		if r.scans[i], err = scanServers(l, settings); err != nil {
+			return r, fmt.Errorf("ghostscan: %w", err)
+		}
+		fmt.Printf("part 4: ghostscan (settings %v): %d connections in %v\n", settings, r.scans[i].conns, r.scans[i].took)
+	}
 
 	fmt.Printf("part 4: clients vanish; worst case %v\n", bound)
 	if err := l.Vanish(lab.Client); err != nil {

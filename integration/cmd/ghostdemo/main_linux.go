@@ -14,6 +14,7 @@ import (
 
 	"github.com/ghostsock/ghostsock/integration/fleet"
 	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/internal/census"
 	"github.com/ghostsock/ghostsock/tuning"
 )
 
@@ -178,6 +179,9 @@ func demo(budget, wait, hold time.Duration, extra int) error {
 			return err
 		}
 	}
+	if err := printCensus("Before the vanishing", procs); err != nil {
+		return err
+	}
 	fmt.Printf("\nBusy streams running. Servers vanish now; watching for %v.\n", wait)
 	for _, p := range procs {
 		if err := p.lab.Vanish(lab.Server); err != nil {
@@ -203,7 +207,37 @@ func demo(budget, wait, hold time.Duration, extra int) error {
 		}
 		fmt.Printf("  +%2.0fs  %s\n", time.Since(start).Seconds(), strings.Join(parts, " │ "))
 	}
+	if err := printCensus(fmt.Sprintf("%v after the vanishing", wait), procs); err != nil {
+		return err
+	}
 	return report(procs, cost, hold, wait, extra)
+}
+
+// printCensus prints what ghostscan would print of the clients' side of
+// every pair: the demo's own network namespace, where each pair's clients
+// dial their own server address.
+func printCensus(when string, procs []*proc) error {
+	c, err := census.Scan(census.Options{Settings: true})
+	if err != nil {
+		return fmt.Errorf("census: %w", err)
+	}
+	fmt.Printf("\n%s, the clients' connections as ghostscan counts them (settings read from each process):\n\n", when)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "pair\testablished\tunwatched\tretransmitting (silent)\tsuspected\tkernel never ends\tlongest ends-in\t")
+	for _, p := range procs {
+		g := &census.Group{}
+		for _, cg := range c.Groups {
+			if strings.HasPrefix(cg.Name, "dial "+p.lab.ServerAddr.String()+":") {
+				g = cg
+			}
+		}
+		ends := "-"
+		if g.Established > 0 && g.NeverEnds < g.Established {
+			ends = g.MaxEndsIn.String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d (%v)\t%d\t%d\t%s\t\n", p.Setting.Name, g.Established, g.Unwatched, g.Retransmitting, g.SilentFor, g.Suspected, g.NeverEnds, ends)
+	}
+	return tw.Flush()
 }
 
 // idleCost is what one pair spent while every channel was idle.
