@@ -17,8 +17,8 @@ import (
 	"github.com/ghostsock/ghostsock/grpcserver"
 	"github.com/ghostsock/ghostsock/integration/fleet"
 	"github.com/ghostsock/ghostsock/integration/lab"
-	"github.com/ghostsock/ghostsock/internal/census"
 	"github.com/ghostsock/ghostsock/integration/testsvc"
+	"github.com/ghostsock/ghostsock/internal/census"
 	"github.com/ghostsock/ghostsock/tuning"
 )
 
