@@ -104,8 +104,9 @@ func (c Config) Dialer() *net.Dialer {
 // *net.TCPConn, as package grpcserver does: HTTP/2 never shuts the window.
 //
 // On Linux the options are set once, on the listening socket, and the
-// kernel copies them to every accepted socket; unguarded, the listener is
-// the one net.ListenConfig returns (*net.TCPListener for TCP). On other
+// kernel copies them to every accepted socket; unguarded and with no
+// Observer, the listener is the one net.ListenConfig returns
+// (*net.TCPListener for TCP). On other
 // systems each accepted connection is set as WrapListener does.
 func (c Config) Listen(ctx context.Context, network, address string) (net.Listener, error) {
 	o, err := c.compile()
