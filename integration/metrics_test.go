@@ -5,8 +5,11 @@ package integration
 import (
 	"context"
 	"net"
+	"net/http"
 	"testing"
 	"time"
+
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -96,21 +99,13 @@ func TestCountedPerStack(t *testing.T) {
 			}},
 		{"gRPC server, idle after an RPC, client vanishes", "accepted", tuning.CauseReapedIdle, idleW,
 			func(t *testing.T, l *lab.Lab, s, c tuning.Config) (lab.Host, func() (time.Time, error)) {
-				ln, _ := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
-					return grpcserver.Listen(ctx, network, addr, s)
-				}, grpcserver.Options(s)...)
-				client := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
-				require.NoError(t, unary(t.Context(), client))
+				grpcPair(t, l, s, c)
 				time.Sleep(300 * time.Millisecond) // every frame acknowledged: idle
 				return lab.Client, nil
 			}},
 		{"gRPC client, RPC after the server vanished", "dialed", tuning.CauseReapedBusy, busyW,
 			func(t *testing.T, l *lab.Lab, s, c tuning.Config) (lab.Host, func() (time.Time, error)) {
-				ln, _ := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
-					return grpcserver.Listen(ctx, network, addr, s)
-				}, grpcserver.Options(s)...)
-				client := grpcClient(t, ln.Addr().String(), grpcdial.Options(c)...)
-				require.NoError(t, unary(t.Context(), client))
+				client := grpcPair(t, l, s, c)
 				return lab.Server, func() (time.Time, error) {
 					errc := make(chan error, 1)
 					go func() { errc <- unary(t.Context(), client) }()
@@ -121,26 +116,25 @@ func TestCountedPerStack(t *testing.T) {
 			}},
 		{"HTTP/1.1 server writing a response, client vanishes", "accepted", tuning.CauseReapedBusy, busyW,
 			func(t *testing.T, l *lab.Lab, s, c tuning.Config) (lab.Host, func() (time.Time, error)) {
-				srv, url := httpServer(t, l, s.Listen, endless(nil), false, nil)
-				bodyErr(t, clientFor(srv, httptransport.New(c), false), url, 1)
+				client, url := httpPair(t, l, s, c, false)
+				bodyErr(t, client, url, 1)
 				return lab.Client, nil
 			}},
 		{"HTTP/1.1 client, pooled idle connection, server vanishes", "dialed", tuning.CauseReapedIdle, idleW,
 			func(t *testing.T, l *lab.Lab, s, c tuning.Config) (lab.Host, func() (time.Time, error)) {
-				srv, url := httpServer(t, l, s.Listen, endless(nil), false, nil)
-				getSmall(t, clientFor(srv, httptransport.New(c), false), url, 1)
+				client, url := httpPair(t, l, s, c, false)
+				getSmall(t, client, url, 1)
 				return lab.Server, nil
 			}},
 		{"HTTP/2 server writing a response, client vanishes", "accepted", tuning.CauseReapedBusy, busyW,
 			func(t *testing.T, l *lab.Lab, s, c tuning.Config) (lab.Host, func() (time.Time, error)) {
-				srv, url := httpServer(t, l, s.Listen, endless(nil), true, nil)
-				bodyErr(t, clientFor(srv, httptransport.New(c), true), url, 2)
+				client, url := httpPair(t, l, s, c, true)
+				bodyErr(t, client, url, 2)
 				return lab.Client, nil
 			}},
 		{"HTTP/2 client, request after the server vanished", "dialed", tuning.CauseReapedBusy, busyW,
 			func(t *testing.T, l *lab.Lab, s, c tuning.Config) (lab.Host, func() (time.Time, error)) {
-				srv, url := httpServer(t, l, s.Listen, endless(nil), true, nil)
-				client := clientFor(srv, httptransport.New(c), true)
+				client, url := httpPair(t, l, s, c, true)
 				getSmall(t, client, url, 2)
 				return lab.Server, func() (time.Time, error) {
 					errc := make(chan error, 1)
@@ -177,6 +171,26 @@ func TestCountedPerStack(t *testing.T) {
 			expectOneEnd(t, r, tc.side, tc.cause, tc.w)
 		})
 	}
+}
+
+// grpcPair serves testsvc with server's Config and returns a client with
+// client's, after one RPC.
+func grpcPair(t *testing.T, l *lab.Lab, server, client tuning.Config) testpb.TestServiceClient {
+	t.Helper()
+	ln, _ := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
+		return grpcserver.Listen(ctx, network, addr, server)
+	}, grpcserver.Options(server)...)
+	cl := grpcClient(t, ln.Addr().String(), grpcdial.Options(client)...)
+	require.NoError(t, unary(t.Context(), cl))
+	return cl
+}
+
+// httpPair serves endless on server's Listen (HTTP/2 over TLS with useTLS)
+// and returns a client on httptransport.New(client).
+func httpPair(t *testing.T, l *lab.Lab, server, client tuning.Config, useTLS bool) (*http.Client, string) {
+	t.Helper()
+	srv, url := httpServer(t, l, server.Listen, endless(nil), useTLS, nil)
+	return clientFor(srv, httptransport.New(client), useTLS), url
 }
 
 // dialFunc adapts c.DialFunc to lab.TCPPair's dial.
