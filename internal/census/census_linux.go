@@ -207,11 +207,15 @@ func (o Options) pick(c *Conn) bool {
 
 func (c *Census) group() {
 	groups := map[string]*Group{}
-	for _, conn := range c.Connections {
-		name := "dial " + conn.Remote.String()
-		if conn.Listener != nil {
-			name = "listen " + conn.Listener.String()
+	sort.Slice(c.Connections, func(i, j int) bool {
+		a, b := c.Connections[i], c.Connections[j]
+		if ga, gb := a.group(), b.group(); ga != gb {
+			return ga < gb
 		}
+		return a.Remote.Compare(b.Remote) < 0
+	})
+	for _, conn := range c.Connections {
+		name := conn.group()
 		g := groups[name]
 		if g == nil {
 			g = &Group{Name: name}
@@ -245,6 +249,14 @@ func (c *Census) group() {
 		}
 	}
 	sort.Slice(c.Groups, func(i, j int) bool { return c.Groups[i].Name < c.Groups[j].Name })
+}
+
+// group names the Group conn belongs to.
+func (conn *Conn) group() string {
+	if conn.Listener != nil {
+		return "listen " + conn.Listener.String()
+	}
+	return "dial " + conn.Remote.String()
 }
 
 // snapshot is tuning.Snapshot from sock_diag's TCP_INFO; the bytes not
