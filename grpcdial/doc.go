@@ -20,11 +20,30 @@
 // the target and hands each address to the dialer. TLS and other transport
 // credentials run on top of the hardened socket as usual.
 //
-// Proxies from the environment (HTTPS_PROXY) are not used: grpc-go skips
-// its proxy support whenever a custom dialer is set, and Options sets one.
-// This is grpc-go's rule (see WithNoProxy and resolver_wrapper.go), not a
-// choice of this package. If you need a proxy, dial it yourself and set
-// the options on that socket with tuning.Config.WrapDialContext.
+// Proxies from the environment are honoured as stock grpc-go honours them,
+// although grpc-go itself skips its proxy support whenever a custom dialer
+// is set (resolver_wrapper.go), and Options must set one. Options does
+// what grpc-go's delegating resolver and proxy dialer would (v1.85): once
+// per target it asks the environment, as http.ProxyFromEnvironment does
+// for https://target (HTTPS_PROXY or https_proxy; NO_PROXY or no_proxy;
+// never for localhost or a loopback address, read when Options is
+// called, through golang.org/x/net/http/httpproxy); a dns target that
+// goes through a proxy is resolved by the proxy (CONNECT host:port, port
+// 443 if the target has none), other targets are resolved here and each
+// address is CONNECTed to. The CONNECT carries User-Agent grpc-go/VERSION
+// and Basic credentials from the proxy URL's user. The hardened socket is
+// the one to the proxy, so a vanished proxy, or a path to it that died,
+// is found within c.Bounds(); the proxy's own connection onwards is the
+// proxy's business. A refusal is an error wrapping ErrProxy.
+//
+// Settings gives grpc-go's two proxy dial options their equivalents:
+// NoProxy for grpc.WithNoProxy, LocalDNSResolution for
+// grpc.WithLocalDNSResolution (those grpc-go options do nothing once a
+// dialer is set). unix and unix-abstract targets are dialed directly, as
+// grpc-go does. The proxy support lives in the dns and passthrough
+// resolvers Options registers for the channel (grpc.WithResolvers); a
+// grpc.WithResolvers of your own for those schemes, given after Options,
+// replaces them and with them the proxy routing.
 //
 // # If you also pass grpc.WithKeepaliveParams
 //

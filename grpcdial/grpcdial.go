@@ -18,25 +18,63 @@ import (
 // (internal/transport/http2_client.go).
 const pingsOff = time.Duration(math.MaxInt64)
 
+var (
+	noDeadline   time.Time
+	aLongTimeAgo = time.Unix(1, 0)
+)
+
 // Options returns the dial options that make a grpc.ClientConn detect a
 // vanished server in the kernel: grpc.WithContextDialer over sockets set
 // with c before connect(2), and grpc.WithKeepaliveParams with pings off.
 // Pass them to grpc.NewClient with your own credentials and options.
+// Proxies in the environment are honoured as stock grpc-go honours them
+// (see the package doc); Settings changes that.
 //
 // An invalid c makes every connection attempt fail with c's validation
 // error, which RPCs report as codes.Unavailable. With c.Observer set, every
 // TCP connection the channel makes is counted (see tuning.Observer); the
 // window guard is never used, since HTTP/2 never shuts the TCP window.
-func Options(c tuning.Config) []grpc.DialOption {
+func Options(c tuning.Config) []grpc.DialOption { return Settings{}.Options(c) }
+
+// Settings are the choices grpc-go offers as dial options for its own
+// dialer, which Options takes away by setting one: the zero value does
+// what a stock grpc.ClientConn does with no such option.
+type Settings struct {
+	// NoProxy dials every address directly, whatever HTTPS_PROXY says:
+	// grpc.WithNoProxy's equivalent.
+	NoProxy bool
+	// LocalDNSResolution resolves dns targets here, even when they go
+	// through a proxy, which is then asked to CONNECT to their IP
+	// addresses: grpc.WithLocalDNSResolution's equivalent. By default a
+	// proxied dns target is resolved by the proxy (CONNECT host:port).
+	LocalDNSResolution bool
+}
+
+// Options is the package-level Options with s's choices.
+func (s Settings) Options(c tuning.Config) []grpc.DialOption {
 	c.NoGuard = true // HTTP/2 never shuts the TCP window: see package grpcserver
 	dial := c.DialFunc(nil)
-	return []grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+	opts := []grpc.DialOption{grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: pingsOff})}
+	if s.NoProxy {
+		return append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			network, address := parseAddr(addr)
 			return dial(ctx, network, address)
-		}),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: pingsOff}),
+		}))
 	}
+	return s.proxied(opts, dial, newProxies(s.LocalDNSResolution))
+}
+
+// proxied adds the resolvers and the dialer that route through p.
+func (s Settings) proxied(opts []grpc.DialOption, dial tuning.DialContextFunc, p *proxies) []grpc.DialOption {
+	return append(opts,
+		grpc.WithResolvers(p.builders()...),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			network, address := parseAddr(addr)
+			if proxy := p.route(addr); proxy != nil && network == "tcp" {
+				return dialProxy(ctx, dial, proxy, address)
+			}
+			return dial(ctx, network, address)
+		}))
 }
 
 // parseAddr undoes what grpc-go does to unix addresses before it hands
