@@ -14,6 +14,10 @@ import (
 var labErr error
 
 func TestMain(m *testing.M) {
+	if target := os.Getenv(envStockClient); target != "" {
+		stockClient(target) // a stock grpc-go client the proxy test compares with
+		return
+	}
 	if role := os.Getenv(envServerRole); role != "" {
 		serverProcess(role) // a server process the fault tests kill
 		return

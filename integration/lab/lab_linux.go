@@ -61,7 +61,6 @@ func New() (*Lab, error) {
 		ClientAddr6: netip.MustParseAddr(fmt.Sprintf("fd00:6873:%x::1", n)),
 		ServerAddr6: netip.MustParseAddr(fmt.Sprintf("fd00:6873:%x::2", n)),
 		link:        fmt.Sprintf("gs%dc", n),
-		server:      make(chan func()),
 	}
 	if err := l.startServerHost(); err != nil {
 		return nil, err
@@ -90,36 +89,50 @@ func New() (*Lab, error) {
 	return l, nil
 }
 
-// startServerHost starts the goroutine that owns the server host: it locks
-// itself to an OS thread, moves that thread to a new network namespace and
-// runs every function sent to l.server there. It never unlocks the thread,
-// so no other goroutine can ever run in the server's namespace by mistake;
-// when Close stops it, the runtime ends the thread.
-func (l *Lab) startServerHost() error {
+// startServerHost starts the goroutine that owns the server host.
+func (l *Lab) startServerHost() (err error) {
+	l.server, l.serverTID, err = startHost()
+	return err
+}
+
+// startHost starts a goroutine that owns a host: it locks itself to an OS
+// thread, moves that thread to a new network namespace and runs every
+// function sent on the channel there. It never unlocks the thread, so no
+// other goroutine can ever run in that namespace by mistake; when the
+// channel is closed, the runtime ends the thread.
+func startHost() (chan func(), int, error) {
+	run := make(chan func())
 	ready := make(chan error)
+	var tid int
 	go func() {
 		runtime.LockOSThread()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			ready <- fmt.Errorf("lab: unshare(CLONE_NEWNET): %w", err)
 			return
 		}
-		l.serverTID = unix.Gettid()
+		tid = unix.Gettid()
 		ready <- nil
-		for fn := range l.server {
+		for fn := range run {
 			fn()
 		}
 	}()
-	return <-ready
+	if err := <-ready; err != nil {
+		return nil, 0, err
+	}
+	return run, tid, nil
+}
+
+// in runs fn on the host that run serves, and waits for it.
+func in(run chan func(), fn func()) {
+	done := make(chan struct{})
+	run <- func() { defer close(done); fn() }
+	<-done
 }
 
 // InServer runs fn in the server host's namespace: sockets fn creates
 // (listeners, dialed connections) belong to the server host and may then be
 // used from any goroutine.
-func (l *Lab) InServer(fn func()) {
-	done := make(chan struct{})
-	l.server <- func() { defer close(done); fn() }
-	<-done
-}
+func (l *Lab) InServer(fn func()) { in(l.server, fn) }
 
 // Listen listens on the server host with the given net.ListenConfig-like
 // function, for example tuning.Config.Listen or (&net.ListenConfig{}).Listen.
@@ -169,17 +182,27 @@ func (l *Lab) AddClientAddrs(n int) ([]netip.Addr, error) {
 
 // IP runs the ip command on host.
 func (l *Lab) IP(host Host, args ...string) error {
+	var on chan func()
+	if host == Server {
+		on = l.server
+	}
+	return ipOn(on, host.String(), args...)
+}
+
+// ipOn runs the ip command on the host that on serves (this process's own
+// namespace if on is nil), named name in errors.
+func ipOn(on chan func(), name string, args ...string) error {
 	var err error
 	run := func() {
 		var out bytes.Buffer
 		cmd := exec.Command("ip", args...)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if e := cmd.Run(); e != nil {
-			err = fmt.Errorf("lab: ip %v on %s: %w: %s", args, host, e, bytes.TrimSpace(out.Bytes()))
+			err = fmt.Errorf("lab: ip %v on %s: %w: %s", args, name, e, bytes.TrimSpace(out.Bytes()))
 		}
 	}
-	if host == Server {
-		l.InServer(run)
+	if on != nil {
+		in(on, run)
 	} else {
 		run()
 	}
