@@ -29,7 +29,15 @@
 // a write. HTTP/2 needs no guard, its transport keeps reading the socket,
 // and the guard costs an idle pooled connection nothing.
 //
-// HTTP/2 PING health checks (http.HTTP2Config.SendPingTimeout, ReadIdleTimeout in golang.org/x/net/http2) are off by
+// HTTP/2 PING health checks (http.HTTP2Config.SendPingTimeout) are off by
 // default in net/http; Harden keeps them off. Proxies keep working: the
 // connection to the proxy is the one hardened.
+//
+// Code on golang.org/x/net/http2.Transport directly (h2c, gRPC-web and
+// Connect clients over cleartext) has its own dialer and its own PING
+// health check (ReadIdleTimeout, PingTimeout): NewHTTP2 (TLS), NewH2C
+// (HTTP/2 without TLS, prior knowledge) and HardenHTTP2 (a transport you
+// built) dial with the Config and switch the check off. net/http's own
+// transport does h2c too since Go 1.24 (http.Protocols with
+// SetUnencryptedHTTP2), and New's transport can be set so.
 package httptransport

@@ -52,3 +52,14 @@ func Example_server() {
 	go srv.Serve(ln)
 	defer srv.Close()
 }
+
+// An h2c client (HTTP/2 without TLS, prior knowledge) on x/net's
+// transport, with the kernel, not PING frames, watching its connections.
+func ExampleNewH2C() {
+	c, err := tuning.ForBudget(20 * time.Second)
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := &http.Client{Transport: httptransport.NewH2C(c)}
+	_ = client // client.Get("http://api.internal:8080/") speaks HTTP/2 in clear text
+}
