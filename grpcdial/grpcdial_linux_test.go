@@ -102,6 +102,7 @@ func TestKeepaliveParamsAfterOptionsOverwriteUserTimeout(t *testing.T) {
 }
 
 func TestUnixTarget(t *testing.T) {
+	t.Setenv("HTTPS_PROXY", "http://192.0.2.1:9") // TEST-NET: a unix target never goes through it
 	path := filepath.Join(t.TempDir(), "grpc.sock")
 	ln, err := net.Listen("unix", path)
 	require.NoError(t, err)
