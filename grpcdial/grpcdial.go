@@ -18,11 +18,6 @@ import (
 // (internal/transport/http2_client.go).
 const pingsOff = time.Duration(math.MaxInt64)
 
-var (
-	noDeadline   time.Time
-	aLongTimeAgo = time.Unix(1, 0)
-)
-
 // Options returns the dial options that make a grpc.ClientConn detect a
 // vanished server in the kernel: grpc.WithContextDialer over sockets set
 // with c before connect(2), and grpc.WithKeepaliveParams with pings off.

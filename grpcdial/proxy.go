@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http/httpproxy"
 	"google.golang.org/grpc"
@@ -170,11 +171,15 @@ func dialProxy(ctx context.Context, dial func(ctx context.Context, network, addr
 			conn.Close()
 		}
 	}()
+	// The handshake ends with ctx: by its deadline, or at once when it is
+	// canceled. Deferred in this order, the deadline is cleared after the
+	// AfterFunc is stopped, so a cancellation racing a successful
+	// handshake cannot leave a past deadline on the returned connection.
+	defer conn.SetDeadline(time.Time{})
 	if d, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(d)
-		defer conn.SetDeadline(noDeadline)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	req := &http.Request{
 		Method: http.MethodConnect,

@@ -117,13 +117,7 @@ func TestDefaultsKeepPausedReaders(t *testing.T) {
 	})
 	t.Run("curl --limit-rate 2M downloads from a Listen server for three budgets", func(t *testing.T) {
 		t.Parallel()
-		curl, err := exec.LookPath("curl")
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("curl is missing: .ci/run installs it")
-			}
-			t.Skip("curl not installed (apt-get install curl)")
-		}
+		curl := requireTool(t, "curl", "curl")
 		written := make(chan error, 1)
 		_, url := httpServer(t, newLab(t), c.Listen, endless(written), false, nil)
 		// curl's rate limiter reads a burst, then stops reading for

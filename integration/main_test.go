@@ -5,6 +5,7 @@ package integration
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"testing"
 
 	"github.com/ghostsock/ghostsock/integration/lab"
@@ -45,4 +46,16 @@ func newLab(t *testing.T) *lab.Lab {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
+}
+
+// requireTool returns the path of a real peer program the tests run (from
+// Debian package pkg), and fails the test if it is missing: a missing tool
+// is no permission error, so it is never a skip. .ci/run installs them.
+func requireTool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is missing (apt-get install -y %s; .ci/run installs it): %v", name, pkg, err)
+	}
+	return path
 }

@@ -87,13 +87,13 @@ func TestCountedPerStack(t *testing.T) {
 	}{
 		{"raw TCP, server writing, client vanishes", "accepted", tuning.CauseReapedBusy, busyW,
 			func(t *testing.T, l *lab.Lab, s, c tuning.Config) (lab.Host, func() (time.Time, error)) {
-				_, server := tcpPair(t, l, s.Listen, dialFunc(c))
+				_, server := tcpPair(t, l, s.Listen, defaultDial(c))
 				errc := writeErr(server)
 				return lab.Client, func() (time.Time, error) { return waitErr(t, errc, 3*busyW.bound) }
 			}},
 		{"raw TCP, client reading an idle connection, server vanishes", "dialed", tuning.CauseReapedIdle, idleW,
 			func(t *testing.T, l *lab.Lab, s, c tuning.Config) (lab.Host, func() (time.Time, error)) {
-				client, _ := tcpPair(t, l, s.Listen, dialFunc(c))
+				client, _ := tcpPair(t, l, s.Listen, defaultDial(c))
 				errc := readErr(client)
 				return lab.Server, func() (time.Time, error) { return waitErr(t, errc, 3*idleW.bound) }
 			}},
@@ -191,10 +191,4 @@ func httpPair(t *testing.T, l *lab.Lab, server, client tuning.Config, useTLS boo
 	t.Helper()
 	srv, url := httpServer(t, l, server.Listen, endless(nil), useTLS, nil)
 	return clientFor(srv, httptransport.New(client), useTLS), url
-}
-
-// dialFunc adapts c.DialFunc to lab.TCPPair's dial.
-func dialFunc(c tuning.Config) func(string, string) (net.Conn, error) {
-	d := c.DialFunc(nil)
-	return func(network, addr string) (net.Conn, error) { return d(context.Background(), network, addr) }
 }

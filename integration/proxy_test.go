@@ -70,17 +70,12 @@ func runStockClient(t *testing.T, target string, env ...string) error {
 // Basic credentials ghost:sock, and returns its address and its log.
 func tinyproxy(t *testing.T, p *lab.ProxyHost) (addr, logPath string) {
 	t.Helper()
-	bin, err := exec.LookPath("tinyproxy")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tinyproxy is missing: .ci/run installs it")
-		}
-		t.Skip("tinyproxy not installed (apt-get install tinyproxy)")
-	}
+	bin := requireTool(t, "tinyproxy", "tinyproxy")
 	dir := t.TempDir()
 	logPath = filepath.Join(dir, "tinyproxy.log")
 	addr = net.JoinHostPort(p.Addr.String(), "3128")
 	conf := filepath.Join(dir, "tinyproxy.conf")
+	var err error
 	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(
 		"Port 3128\nListen %s\nTimeout 600\nLogFile %q\nLogLevel Info\nMaxClients 100\nBasicAuth ghost sock\n",
 		p.Addr, logPath)), 0o644))

@@ -1,29 +1,22 @@
 package tuning
 
 import (
-	"os"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 const guardSupported = true
-
-// tcpClose is TCP_CLOSE (include/net/tcp_states.h): the state of a
-// connection the kernel has ended.
-const tcpClose = 7
 
 // sampleWindow reads what a guard tick needs from TCP_INFO (tcp(7)).
 func sampleWindow(rc syscall.RawConn) (windowSample, error) {
 	var s windowSample
 	err := rawControl(rc, func(fd uintptr) error {
-		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		info, err := tcpInfo(fd)
 		if err != nil {
-			return os.NewSyscallError("getsockopt TCP_INFO", err)
+			return err
 		}
 		s = windowSample{
-			closed:     info.State == tcpClose,
+			closed:     TCPState(info.State) == TCPClosed,
 			unacked:    info.Unacked,
 			notsent:    info.Notsent_bytes,
 			probes:     info.Probes,

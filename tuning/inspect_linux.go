@@ -10,9 +10,9 @@ import (
 // snapshotFD reads fd's TCP_INFO, and SIOCOUTQ for the bytes written and
 // not yet acknowledged, of which the not-yet-sent are TCP_INFO's.
 func snapshotFD(fd uintptr) (Snapshot, error) {
-	info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	info, err := tcpInfo(fd)
 	if err != nil {
-		return Snapshot{}, os.NewSyscallError("getsockopt TCP_INFO", err)
+		return Snapshot{}, err
 	}
 	outq, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
 	if err != nil {
@@ -23,6 +23,16 @@ func snapshotFD(fd uintptr) (Snapshot, error) {
 		s.UnackedBytes = q - s.NotSentBytes
 	}
 	return s, nil
+}
+
+// tcpInfo reads fd's TCP_INFO (tcp(7)): the one place that does, for
+// Inspect, the Observer and the guard's ticks.
+func tcpInfo(fd uintptr) (*unix.TCPInfo, error) {
+	info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return nil, os.NewSyscallError("getsockopt TCP_INFO", err)
+	}
+	return info, nil
 }
 
 // fromTCPInfo fills a Snapshot's liveness fields from a TCP_INFO record.

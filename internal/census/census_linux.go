@@ -207,10 +207,17 @@ func (o Options) pick(c *Conn) bool {
 
 func (c *Census) group() {
 	groups := map[string]*Group{}
+	// By group, then peer, with no string built per comparison: at
+	// 100,000 connections a sort makes some two million.
 	sort.Slice(c.Connections, func(i, j int) bool {
 		a, b := c.Connections[i], c.Connections[j]
-		if ga, gb := a.group(), b.group(); ga != gb {
-			return ga < gb
+		la, ka := a.groupKey()
+		lb, kb := b.groupKey()
+		if la != lb {
+			return !la
+		}
+		if d := ka.Compare(kb); d != 0 {
+			return d < 0
 		}
 		return a.Remote.Compare(b.Remote) < 0
 	})
@@ -253,10 +260,19 @@ func (c *Census) group() {
 
 // group names the Group conn belongs to.
 func (conn *Conn) group() string {
-	if conn.Listener != nil {
-		return "listen " + conn.Listener.String()
+	if listen, key := conn.groupKey(); listen {
+		return "listen " + key.String()
 	}
 	return "dial " + conn.Remote.String()
+}
+
+// groupKey is what group names: the listener conn was accepted on, or
+// else its peer.
+func (conn *Conn) groupKey() (listen bool, key netip.AddrPort) {
+	if conn.Listener != nil {
+		return true, *conn.Listener
+	}
+	return false, conn.Remote
 }
 
 // snapshot is tuning.Snapshot from sock_diag's TCP_INFO; the bytes not

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 
 	"github.com/ghostsock/ghostsock/internal/metricstest"
 	"github.com/ghostsock/ghostsock/tuning"
@@ -116,9 +117,23 @@ func TestLiveCutIsNoReap(t *testing.T) {
 	assert.EqualValues(t, 0, r.Sum(ghostmetrics.EndedName, "ghostsock.connection.end_cause=reaped_idle"))
 }
 
-func TestGlobalProviderByDefault(t *testing.T) {
-	obs, err := ghostmetrics.New() // the global no-op provider: records nothing, fails nothing
+// Without WithMeterProvider, New takes the global provider; events with
+// a side or a cause it does not know are recorded as other or dropped,
+// never a panic on the table lookups.
+func TestGlobalProviderAndUnknownValues(t *testing.T) {
+	m := metricstest.New()
+	prev := otel.GetMeterProvider()
+	otel.SetMeterProvider(m.Provider)
+	t.Cleanup(func() { otel.SetMeterProvider(prev) })
+	obs, err := ghostmetrics.New()
 	require.NoError(t, err)
-	obs.Observe(tuning.Event{Kind: tuning.EventOpened, Side: tuning.SideDialed})
-	obs.Observe(tuning.Event{Kind: tuning.EventEnded, Side: tuning.SideDialed, Cause: tuning.Cause(200)})
+	assert.NotPanics(t, func() {
+		obs.Observe(tuning.Event{Kind: tuning.EventOpened, Side: tuning.SideDialed})
+		obs.Observe(tuning.Event{Kind: tuning.EventEnded, Side: tuning.SideDialed, Cause: tuning.Cause(200)})
+		obs.Observe(tuning.Event{Kind: tuning.EventOpened, Side: tuning.Side(9)})
+	})
+	r, err := m.Read()
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, r.Sum(ghostmetrics.HardenedName), "recorded through the global provider; the unknown side dropped")
+	assert.EqualValues(t, 1, r.Sum(ghostmetrics.EndedName, "ghostsock.connection.end_cause=other"))
 }
