@@ -6,6 +6,7 @@ package census
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -43,7 +44,7 @@ type Conn struct {
 	Listener      *netip.AddrPort `json:",omitempty"` // the listening socket it was accepted on
 	PID           int             `json:",omitempty"`
 	Process       string          `json:",omitempty"`
-	Snapshot      tuning.Snapshot
+	Snapshot      tuning.Snapshot // in JSON with every duration in ms (see MarshalJSON)
 	Verdict       tuning.Verdict
 	EndsIn        Duration // Never is -1 in JSON, "never" in text
 	// Timer is the kernel timer pending (sock_diag idiag_timer): "on"
@@ -65,7 +66,7 @@ type Group struct {
 	// Retransmitting into silence: Suspected with data in flight;
 	// SilentFor is the longest of their silences.
 	Retransmitting int
-	SilentFor      Duration
+	SilentFor      Duration `json:"SilentForMs"`
 	// Stalled: data waits behind a window the peer keeps shut.
 	Stalled int
 	// Suspected: every suspected connection, idle ones included.
@@ -74,22 +75,41 @@ type Group struct {
 	// with neither a user timeout nor tcp_retries2... in practice the
 	// Unwatched). MaxEndsIn is the longest finite EndsIn.
 	NeverEnds int
-	MaxEndsIn Duration
+	MaxEndsIn Duration `json:"MaxEndsInMs"`
 	// SettingsRead counts connections whose options were read, not
 	// assumed.
 	SettingsRead int
 }
 
 // Census is one scan's result.
+//
+// In JSON every duration, here and in Group and Conn, is a number of
+// milliseconds (see Duration) in a field whose name ends in Ms.
 type Census struct {
-	Took        Duration
-	Sockets     int // TCP sockets in the namespace, every state
+	Took        Duration `json:"TookMs"`
+	Sockets     int      // TCP sockets in the namespace, every state
 	Groups      []*Group
 	Connections []*Conn
 }
 
-// Duration prints as Go durations do, and Never as "never"; in JSON it is
-// milliseconds, Never -1.
+// A census's JSON has one unit for every duration: milliseconds, as a
+// JSON number that may have a fraction (a float64 to most readers), in a
+// field whose name ends in Ms. Milliseconds because the kernel counts most
+// of what is reported in them: TCP_INFO's tcpi_last_* clocks,
+// TCP_USER_TIMEOUT and TCP_RTO_MAX_MS; a fraction because it counts the
+// rest finer (RTT, RTTVar and RTO in microseconds) and a scan's own
+// duration is measured in nanoseconds. Seconds would put most values
+// behind a decimal point. Nanoseconds, as encoding/json writes a
+// time.Duration, were the mix a user reported: they sat beside
+// millisecond counts with nothing in the field names to tell them apart.
+// tuning.Snapshot and tuning.Config hold time.Durations, so a Conn is
+// written through view types of its own (json_linux.go), never as they
+// are.
+
+// Duration prints as Go durations do, and Never as "never". In JSON it is
+// milliseconds, a number with up to six decimals (1.5 s is 1500, 62 µs is
+// 0.062, 1 ns is 0.000001), and Never is -1; no duration a census reports
+// is negative otherwise.
 type Duration time.Duration
 
 func (d Duration) String() string {
@@ -99,25 +119,80 @@ func (d Duration) String() string {
 	return time.Duration(d).Round(time.Millisecond).String()
 }
 
-// MarshalJSON is milliseconds, -1 for never.
+// MarshalJSON writes d in milliseconds: the exact decimal of its
+// nanoseconds over a million, trailing zeros dropped. It never rounds, as
+// a float64 would past 2^53 ns; a reader may still take it as a float64.
 func (d Duration) MarshalJSON() ([]byte, error) {
 	if time.Duration(d) == tuning.Never {
 		return []byte("-1"), nil
 	}
-	return []byte(strconv.FormatInt(time.Duration(d).Milliseconds(), 10)), nil
+	var b []byte
+	u := uint64(d)
+	if d < 0 {
+		b, u = append(b, '-'), -u
+	}
+	b = strconv.AppendUint(b, u/1e6, 10)
+	if frac := u % 1e6; frac != 0 {
+		digits := strconv.FormatUint(1e6+frac, 10)[1:] // six, leading zeros kept
+		b = append(append(b, '.'), strings.TrimRight(digits, "0")...)
+	}
+	return b, nil
 }
 
-// UnmarshalJSON reads what MarshalJSON wrote.
+// UnmarshalJSON reads milliseconds, -1 for Never: what MarshalJSON wrote,
+// exactly, and any other JSON number, rounded to the nanosecond. null
+// leaves d as it is.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	ms, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return fmt.Errorf("census: duration %s: %w", b, err)
+	s := string(b)
+	if s == "null" {
+		return nil
 	}
-	*d = Duration(time.Duration(ms) * time.Millisecond)
-	if ms < 0 {
-		*d = Duration(tuning.Never)
+	ns, ok := parseMs(s)
+	if !ok {
+		ms, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("census: duration %s: %w", b, err)
+		}
+		f := math.Round(ms * 1e6)
+		if f >= math.MaxInt64 || f <= math.MinInt64 {
+			return fmt.Errorf("census: duration %s ms: out of range", b)
+		}
+		ns = time.Duration(f)
 	}
+	if ns == -time.Millisecond {
+		ns = tuning.Never
+	}
+	*d = Duration(ns)
 	return nil
+}
+
+// parseMs reads a decimal count of milliseconds with at most six
+// decimals, exactly: ok is false for anything else (an exponent, more
+// decimals, a value out of range).
+func parseMs(s string) (_ time.Duration, ok bool) {
+	s, neg := strings.CutPrefix(s, "-")
+	whole, frac, _ := strings.Cut(s, ".")
+	if len(frac) > 6 {
+		return 0, false
+	}
+	w, err := strconv.ParseUint(whole, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	var f uint64
+	if frac != "" {
+		if f, err = strconv.ParseUint(frac+strings.Repeat("0", 6-len(frac)), 10, 64); err != nil {
+			return 0, false
+		}
+	}
+	if w > (math.MaxInt64-f)/1e6 {
+		return 0, false
+	}
+	ns := time.Duration(w*1e6 + f)
+	if neg {
+		ns = -ns
+	}
+	return ns, true
 }
 
 // Scan takes a census of the calling thread's network namespace.

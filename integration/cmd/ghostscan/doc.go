@@ -31,14 +31,48 @@
 //
 //	ghostscan [-port N] [-pid N] [-peer CIDR] [-settings=true] [-conns] [-json] [-limit D]
 //
-// Install it with
+// The module is not published, so @latest cannot fetch it: build it from
+// a clone. From the clone's root,
 //
-//	go install github.com/ghostsock/ghostsock/integration/cmd/ghostscan@latest
+//	go install ./integration/cmd/ghostscan
 //
-// and run it in the namespace to scan (nsenter -n -t PID ghostscan for a
-// container's).
+// puts ghostscan in $(go env GOPATH)/bin (or $GOBIN), and
 //
-// Exit status: 0 when no connection is at risk; 1 when one is: the kernel
-// will never end it (EndsIn never), or, with -limit, may take longer than
-// the limit; 2 for bad usage or a scan that failed.
+//	go run ./integration/cmd/ghostscan -h
+//
+// runs it without installing. Run it as root to read every process's
+// settings; sudo's PATH seldom holds Go's bin directory, hence
+//
+//	sudo "$(go env GOPATH)/bin/ghostscan"
+//
+// and, in the namespace to scan (a container's, of process PID),
+//
+//	sudo nsenter -n -t PID "$(go env GOPATH)/bin/ghostscan"
+//
+// Exit status: 0 when no connection is at risk (and for -h); 1 when one
+// is: the kernel will never end it (EndsIn never), or, with -limit, may
+// take longer than the limit; 2 for bad usage or a scan that failed.
+//
+// # JSON
+//
+// With -json it prints the census as one JSON object, every connection
+// included: TookMs, Sockets, Groups (the table's rows: Name, Process,
+// Established, Unwatched, Retransmitting, SilentForMs, Stalled,
+// Suspected, NeverEnds, MaxEndsInMs, SettingsRead) and Connections
+// (Local, Remote, Listener, PID, Process, Snapshot, Verdict, EndsInMs,
+// Timer, Settings). Snapshot holds tuning.Snapshot's fields: State, RTTMs,
+// RTTVarMs, RTOMs, UnackedSegments, UnackedBytes, NotSentBytes,
+// Retransmits, Probes, Backoff, SinceDataSentMs, SinceDataReceivedMs,
+// SinceACKMs, PeerWindow, Options (UserTimeoutMs, KeepAlive with Enable,
+// IdleMs, IntervalMs and Count, RTOMaxMs, StallTimeoutMs), Guarded and
+// OptionsKnown (Config's other fields, NoGuard, Observer and the like,
+// are choices of the code that opens a connection, not a socket's state,
+// and are left out).
+//
+// Every duration has one unit: milliseconds, as a number that may have a
+// fraction (RTT 0.062 is 62 µs), in a field whose name ends in Ms. The
+// kernel counts most of them in milliseconds; those it counts finer keep
+// their precision in the fraction. EndsInMs is -1 where the kernel will
+// never end the connection ("never" in the table); no other duration is
+// negative. Counts, bytes and windows are plain integers.
 package main

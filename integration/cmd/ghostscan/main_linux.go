@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,9 +34,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&peer, "peer", "", "only peers in this `CIDR` (or one address)")
 	fs.BoolVar(&o.Settings, "settings", true, "read each socket's options from its process (pidfd_getfd)")
 	fs.BoolVar(&conns, "conns", false, "list every connection, not only the census per listener")
-	fs.BoolVar(&asJSON, "json", false, "print JSON (always with every connection)")
+	fs.BoolVar(&asJSON, "json", false, "print JSON (always with every connection; every duration in milliseconds)")
 	fs.DurationVar(&limit, "limit", 0, "exit 1 also when a connection may take longer than this to be ended (0: only never)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h asked for the usage: not bad usage
+		}
 		return 2
 	}
 	if fs.NArg() > 0 || o.Port < 0 || o.Port > 65535 || o.PID < 0 || limit < 0 {
@@ -56,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if asJSON {
+		// Every duration in milliseconds, in fields ending in Ms: see
+		// census.Duration.
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(c); err != nil {

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/ghostsock/ghostsock/internal/census"
 )
@@ -19,10 +22,17 @@ func TestUsage(t *testing.T) {
 		assert.Equal(t, 2, run(args, &out, &errOut), "%v", args)
 		assert.NotEmpty(t, errOut.String(), "%v says why", args)
 	}
+	for _, args := range [][]string{{"-h"}, {"-help"}} {
+		var out, errOut bytes.Buffer
+		assert.Equal(t, 0, run(args, &out, &errOut), "%v asks for the usage: not bad usage", args)
+		assert.Contains(t, errOut.String(), "usage: ghostscan", "%v", args)
+	}
 }
 
 // A loopback connection with keepalive off is found, judged unwatched and
-// makes ghostscan exit 1; filtered away, it exits 0.
+// makes ghostscan exit 1; filtered away, it exits 0. Its JSON gives every
+// duration in milliseconds: a user timeout of 1234 ms set on the socket
+// reads as 1234, a keepalive interval of 7 s as 7000.
 func TestScanLoopback(t *testing.T) {
 	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -34,6 +44,18 @@ func TestScanLoopback(t *testing.T) {
 	require.NoError(t, err)
 	defer server.Close()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	const userTimeout = 1234 * time.Millisecond
+	rc, err := client.(*net.TCPConn).SyscallConn()
+	require.NoError(t, err)
+	require.NoError(t, rc.Control(func(fd uintptr) {
+		// Keepalive stays off; its timings are still the socket's to read.
+		for opt, v := range map[int]int{unix.TCP_USER_TIMEOUT: int(userTimeout.Milliseconds()), unix.TCP_KEEPIDLE: 11, unix.TCP_KEEPINTVL: 7} {
+			if err == nil {
+				err = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, opt, v)
+			}
+		}
+	}))
+	require.NoError(t, err)
 
 	var out, errOut bytes.Buffer
 	code := run([]string{"-json", "-port", port}, &out, &errOut)
@@ -49,6 +71,53 @@ func TestScanLoopback(t *testing.T) {
 		assert.Equal(t, 1, g.NeverEnds)
 		assert.Equal(t, 1, g.SettingsRead, "our own sockets: readable")
 	}
+	for _, conn := range c.Connections {
+		if conn.Local.String() == client.LocalAddr().String() {
+			assert.Equal(t, userTimeout, conn.Snapshot.Options.UserTimeout, "read back as it was set")
+		}
+	}
+
+	// The unit, in the JSON itself: milliseconds, in fields named ...Ms.
+	var raw struct {
+		TookMs      float64
+		Connections []struct {
+			Local    string
+			EndsInMs float64
+			Snapshot struct {
+				RTTMs, RTOMs float64
+				Options      struct {
+					UserTimeoutMs float64
+					KeepAlive     struct{ IdleMs, IntervalMs float64 }
+				}
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &raw))
+	assert.Greater(t, raw.TookMs, 0.0)
+	assert.Less(t, raw.TookMs, 60e3, "a scan of a test's namespace takes well under a minute: %v ms", raw.TookMs)
+	for _, conn := range raw.Connections {
+		assert.Equal(t, -1.0, conn.EndsInMs, "never")
+		o := conn.Snapshot.Options
+		if conn.Local == client.LocalAddr().String() {
+			assert.Equal(t, 1234.0, o.UserTimeoutMs)
+			assert.Equal(t, 11000.0, o.KeepAlive.IdleMs)
+			assert.Equal(t, 7000.0, o.KeepAlive.IntervalMs)
+		} else { // the kernel's defaults, whole seconds
+			assert.Equal(t, 0.0, o.UserTimeoutMs)
+			assert.Positive(t, o.KeepAlive.IdleMs)
+			assert.Zero(t, math.Mod(o.KeepAlive.IdleMs, 1000), "%v ms", o.KeepAlive.IdleMs)
+			assert.Zero(t, math.Mod(o.KeepAlive.IntervalMs, 1000), "%v ms", o.KeepAlive.IntervalMs)
+		}
+		assert.Greater(t, conn.Snapshot.RTOMs, 1.0, "loopback's RTO: some 200 ms")
+		assert.Less(t, conn.Snapshot.RTOMs, 3000.0)
+		assert.Less(t, conn.Snapshot.RTTMs, conn.Snapshot.RTOMs)
+	}
+
+	// The table says the same, as Go durations.
+	out.Reset()
+	assert.Equal(t, 1, run([]string{"-conns", "-port", port}, &out, &errOut))
+	assert.Contains(t, out.String(), " 1.234s ", "the user timeout column:\n%s", out.String())
+	assert.Contains(t, out.String(), " never ", "the ends-in column")
 
 	out.Reset()
 	assert.Equal(t, 0, run([]string{"-port", port, "-peer", "192.0.2.0/24"}, &out, &errOut), "filtered away")
