@@ -188,15 +188,118 @@ func TestZeroWindow(t *testing.T) {
 		t.Parallel()
 		l := newLab(t)
 		client, server := tcpPair(t, l, c.Listen, c.Dialer().Dial)
-		paused := time.Now()
+		require.IsType(t, &net.TCPConn{}, client, "the writer is unguarded: a bare *net.TCPConn from Dialer")
+		stop := make(chan struct{})
+		watched := watchShut(rawConn(t, client), stop)
+		started := time.Now()
 		sent := sendPattern(client, size, 0)
 		end, err := waitErr(t, sent, 3*budget)
+		close(stop)
+		w := <-watched
 		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
-		_, busy := windows(c)
-		expectWithin(t, "writer facing a zero window", end.Sub(paused), busy)
+		require.False(t, w.first.IsZero(), "the writer's window was never seen shut")
+		fromFirst, fromLast := end.Sub(w.first), end.Sub(w.last)
+		earliest, latest := zeroWindowLimits(c, w.rto)
+		t.Logf("writer facing a zero window: shut %v after the first write (%d shut periods), cut %v after the window first shut, %v after it last shut; limits %v and %v",
+			w.first.Sub(started).Round(time.Millisecond), w.periods, fromFirst.Round(time.Millisecond), fromLast.Round(time.Millisecond), earliest, latest)
+		assert.GreaterOrEqual(t, fromFirst, earliest, "writer facing a zero window: cut before the user timeout, so something else ended it")
+		assert.LessOrEqual(t, fromLast, latest, "writer facing a zero window: cut later than the kernel's zero-window rule allows")
 		_, err = io.Copy(io.Discard, server)
 		assert.ErrorIs(t, err, syscall.ECONNRESET, "the reader learns it when it reads again")
 	})
+}
+
+// zeroWindowMargin is what the latest zero-window cut may add to the
+// kernel's promise and one RTO: the first probe timer's own slack (an
+// eighth of the RTO plus a tick, under 50 ms), and the writer's goroutine
+// waking to its ETIMEDOUT on a loaded 2-core machine. It is the margin
+// lab.Late allows a busy detection on top of its one RTO. (A late poll of
+// the shut only shortens what is measured against it.)
+const zeroWindowMargin = lab.Late - lab.RTOMin
+
+// zeroWindowLimits returns when an unguarded writer with c, facing a live
+// reader's shut window, may be cut: not before UserTimeout after the window
+// first shut, and not later than the kernel's promise plus one RTO after it
+// last shut, each with zeroWindowMargin or lab.Early. rto is the RTO
+// TCP_INFO showed as it last shut.
+//
+// Linux's rule (net/ipv4/tcp_timer.c, tcp_output.c, 6.12 and later): once
+// nothing is in flight and data waits behind the window,
+// tcp_check_probe_timer arms the probe timer tcp_probe0_base ahead
+// (max(icsk_rto, TCP_RTO_MIN)); its first firing, tcp_probe_timer, sets
+// icsk_probes_tstamp, and every later firing aborts with ETIMEDOUT once
+// jiffies - icsk_probes_tstamp >= TCP_USER_TIMEOUT. The probes it sends,
+// tcp_send_probe0, back off from tcp_probe0_base, doubling
+// (tcp_probe0_when) up to TCP_RTO_MAX or TCP_RTO_MAX_MS, and every timer
+// they and the peer's answers (tcp_ack_probe) arm is clamped to the user
+// timeout left (tcp_clamp_probe0_to_user_timeout). Answers reset
+// icsk_probes_out, never the clock; a window that lets data out again does
+// (tcp_ack_probe, tcp_send_probe0, tcp_probe_timer), and the next shut
+// starts it afresh. So the cut comes
+//
+//	shut + tcp_probe0_base (+ its timer slack) + UserTimeout + slack
+//
+// after the last shut: tuning's figure for a shut unguarded window,
+// UserTimeout plus the timer wheel's slack (Snapshot.EndsIn), plus one RTO.
+// The clock never starts before the first shut (it is only ever set with
+// the window shut), so UserTimeout after the first shut is the earliest a
+// cut by this rule can come: a partial reopening may leave the clock
+// running (see the guard), never wind it back.
+func zeroWindowLimits(c tuning.Config, rto time.Duration) (earliest, latest time.Duration) {
+	promise := tuning.Snapshot{State: tuning.TCPEstablished, NotSentBytes: 1, Options: c}.EndsIn()
+	return c.UserTimeout - lab.Early, promise + max(tuning.LANRTOMax, rto) + zeroWindowMargin
+}
+
+// shutWatch is what watchShut saw of a writer's window.
+type shutWatch struct {
+	first, last time.Time     // the polls that saw the window shut first, and the last shut begin
+	rto         time.Duration // tcpi_rto at the last shut
+	periods     int           // shut periods seen
+}
+
+// shutPoll is how often watchShut reads TCP_INFO: about a jiffy at HZ=250.
+const shutPoll = 5 * time.Millisecond
+
+// watchShut polls the TCP_INFO of the writer's socket rc until the kernel
+// closes it or stop is closed, for when the peer's window shut as the
+// kernel's probe timer sees it: nothing in flight (tcpi_unacked, the
+// kernel's packets_out) and data waiting (tcpi_notsent_bytes). A shut
+// begins at a poll that sees it shut after seeing it open, or shut with
+// more bytes acknowledged than the poll before (the window let data out in
+// between). Each time recorded is taken after the read that showed it, so
+// it is no earlier than the shut it stands for; a starved poller only makes
+// it later.
+func watchShut(rc syscall.RawConn, stop <-chan struct{}) <-chan shutWatch {
+	out := make(chan shutWatch, 1)
+	go func() {
+		var w shutWatch
+		defer func() { out <- w }()
+		tick := time.NewTicker(shutPoll)
+		defer tick.Stop()
+		wasShut, acked := false, uint64(0)
+		for {
+			info, err := lab.TCPInfo(rc)
+			if err != nil || info.State == lab.StateClose {
+				return
+			}
+			now := time.Now()
+			shut := info.Unacked == 0 && info.Notsent_bytes > 0
+			if shut && (!wasShut || info.Bytes_acked != acked) {
+				if w.first.IsZero() {
+					w.first = now
+				}
+				w.last, w.rto = now, time.Duration(info.Rto)*time.Microsecond
+				w.periods++
+			}
+			wasShut, acked = shut, info.Bytes_acked
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
 }
 
 func TestSurvivesSlowGRPCConsumer(t *testing.T) {
