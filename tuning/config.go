@@ -46,8 +46,8 @@ const (
 )
 
 // Config is how one TCP socket detects a peer that vanished without FIN or
-// RST. The zero Config clears TCP_USER_TIMEOUT and turns keepalive off, which
-// detects nothing: build one with ForBudget, or fill both fields.
+// RST. Build one with ForBudget, or fill UserTimeout and KeepAlive: the zero
+// Config, which would detect nothing, does not validate.
 //
 // A Config is a plain value: copy it, compare it, keep it in your own
 // configuration. Every entry point validates it before it touches a socket.
@@ -120,13 +120,22 @@ type Config struct {
 	// WrapDialContext open, and of how each ends: reaped idle or busy, a
 	// live peer cut for a stalled window, reset, closed (see Observer;
 	// package tuning/ghostmetrics makes OpenTelemetry metrics of it).
-	// Their TCP connections are then watched: a *GuardedConn in place, a
-	// *net.TCPConn in a wrapper whose NetConn returns it.
+	// Each Observer of a connection is told once that it opened and once
+	// that it ended, however many entry points it went through.
 	//
-	// Nil, the default, observes nothing and costs nothing: connections
-	// are handed out exactly as without the field. Dialer, Control and
-	// Apply never observe: they never hold the connection.
+	// Nil, the default, observes nothing: connections are handed out as
+	// the same *Conn, with no Observer to tell. Dialer, Control, Apply and
+	// Guard never observe: they do not hand the connection out.
 	Observer Observer
+
+	// IdleUnwatched says that keepalive is off on purpose: an idle
+	// connection is then never probed, and a peer that vanishes while it
+	// is idle is found only when this end next sends (Bounds reports the
+	// idle case as Never; Inspect and ghostscan call it unwatched). Lean
+	// sets it, for the end whose peer probes for both. Without it,
+	// Validate refuses a Config whose KeepAlive is off, so that a
+	// hand-filled Config cannot leave idle peers undetected by omission.
+	IdleUnwatched bool
 }
 
 // ErrInvalidConfig is wrapped by every error that reports a Config field
@@ -172,6 +181,7 @@ type kernelOptions struct {
 	stall        time.Duration // StallTimeout, for the guard; not a socket option
 	noGuard      bool          // NoGuard
 	observer     Observer      // Observer; nil observes nothing
+	config       Config        // what these were compiled from
 
 	// setFD is o.set, bound once by compile: a method value made at each
 	// dial or accept would be an allocation each time.
@@ -209,6 +219,7 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 	case ut > MaxUserTimeout:
 		bad("UserTimeout", ut, fmt.Sprintf("must be at most %v (TCP_USER_TIMEOUT is an int of milliseconds)", MaxUserTimeout))
 	}
+	utOK := len(errs) == 0
 
 	ka := c.KeepAlive
 	idle := seconds(ka.Idle, defaultKeepAliveIdle, MaxKeepAliveIdle, "KeepAlive.Idle", "TCP_KEEPIDLE", bad)
@@ -230,6 +241,12 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 	case rm < MinRTOMax || rm > MaxRTOMax:
 		bad("RTOMax", rm, fmt.Sprintf("must be 0 (the kernel's) or %v to %v (TCP_RTO_MAX_MS)", MinRTOMax, MaxRTOMax))
 	}
+	if !ka.Enable && !c.IdleUnwatched {
+		bad("KeepAlive.Enable", false, "keepalive off finds no idle peer that vanished, ever: turn it on (ForBudget does), or set IdleUnwatched to choose that (Lean does)")
+	}
+	if ut > 0 && ut < MinGuardTimeout && !c.NoGuard && utOK {
+		bad("UserTimeout", ut, fmt.Sprintf("must be at least %v for the window guard, on by default, to judge a silence within it; set NoGuard to go without the guard", MinGuardTimeout))
+	}
 	switch st := c.StallTimeout; {
 	case st == 0:
 	case st < 0:
@@ -250,7 +267,16 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 		stall:        c.StallTimeout,
 		noGuard:      c.NoGuard,
 		observer:     c.Observer,
+		config:       c,
 	}, nil
+}
+
+// sameOptions reports whether o and p set the same socket options and
+// guard timings (Observers apart).
+func (o *kernelOptions) sameOptions(p *kernelOptions) bool {
+	return o.userTimeout == p.userTimeout && o.keepAlive == p.keepAlive &&
+		o.idleSeconds == p.idleSeconds && o.intvlSeconds == p.intvlSeconds && o.count == p.count &&
+		o.rtoMax == p.rtoMax && o.stall == p.stall
 }
 
 // seconds converts a keepalive duration field to whole seconds, applying
@@ -293,5 +319,6 @@ func seconds(d, def, limit time.Duration, field, opt string, bad func(string, an
 // the "lean" setting.
 func (c Config) Lean() Config {
 	c.KeepAlive = net.KeepAliveConfig{Enable: false}
+	c.IdleUnwatched = true
 	return c
 }

@@ -71,14 +71,45 @@ func TestValidateReportsEveryField(t *testing.T) {
 		require.True(t, errors.As(e, &fe))
 		fields = append(fields, fe.Field)
 	}
-	assert.Equal(t, []string{"UserTimeout", "KeepAlive.Idle", "KeepAlive.Interval", "KeepAlive.Count"}, fields)
+	assert.Equal(t, []string{"UserTimeout", "KeepAlive.Idle", "KeepAlive.Interval", "KeepAlive.Count", "KeepAlive.Enable"}, fields)
+}
+
+// A Config that can never find an idle peer, or that the default entry
+// points could not guard, is refused by Validate itself, so that every
+// entry point accepts what Validate accepts.
+func TestValidateRefusesSilentTraps(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		c     Config
+		field string
+		fix   string
+	}{
+		{"hand-filled, keepalive forgotten", Config{UserTimeout: 10 * time.Second}, "KeepAlive.Enable", "IdleUnwatched"},
+		{"the zero Config", Config{}, "KeepAlive.Enable", "IdleUnwatched"},
+		{"too short to guard", Config{UserTimeout: 500 * time.Millisecond, KeepAlive: net.KeepAliveConfig{Enable: true}}, "UserTimeout", "NoGuard"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fe *FieldError
+			require.ErrorAs(t, tc.c.Validate(), &fe)
+			assert.Equal(t, tc.field, fe.Field)
+			assert.Contains(t, fe.Limit, tc.fix)
+		})
+	}
+	lean := Config{UserTimeout: 10 * time.Second, IdleUnwatched: true}
+	assert.NoError(t, lean.Validate(), "keepalive off, chosen")
+	c, err := ForBudget(10 * time.Second)
+	require.NoError(t, err)
+	assert.NoError(t, c.Lean().Validate(), "Lean chooses it")
+	assert.True(t, c.Lean().IdleUnwatched)
+	short := Config{UserTimeout: 500 * time.Millisecond, KeepAlive: net.KeepAliveConfig{Enable: true}, NoGuard: true}
+	assert.NoError(t, short.Validate(), "NoGuard: no guard, no limit")
 }
 
 func TestValidateAccepts(t *testing.T) {
 	for _, c := range []Config{
-		{},
-		{UserTimeout: MaxUserTimeout},
-		{UserTimeout: time.Millisecond},
+		{IdleUnwatched: true},
+		{UserTimeout: MaxUserTimeout, IdleUnwatched: true},
+		{UserTimeout: time.Millisecond, IdleUnwatched: true, NoGuard: true},
 		{KeepAlive: net.KeepAliveConfig{Enable: true}},
 		{KeepAlive: net.KeepAliveConfig{Enable: true, Idle: Unchanged, Interval: Unchanged, Count: Unchanged}},
 		{KeepAlive: net.KeepAliveConfig{Enable: true, Idle: MaxKeepAliveIdle, Interval: MaxKeepAliveInterval, Count: MaxKeepAliveCount}},

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"reflect"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // ErrNotTCP is returned by Apply and Read for a connection that has no TCP
@@ -76,19 +76,30 @@ var controlCalls = sync.Pool{New: func() any {
 	return c
 }}
 
+// DialTimeout is the Timeout of the *net.Dialer that Dialer returns, and
+// so of every dial the kit makes itself: http.DefaultTransport's 30 s. It
+// bounds the name lookup too, which the user timeout does not.
+const DialTimeout = 30 * time.Second
+
 // Dialer returns a new *net.Dialer that sets c's options on every TCP socket
 // it creates, before connect(2), so the handshake itself is bounded by the
-// kernel where the platform applies the user timeout to it. Go's own
-// keepalive defaults are switched off so they do not overwrite c.
+// kernel where the platform applies the user timeout to it. Its Timeout is
+// DialTimeout, as http.DefaultTransport's dialer has; Go's own keepalive
+// defaults are switched off so they do not overwrite c. The connections
+// it dials are bare *net.TCPConn: DialFunc hands out the kit's *Conn.
 //
 // An invalid c, or one this platform cannot apply, makes every dial fail
 // with the error Validate or the platform reports.
 func (c Config) Dialer() *net.Dialer {
 	o, err := c.compile()
 	if err != nil {
-		return &net.Dialer{KeepAlive: -1, Control: func(string, string, syscall.RawConn) error { return err }}
+		return &net.Dialer{Timeout: DialTimeout, KeepAlive: -1, Control: func(string, string, syscall.RawConn) error { return err }}
 	}
-	return &net.Dialer{KeepAlive: -1, Control: o.control}
+	return o.dialer()
+}
+
+func (o *kernelOptions) dialer() *net.Dialer {
+	return &net.Dialer{Timeout: DialTimeout, KeepAlive: -1, Control: o.control}
 }
 
 // Listen announces on the local address like net.Listen and returns a
@@ -97,23 +108,18 @@ func (c Config) Dialer() *net.Dialer {
 // UserTimeout keeps its connection, a vanished one is still found. Bad
 // input is an error before any socket is made.
 //
-// The guard is on wherever it applies: on Linux, with a UserTimeout (the
-// rule it protects against is Linux's, and needs one). Accepted
-// connections are then *GuardedConn, whose NetConn is the *net.TCPConn;
-// a UserTimeout below MinGuardTimeout is an error. Set NoGuard for bare
-// *net.TCPConn, as package grpcserver does: HTTP/2 never shuts the window.
+// Every accepted TCP connection is a *Conn, whose NetConn is the
+// *net.TCPConn. The guard is on wherever it applies: on Linux, with a
+// UserTimeout (the rule it protects against is Linux's, and needs one).
+// Set NoGuard to go without, as package grpcserver does: HTTP/2 never
+// shuts the window. The listener keeps (*net.TCPListener)'s File,
+// SetDeadline and SyscallConn.
 //
 // On Linux the options are set once, on the listening socket, and the
-// kernel copies them to every accepted socket; unguarded and with no
-// Observer, the listener is the one net.ListenConfig returns
-// (*net.TCPListener for TCP). On other
-// systems each accepted connection is set as WrapListener does.
+// kernel copies them to every accepted socket. On other systems each
+// accepted connection is set as WrapListener does.
 func (c Config) Listen(ctx context.Context, network, address string) (net.Listener, error) {
 	o, err := c.compile()
-	if err != nil {
-		return nil, err
-	}
-	guarded, err := o.guardByDefault()
 	if err != nil {
 		return nil, err
 	}
@@ -122,131 +128,72 @@ func (c Config) Listen(ctx context.Context, network, address string) (net.Listen
 		lc.Control = o.control
 	}
 	ln, err := lc.Listen(ctx, network, address)
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, err
-	case guarded:
-		return &guardListener{listener{Listener: ln, opts: o, inherited: listenerOptionsInherited}}, nil
-	case listenerOptionsInherited && o.observer == nil:
-		return ln, nil
 	}
-	return &listener{Listener: ln, opts: o, inherited: listenerOptionsInherited}, nil
+	return &listener{Listener: ln, opts: &o, mode: guardDefault, preset: listenerOptionsInherited}, nil
 }
 
-// guardByDefault reports whether the entry points that guard by default
-// (Listen, WrapListener, DialFunc) guard with o: where the guard applies
-// and NoGuard is not set. A UserTimeout too short to guard is an error
-// there, so that no default silently leaves live readers unprotected.
-func (o kernelOptions) guardByDefault() (bool, error) {
-	if o.noGuard || o.userTimeout == 0 || !guardSupported {
-		return false, nil
-	}
-	if o.userTimeout < MinGuardTimeout {
-		return false, &FieldError{Field: "UserTimeout", Value: o.userTimeout.String(),
-			Limit: fmt.Sprintf("must be at least %v for the window guard this entry point uses by default; set NoGuard to go without it", MinGuardTimeout)}
-	}
-	return true, nil
-}
-
-// WrapListener returns a listener that sets c's options on every TCP
-// connection ln accepts and, as Listen does, guards it where the guard
-// applies (see Listen and Guard); other connections pass through. With
-// NoGuard, or where no guard applies, accepted connections keep their own
-// type (*net.TCPConn stays *net.TCPConn). Either way sendfile and splice
-// keep working.
+// WrapListener returns a listener that hands every TCP connection ln
+// accepts out as Listen does: c's options set, a *Conn, guarded where the
+// guard applies. Connections with no TCP socket pass through. ln may
+// already be the kit's (from Listen or WrapListener): its connections are
+// handled once, and a different c layered on top takes over their options
+// and guard timings (see Apply).
 //
-// If c is invalid, Accept returns the validation error without accepting
-// anything, and servers stop with it. If setting the options on one
-// accepted connection fails, that connection is closed and Accept returns a
-// temporary *AcceptError, so that http.Server and grpc.Server back off and
-// go on serving.
+// Put WrapListener beneath any wrapper of your own: for TLS,
+// tls.NewListener(c.WrapListener(ln), cfg), or http.Server.ServeTLS. Given
+// a listener whose connections hide their TCP socket (no NetConn or
+// SyscallConn method, as netutil.LimitListener's), or hold it beneath a
+// wrapper that writes to it (a TLS listener: the guard cannot sit
+// beneath), Accept closes each such connection and returns a temporary
+// *AcceptError wrapping a *WrapperError that names the fix; with NoGuard a
+// TLS listener's connections get the options without the guard.
+//
+// Every failure on one accepted connection is a temporary *AcceptError,
+// so that http.Server and grpc.Server back off and go on serving. Only an
+// invalid c is returned by every Accept as it is, and stops a server.
 func (c Config) WrapListener(ln net.Listener) net.Listener {
 	o, err := c.compile()
-	if err != nil {
-		return &listener{Listener: ln, err: err}
-	}
-	guarded, err := o.guardByDefault()
-	l := listener{Listener: ln, opts: o, err: err}
-	if guarded {
-		return &guardListener{l}
-	}
-	return &l
+	return &listener{Listener: ln, opts: &o, err: err, mode: guardDefault}
 }
-
-type listener struct {
-	net.Listener
-	opts      kernelOptions
-	err       error // from compile: returned by every Accept
-	inherited bool  // the kernel copied the options from the listening socket
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	conn, err := l.accept()
-	if err != nil {
-		return nil, err
-	}
-	return observe(l.opts.observer, SideAccepted, conn), nil
-}
-
-// accept accepts a connection and sets the options on it.
-func (l *listener) accept() (net.Conn, error) {
-	if l.err != nil {
-		return nil, l.err
-	}
-	conn, err := l.Listener.Accept()
-	if err != nil || l.inherited {
-		return conn, err
-	}
-	if err := l.opts.apply(conn); err != nil && !errors.Is(err, ErrNotTCP) {
-		conn.Close()
-		return nil, &AcceptError{Err: err}
-	}
-	return conn, nil
-}
-
-// AcceptError is returned by a wrapped listener's Accept when the options
-// could not be set on an accepted connection, which has been closed. It is
-// temporary: servers that honour net.Error's Temporary retry the accept.
-type AcceptError struct {
-	Err error
-}
-
-func (e *AcceptError) Error() string   { return "ghostsock: accepted conn closed: " + e.Err.Error() }
-func (e *AcceptError) Unwrap() error   { return e.Err }
-func (e *AcceptError) Timeout() bool   { return false }
-func (e *AcceptError) Temporary() bool { return true }
 
 // Apply sets c's options on a connection that is already open. It reaches
 // through *tls.Conn and any other wrapper with a NetConn() net.Conn method
-// to the socket beneath. A connection with no TCP socket is ErrNotTCP; a
-// closed one is an error wrapping net.ErrClosed.
+// to the socket beneath. On the kit's own *Conn it is a reconfiguration:
+// the Conn takes c's options and, if guarded, its guard takes c's timings
+// (an armed guard holds the user timeout at 0 until its next verdict, so
+// that a live paused reader is not cut by the change); the Conn's
+// Observers and its guard stay. A connection with no TCP socket is
+// ErrNotTCP; a closed one is an error wrapping net.ErrClosed.
 func (c Config) Apply(conn net.Conn) error {
 	o, err := c.compile()
 	if err != nil {
 		return err
 	}
-	return o.apply(conn)
-}
-
-func (o kernelOptions) apply(conn net.Conn) error {
-	rc, err := tcpRawConn(conn)
-	if err != nil {
+	r, err := reach(conn)
+	switch {
+	case err != nil:
 		return err
+	case r.kit != nil:
+		return r.kit.s.reconfigure(&o)
 	}
-	return rawControl(rc, o.setFD)
+	return rawControl(r.rc, o.setFD)
 }
 
 // Read returns what the kernel holds for conn's socket, read back with
 // getsockopt(2): the user timeout, and SO_KEEPALIVE with its idle, interval
 // and count (read even when keepalive is off). Compare it with the Config
 // you set, with zero keepalive fields replaced by Go's defaults (15 s,
-// 15 s, 9).
+// 15 s, 9). A guarded *Conn holds a user timeout of 0 while its data is
+// unacknowledged (see Guard); Inspect reports the timeout the guard
+// enforces.
 func Read(conn net.Conn) (Config, error) {
-	rc, err := tcpRawConn(conn)
+	r, err := reach(conn)
 	if err != nil {
 		return Config{}, err
 	}
-	return ReadRawConn(rc)
+	return ReadRawConn(r.rc)
 }
 
 // ReadRawConn is Read for the socket behind rc, which must be TCP: an
@@ -261,94 +208,62 @@ func ReadRawConn(rc syscall.RawConn) (Config, error) {
 	return c, err
 }
 
-// tcpRawConn unwraps conn to the RawConn of its TCP socket. A nil conn,
-// or a nil pointer in an interface (whose methods would panic), is
-// ErrNotTCP.
-func tcpRawConn(conn net.Conn) (syscall.RawConn, error) {
-	for {
-		if conn != nil {
-			if v := reflect.ValueOf(conn); v.Kind() == reflect.Pointer && v.IsNil() {
-				return nil, fmt.Errorf("%w: nil %T", ErrNotTCP, conn)
-			}
-		}
-		switch tc := conn.(type) {
-		case *net.TCPConn:
-			rc, err := tc.SyscallConn()
-			if err != nil {
-				return nil, fmt.Errorf("ghostsock: %w", err)
-			}
-			return rc, nil
-		case interface{ NetConn() net.Conn }: // *tls.Conn and friends
-			conn = tc.NetConn()
-		case nil:
-			return nil, fmt.Errorf("%w: nil", ErrNotTCP)
-		default:
-			return nil, fmt.Errorf("%w: %T", ErrNotTCP, conn)
-		}
-	}
-}
-
 // DialContextFunc is the shape of net.Dialer.DialContext, and of
 // http.Transport's DialContext and DialTLSContext fields.
 type DialContextFunc = func(ctx context.Context, network, address string) (net.Conn, error)
 
+// DialFunc returns the dial function the kit's own clients use (package
+// httptransport): TCP connections dialed with c's options and handed out
+// as *Conn, guarded where the guard applies (Linux, a UserTimeout,
+// NoGuard not set). With dial nil it dials with c.Dialer(), so the
+// handshake is covered too; otherwise it calls dial and sets the options
+// on what it returns, which may be the kit's already (handled once, see
+// WrapListener). A dial that returns a connection beneath a wrapper of its
+// own (a TLS dialer) fails with a *WrapperError unless NoGuard is set:
+// guard beneath TLS, as http.Transport's DialContext does.
+func (c Config) DialFunc(dial DialContextFunc) DialContextFunc {
+	return c.dialFunc(dial, guardDefault)
+}
+
 // WrapDialContext returns a dial function that calls dial and sets c's
 // options on the TCP connection it returns (reaching through *tls.Conn),
 // for dialers you do not own: a service mesh's, a TLS dialer, a proxy's.
-// Connections with no TCP socket pass through. If the options cannot be
-// set, the connection is closed and the dial fails with that error; an
-// invalid c fails every dial before dial is called.
-//
-// Prefer Dialer where you can: it sets the options before connect(2), so
-// the handshake is covered too. WrapDialContext never guards: see DialFunc
-// for the dial function that does where the guard applies.
+// It never guards; otherwise it is DialFunc. A *net.TCPConn comes back as
+// a *Conn; a wrapper comes back as it is, with the options set beneath it
+// (and not observed: no Observer can see its Close). Connections with no
+// TCP socket pass through. If the options cannot be set, the connection
+// is closed and the dial fails with that error; an invalid c fails every
+// dial before dial is called.
 func (c Config) WrapDialContext(dial DialContextFunc) DialContextFunc {
-	o, err := c.compile()
-	return func(ctx context.Context, network, address string) (net.Conn, error) {
-		if err != nil {
-			return nil, err
-		}
-		conn, derr := dial(ctx, network, address)
-		if derr != nil {
-			return nil, derr
-		}
-		if aerr := o.apply(conn); aerr != nil && !errors.Is(aerr, ErrNotTCP) {
-			conn.Close()
-			return nil, aerr
-		}
-		return observe(o.observer, SideDialed, conn), nil
-	}
+	return c.dialFunc(dial, guardNever)
 }
 
-// DialFunc returns the dial function the kit's own clients use (package
-// httptransport): connections dialed with c's options and, where the
-// guard applies (Linux, a UserTimeout, NoGuard not set), guarded as
-// GuardDialContext guards them; otherwise as Dialer or WrapDialContext
-// dial. With dial nil it dials with c.Dialer(). A UserTimeout too short
-// to guard fails every dial (see Listen).
-func (c Config) DialFunc(dial DialContextFunc) DialContextFunc {
-	o, err := c.compile()
-	if err == nil {
-		var guarded bool
-		if guarded, err = o.guardByDefault(); err == nil && guarded {
-			return c.GuardDialContext(dial)
-		}
+// dialFunc is every dial function's: dial, then handle.
+func (c Config) dialFunc(dial DialContextFunc, mode guardMode) DialContextFunc {
+	var o kernelOptions
+	var err error
+	if mode == guardAlways {
+		o, err = c.compileGuard()
+	} else {
+		o, err = c.compile()
 	}
 	if err != nil {
 		return func(context.Context, string, string) (net.Conn, error) { return nil, err }
 	}
-	if dial != nil {
-		return c.WrapDialContext(dial)
-	}
-	d := c.Dialer()
-	if o.observer == nil {
-		return d.DialContext
+	preset := dial == nil
+	if preset {
+		dial = o.dialer().DialContext
 	}
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
-		conn, err := d.DialContext(ctx, network, address)
+		conn, err := dial(ctx, network, address)
 		if err != nil {
 			return nil, err
 		}
-		return observe(o.observer, SideDialed, conn), nil
+		h, err := o.handle(conn, SideDialed, mode, preset)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return h, nil
 	}
 }

@@ -29,10 +29,13 @@ func ExampleForBudget() {
 }
 
 func ExampleConfig_Validate() {
+	// A hand-filled Config that forgot keepalive would never find an idle
+	// peer that vanished: Validate says so, and names the way to choose it.
 	c := tuning.Config{UserTimeout: 1500 * time.Microsecond}
 	fmt.Println(c.Validate())
 	// Output:
 	// ghostsock: invalid config: UserTimeout = 1.5ms: must be a whole number of milliseconds (the kernel's unit)
+	// ghostsock: invalid config: KeepAlive.Enable = false: keepalive off finds no idle peer that vanished, ever: turn it on (ForBudget does), or set IdleUnwatched to choose that (Lean does)
 }
 
 func ExampleConfig_Bounds() {
@@ -120,10 +123,10 @@ func ExampleConfig_WrapListener() {
 	defer conn.Close()
 	held, _ := tuning.Read(conn)
 	fmt.Printf("%T %v\n", conn, held == c.GuardHolds())
-	bare := conn.(*tuning.GuardedConn).NetConn() // the *net.TCPConn, for code that needs it
+	bare := conn.(*tuning.Conn).NetConn() // the *net.TCPConn, for code that needs it
 	fmt.Printf("%T\n", bare)
 	// Output:
-	// *tuning.GuardedConn true
+	// *tuning.Conn true
 	// *net.TCPConn
 }
 
@@ -188,7 +191,7 @@ func ExampleConfig_GuardListener() {
 	resp.Body.Close()
 	fmt.Println(string(body))
 	// Output:
-	// serving on a *tuning.GuardedConn
+	// serving on a *tuning.Conn
 	// a long download
 }
 
@@ -207,7 +210,7 @@ func ExampleConfig_GuardDialContext() {
 	defer conn.Close()
 	held, _ := tuning.Read(conn)
 	fmt.Printf("%T: user timeout %v, retransmissions and probes at least every %v\n", conn, held.UserTimeout, held.RTOMax)
-	// Output: *tuning.GuardedConn: user timeout 17s, retransmissions and probes at least every 4.2s
+	// Output: *tuning.Conn: user timeout 17s, retransmissions and probes at least every 4.2s
 }
 
 // One end probes for both: the server keeps the budget's keepalive, the

@@ -1,12 +1,9 @@
 package tuning
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -211,8 +208,9 @@ type guard struct {
 	conn weak.Pointer[net.TCPConn]
 	p    guardParams
 
-	mu     sync.Mutex // serialises ticks, arming and Close
+	mu     sync.Mutex // serialises ticks, arming, reconfiguration and Close
 	timer  *time.Timer
+	next   time.Duration // until the next tick: from guardSettle, doubling to p.period
 	st     guardState
 	closed bool
 	err    error    // first failure, joined to write errors
@@ -230,14 +228,21 @@ func (g *guard) begin(rc syscall.RawConn) {
 func (g *guard) end() { g.state.Add(guardWriteEnd) }
 
 // arm holds the user timeout at 0 and starts the ticks, unless a tick is
-// already due.
+// already due. The first tick comes guardSettle after the arming, and the
+// interval doubles up to a period while data stays queued, so that a
+// connection whose data is acknowledged at once holds its user timeout
+// again within a few milliseconds (and an audit reads it back), while a
+// busy one costs one TCP_INFO read a period.
 func (g *guard) arm(rc syscall.RawConn) {
 	if g.state.Or(guardArmed)&guardArmed != 0 {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed {
+	if g.closed || g.p.base == 0 {
+		// Closed, or no user timeout to protect (Apply set none): the
+		// socket holds 0 already.
+		g.disarm()
 		return
 	}
 	now := time.Now()
@@ -245,11 +250,20 @@ func (g *guard) arm(rc syscall.RawConn) {
 	if !g.holdLocked(rc, 0) {
 		return
 	}
+	g.next = min(guardSettle, g.p.period)
+	g.scheduleLocked(g.next)
+}
+
+// guardSettle is the first tick's delay after an arming: a few round trips
+// on a LAN, and far below any period (a period is UserTimeout/8).
+const guardSettle = 10 * time.Millisecond
+
+func (g *guard) scheduleLocked(d time.Duration) {
 	if g.timer == nil {
-		g.timer = time.AfterFunc(g.p.period, g.tick)
+		g.timer = time.AfterFunc(d, g.tick)
 		return
 	}
-	g.timer.Reset(g.p.period)
+	g.timer.Reset(d)
 }
 
 func (g *guard) disarm() { g.state.And(^uint64(guardArmed)) }
@@ -257,7 +271,8 @@ func (g *guard) disarm() { g.state.And(^uint64(guardArmed)) }
 func (g *guard) tick() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed {
+	if g.closed || g.p.base == 0 {
+		g.disarm()
 		return
 	}
 	tc := g.conn.Value()
@@ -288,7 +303,8 @@ func (g *guard) tick() {
 	}
 	if g.holdLocked(rc, a.ut) {
 		g.cut = a.cut
-		g.timer.Reset(g.p.period)
+		g.next = min(2*g.next, g.p.period)
+		g.scheduleLocked(g.next)
 	}
 }
 
@@ -348,100 +364,6 @@ func (g *guard) close() {
 	}
 }
 
-// GuardedConn is a TCP connection that a live peer which stops reading
-// cannot make the kernel end, while a dead peer still is (see Guard). It
-// is a net.Conn over the *net.TCPConn that NetConn returns, and keeps the
-// methods that let io.Copy use splice and sendfile (ReadFrom, WriteTo),
-// CloseWrite for half-closes, and SyscallConn. Write to it, not to the
-// *net.TCPConn beneath: writes the guard does not see are not guarded.
-type GuardedConn struct {
-	net.Conn
-	tcp *net.TCPConn
-	rc  syscall.RawConn
-	g   *guard
-	w   *watch // nil unless an Observer watches it
-}
-
-// Read reads into b.
-func (c *GuardedConn) Read(b []byte) (int, error) {
-	n, err := c.tcp.Read(b)
-	if err != nil && c.w != nil {
-		c.w.failed(err)
-	}
-	return n, err
-}
-
-// Write writes b, arming the guard for the data it queues.
-func (c *GuardedConn) Write(b []byte) (int, error) {
-	c.g.begin(c.rc)
-	n, err := c.tcp.Write(b)
-	c.g.end()
-	return n, c.failed(err)
-}
-
-// failed shows a write error to the Observer, if any, and joins the
-// guard's own failure to it.
-func (c *GuardedConn) failed(err error) error {
-	if err == nil {
-		return nil
-	}
-	if c.w != nil {
-		c.w.failed(err)
-	}
-	return c.g.annotate(err)
-}
-
-// ReadFrom is (*net.TCPConn).ReadFrom (splice, sendfile), guarded. An
-// *os.File reaches it too: io.Copy(conn, file) takes the file's WriteTo,
-// which finds no poll descriptor behind SyscallConn and copies into
-// ReadFrom, which sends with sendfile.
-func (c *GuardedConn) ReadFrom(r io.Reader) (int64, error) {
-	c.g.begin(c.rc)
-	n, err := c.tcp.ReadFrom(r)
-	c.g.end()
-	return n, c.failed(err)
-}
-
-// WriteTo is (*net.TCPConn).WriteTo: reading needs no guard.
-func (c *GuardedConn) WriteTo(w io.Writer) (int64, error) {
-	n, err := c.tcp.WriteTo(w)
-	if err != nil && c.w != nil {
-		c.w.failed(err)
-	}
-	return n, err
-}
-
-// CloseWrite shuts the sending side down; the FIN waits behind queued data
-// as any write does, so it arms the guard too.
-func (c *GuardedConn) CloseWrite() error {
-	c.g.begin(c.rc)
-	err := c.tcp.CloseWrite()
-	c.g.end()
-	return c.failed(err)
-}
-
-// CloseRead shuts the reading side down.
-func (c *GuardedConn) CloseRead() error { return c.tcp.CloseRead() }
-
-// Close stops the guard and closes the connection.
-func (c *GuardedConn) Close() error {
-	if c.w != nil {
-		c.w.closed()
-	}
-	c.g.close()
-	return c.tcp.Close()
-}
-
-// SyscallConn is the socket's raw connection, guarded: its Write arms the
-// guard as Write does. Control and Read pass through.
-func (c *GuardedConn) SyscallConn() (syscall.RawConn, error) {
-	return guardedRawConn{c.rc, c.g}, nil
-}
-
-// NetConn returns the *net.TCPConn beneath, as *tls.Conn's NetConn does;
-// Apply and Read reach the socket through it.
-func (c *GuardedConn) NetConn() net.Conn { return c.tcp }
-
 // guardedRawConn is the RawConn SyscallConn hands out. It hides the poll
 // descriptor of the net package's own RawConn on purpose: *os.File's
 // WriteTo would otherwise sendfile straight to the socket, past the guard.
@@ -461,12 +383,72 @@ func (r guardedRawConn) Write(f func(fd uintptr) (done bool)) error {
 	return r.g.annotate(err)
 }
 
+// newGuard makes the guard for tc, whose socket rc carries o's options:
+// the probe backoff is capped (TCP_RTO_MAX_MS) unless o sets a cap, and
+// the guard rests, holding o's user timeout.
+func newGuard(tc *net.TCPConn, rc syscall.RawConn, o *kernelOptions) (*guard, error) {
+	p := newGuardParams(*o)
+	if o.rtoMax == 0 && p.base != 0 { // else set already, with the other options
+		switch err := setRTOMax(rc, p.rtoMax); {
+		case errors.Is(err, errNoProtoOpt):
+			p.uncapped()
+		case err != nil:
+			return nil, err
+		}
+	}
+	g := &guard{conn: weak.Make(tc), p: p}
+	g.st.ut = o.userTimeout
+	return g, nil
+}
+
+// reconfigure moves the guard, and the socket, to o: o's options are set,
+// except that an armed guard still holds the user timeout at 0 until its
+// next verdict, and the guard takes o's timings from its next tick on. A
+// user timeout of 0 leaves the guard nothing to protect: it rests.
+func (g *guard) reconfigure(rc syscall.RawConn, o *kernelOptions) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := newGuardParams(*o)
+	if !g.p.capped {
+		p.uncapped()
+	}
+	hold := p.base
+	if g.state.Load()&guardArmed != 0 && g.st.ut == 0 {
+		hold = 0
+	}
+	set := *o
+	set.userTimeout = hold
+	if err := rawControl(rc, set.set); err != nil {
+		return err
+	}
+	if o.rtoMax == 0 && p.capped && p.base != 0 {
+		if err := setRTOMax(rc, p.rtoMax); err != nil {
+			return err
+		}
+	}
+	g.p, g.st.ut = p, hold
+	if hold == 0 && p.base != 0 && !g.closed {
+		// Armed: tick on the new period (the old one may have been longer).
+		g.next = min(guardSettle, p.period)
+		g.scheduleLocked(g.next)
+	}
+	return nil
+}
+
+// heldTimeout is the user timeout the guard enforces: what Inspect reports
+// for a guarded connection, whatever the socket holds while armed.
+func (g *guard) heldTimeout() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.p.base
+}
+
 // Guard sets c's options on conn, as Apply does, and returns it guarded:
 // its writer survives a live peer that stops reading for any time (or for
 // StallTimeout, if set), while a peer that vanishes with data queued is
 // still detected within GuardBound, and an idle one within Bounds.
-// Listen, WrapListener and httptransport's client guard by default; Guard
-// is for connections made some other way.
+// Listen, WrapListener and DialFunc guard by default; Guard is for
+// connections made some other way, and guards whatever NoGuard says.
 //
 // Why: with a user timeout, Linux ends a connection whose peer keeps its
 // receive window shut for UserTimeout, although the peer answers every
@@ -477,38 +459,43 @@ func (r guardedRawConn) Write(f func(fd uintptr) (done bool)) error {
 // is queued the guard holds TCP_USER_TIMEOUT at 0 and caps the probe
 // backoff with TCP_RTO_MAX_MS, and it sets UserTimeout back once the peer
 // is silent (see tuning/doc.go). It costs two atomic additions per write,
-// one setsockopt when a write arms it, and while armed one TCP_INFO read
-// every UserTimeout/8; an idle connection costs nothing.
+// one setsockopt when a write arms it and one when it rests again, and
+// while armed a TCP_INFO read 10 ms after the arming, then at doubling
+// intervals up to one every UserTimeout/8; an idle connection costs
+// nothing.
 //
-// conn must be the *net.TCPConn itself, before any TLS: the guard must see
-// every byte written to the socket. A *tls.Conn is an error wrapping
-// ErrNotTCP (guard the connection beneath it). UserTimeout must be at
-// least MinGuardTimeout. Linux only: elsewhere the error wraps
-// errors.ErrUnsupported. Guard a connection before writing to it.
-func (c Config) Guard(conn net.Conn) (*GuardedConn, error) {
+// conn must be the *net.TCPConn itself, or a *Conn (which is then guarded
+// in place and returned): the guard must see every byte written to the
+// socket. A *tls.Conn or another wrapper is a *WrapperError (guard the
+// connection beneath it). Below MinGuardTimeout the guard cannot judge a
+// silence within the user timeout, and detection takes up to GuardBound.
+// A UserTimeout of 0 leaves it nothing to protect: it rests. Linux only:
+// elsewhere the error wraps errors.ErrUnsupported. Guard a connection
+// before writing to it.
+func (c Config) Guard(conn net.Conn) (*Conn, error) {
 	o, err := c.compileGuard()
 	if err != nil {
 		return nil, err
 	}
-	rc, err := tcpRawConn(conn)
+	r, err := reach(conn)
+	switch {
+	case err != nil:
+		return nil, err
+	case r.kit != nil && r.kit != conn, r.kit == nil && r.tcp != conn:
+		return nil, &WrapperError{Type: fmt.Sprintf("%T", r.holder), Guard: true}
+	}
+	h, err := o.handle(conn, 0, guardAlways, false)
 	if err != nil {
 		return nil, err
 	}
-	if err := rawControl(rc, o.setFD); err != nil {
-		return nil, err
-	}
-	return o.guard(conn, rc)
+	return h.(*Conn), nil
 }
 
-// compileGuard is compile plus what the guard needs.
+// compileGuard is compile, on a platform the guard supports.
 func (c Config) compileGuard() (kernelOptions, error) {
 	o, err := c.compile()
 	if err != nil {
 		return kernelOptions{}, err
-	}
-	if c.UserTimeout < MinGuardTimeout {
-		return kernelOptions{}, &FieldError{Field: "UserTimeout", Value: c.UserTimeout.String(),
-			Limit: fmt.Sprintf("must be at least %v for Guard, which protects a user timeout", MinGuardTimeout)}
 	}
 	if !guardSupported {
 		return kernelOptions{}, unsupported("Guard (needs TCP_INFO and Linux's zero-window rules)")
@@ -516,107 +503,19 @@ func (c Config) compileGuard() (kernelOptions, error) {
 	return o, nil
 }
 
-// guard wraps conn, whose options are set and whose socket rc is. A conn
-// with TCP beneath but not a *net.TCPConn itself is ErrNotTCP.
-func (o kernelOptions) guard(conn net.Conn, rc syscall.RawConn) (*GuardedConn, error) {
-	tc, ok := conn.(*net.TCPConn)
-	if !ok {
-		return nil, fmt.Errorf("%w: Guard needs the *net.TCPConn itself, got %T: guard the connection beneath it", ErrNotTCP, conn)
-	}
-	p := newGuardParams(o)
-	if o.rtoMax == 0 { // else set already, with the other options
-		switch err := setRTOMax(rc, p.rtoMax); {
-		case errors.Is(err, errNoProtoOpt):
-			p.uncapped()
-		case err != nil:
-			return nil, err
-		}
-	}
-	g := &guard{conn: weak.Make(tc), p: p}
-	g.st.ut = o.userTimeout
-	gc := &GuardedConn{Conn: tc, tcp: tc, rc: rc, g: g}
-	runtime.AddCleanup(gc, (*guard).close, g)
-	return gc, nil
-}
-
-// GuardListener returns a listener that sets c's options on every TCP
-// connection ln accepts and returns it guarded (see Guard), as a
-// *GuardedConn. Connections with no TCP socket pass through, as with
-// WrapListener; a TLS listener is an error from Accept: guard the
-// listener beneath tls.NewListener, or let http.Server's ServeTLS do the
-// TLS.
-//
-// Listen and WrapListener guard by default; GuardListener guards whatever
-// NoGuard says. Give it a plain listener (net.Listen): it sets the options
-// on every connection itself, and one from Listen or WrapListener guards
-// already.
-//
-// If c cannot be guarded (see Guard), every Accept returns that error.
-// Failing to set the options on one connection closes it and returns a
-// temporary *AcceptError.
+// GuardListener is WrapListener, guarding every TCP connection whatever
+// NoGuard says (see Guard). Listen and WrapListener guard by default:
+// GuardListener is for a Config with NoGuard set. Outside Linux every
+// Accept returns an error wrapping errors.ErrUnsupported.
 func (c Config) GuardListener(ln net.Listener) net.Listener {
 	o, err := c.compileGuard()
-	return &guardListener{listener{Listener: ln, opts: o, err: err}}
+	return &listener{Listener: ln, opts: &o, err: err, mode: guardAlways}
 }
 
-// guardListener is WrapListener's listener, guarding what it accepts.
-type guardListener struct{ listener }
-
-func (l *guardListener) Accept() (net.Conn, error) {
-	conn, err := l.listener.accept()
-	if err != nil {
-		return nil, err
-	}
-	g, err := l.opts.guardTCP(conn)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return observe(l.opts.observer, SideAccepted, g), nil
-}
-
-// guardTCP guards conn, whose options are set; a conn with no TCP socket
-// comes back as it is.
-func (o kernelOptions) guardTCP(conn net.Conn) (net.Conn, error) {
-	rc, err := tcpRawConn(conn)
-	if errors.Is(err, ErrNotTCP) {
-		return conn, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return o.guard(conn, rc)
-}
-
-// GuardDialContext returns a dial function whose TCP connections carry c's
-// options and come back guarded (see Guard), as *GuardedConn. With dial
-// nil it dials with c.Dialer(), so the handshake is covered too; otherwise
-// it calls dial and sets the options on what it returns. Use it as an
-// http.Transport's DialContext: the transport does TLS on top. A dial
-// that returns a *tls.Conn is an error (guard beneath TLS); connections
-// with no TCP socket pass through.
+// GuardDialContext is DialFunc, guarding every TCP connection whatever
+// NoGuard says (see Guard): they come back as guarded *Conn. A dial that
+// returns a wrapper (a *tls.Conn) fails with a *WrapperError: guard
+// beneath TLS, as an http.Transport's DialContext does.
 func (c Config) GuardDialContext(dial DialContextFunc) DialContextFunc {
-	o, err := c.compileGuard()
-	if dial == nil {
-		dial = c.Dialer().DialContext
-	} else {
-		bare := c
-		bare.Observer = nil // observed below, once guarded
-		dial = bare.WrapDialContext(dial)
-	}
-	return func(ctx context.Context, network, address string) (net.Conn, error) {
-		if err != nil {
-			return nil, err
-		}
-		conn, derr := dial(ctx, network, address)
-		if derr != nil {
-			return nil, derr
-		}
-		g, gerr := o.guardTCP(conn)
-		if gerr != nil {
-			conn.Close()
-			return nil, gerr
-		}
-		return observe(o.observer, SideDialed, g), nil
-	}
+	return c.dialFunc(dial, guardAlways)
 }

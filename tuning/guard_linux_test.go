@@ -107,10 +107,11 @@ func TestGuardRejects(t *testing.T) {
 	defer ln.Close()
 	client, _ := pair(t, ln, net.Dial)
 
-	_, err = Config{UserTimeout: 500 * time.Millisecond}.Guard(client)
+	_, err = Config{UserTimeout: 500 * time.Millisecond, IdleUnwatched: true}.Guard(client)
 	var fe *FieldError
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "UserTimeout", fe.Field)
+	assert.Contains(t, fe.Limit, "NoGuard")
 	assert.ErrorIs(t, err, ErrInvalidConfig)
 
 	_, err = Config{UserTimeout: -1}.Guard(client)

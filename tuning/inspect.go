@@ -268,34 +268,24 @@ func (s Snapshot) waited() time.Duration {
 
 // Inspect takes a Snapshot of conn's socket: one getsockopt(TCP_INFO), one
 // ioctl(SIOCOUTQ) for the bytes not yet acknowledged, and the options as
-// Read reads them. It reaches through *tls.Conn, *GuardedConn and any
+// Read reads them. It reaches through *tls.Conn, *Conn and any
 // wrapper with a NetConn() net.Conn method, and knows a guarded
 // connection for what it is. A connection with no TCP socket is
 // ErrNotTCP; on systems other than Linux the error wraps
 // errors.ErrUnsupported.
 func Inspect(conn net.Conn) (Snapshot, error) {
-	var g *guard
-	for c := conn; c != nil; {
-		if gc, ok := c.(*GuardedConn); ok && gc != nil {
-			g = gc.g
-			break
-		}
-		w, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		c = w.NetConn()
-	}
-	rc, err := tcpRawConn(conn)
+	r, err := reach(conn)
 	if err != nil {
 		return Snapshot{}, err
 	}
-	s, err := InspectRawConn(rc)
-	if err != nil || g == nil {
+	s, err := InspectRawConn(r.rc)
+	if err != nil || r.kit == nil {
 		return s, err
 	}
-	s.Guarded = true
-	s.Options.UserTimeout = g.p.base
+	if g := r.kit.s.guard.Load(); g != nil {
+		s.Guarded = true
+		s.Options.UserTimeout = g.heldTimeout()
+	}
 	return s, nil
 }
 

@@ -5,8 +5,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
+	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -92,158 +93,136 @@ type Event struct {
 	// Kernel (EventEnded with an Err) is the socket as the kernel held it
 	// at the error, which Cause was judged on; zero otherwise.
 	Kernel Snapshot
+	// Dropped (EventEnded) says that the application dropped the
+	// connection without Close: the end was found when the garbage
+	// collector reclaimed it, and the kit closed the socket then.
+	Dropped bool
 }
 
-// watch is what an observed connection carries: who to tell, and whether
-// the end has been told.
+// watch is what a Conn carries for its Observers: who they are, and
+// whether the end has been told. It is a part of the Conn's connState.
 type watch struct {
-	obs   Observer
-	side  Side
-	rc    syscall.RawConn
-	g     *guard // nil unguarded
-	local net.Addr
-	peer  net.Addr
-	ended atomic.Bool
+	observed atomic.Bool // some Observer watches: the fast check on every error
+	ended    atomic.Bool
+
+	wmu  sync.Mutex // guards obs and side
+	obs  []Observer
+	side Side
+
+	local, peer net.Addr
 }
 
-func newWatch(o Observer, side Side, conn net.Conn, rc syscall.RawConn, g *guard) *watch {
-	w := &watch{obs: o, side: side, rc: rc, g: g, local: conn.LocalAddr(), peer: conn.RemoteAddr()}
-	o.Observe(w.event(EventOpened))
-	return w
+func (w *watch) init(conn net.Conn) { w.local, w.peer = conn.LocalAddr(), conn.RemoteAddr() }
+
+// add makes o one of the connection's Observers and tells it the
+// connection opened, unless o watches it already (a second layer with the
+// same Observer) or the connection has ended.
+func (w *watch) add(o Observer, side Side, s *connState) {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if w.ended.Load() {
+		return
+	}
+	for _, have := range w.obs {
+		if sameObserver(have, o) {
+			return
+		}
+	}
+	if w.side == 0 {
+		w.side = side
+	}
+	w.obs = append(w.obs, o)
+	w.observed.Store(true)
+	o.Observe(s.event(EventOpened))
 }
 
-func (w *watch) event(k EventKind) Event {
-	return Event{Kind: k, Side: w.side, Local: w.local, Remote: w.peer, Guarded: w.g != nil, SinceACK: -1}
+// sameObserver compares two Observers without panicking on a dynamic type
+// that cannot be compared (Observer's doc asks for pointer types).
+func sameObserver(a, b Observer) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
+}
+
+func (s *connState) event(k EventKind) Event {
+	return Event{Kind: k, Side: s.side, Local: s.local, Remote: s.peer, Guarded: s.guard.Load() != nil, SinceACK: -1}
 }
 
 // failed looks at an error from Read or Write. The connection has ended if
 // the kernel holds its socket closed; a deadline, EOF (the peer may only
 // have half-closed), or an error from another file (WriteTo's writer) is
 // left for Close to report.
-func (w *watch) failed(err error) {
-	if w.ended.Load() || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+func (s *connState) failed(err error) {
+	if !s.observed.Load() || s.ended.Load() || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		return
 	}
-	var s Snapshot
-	if rerr := rawControl(w.rc, func(fd uintptr) (err error) {
-		s, err = snapshotFD(fd)
+	var snap Snapshot
+	if rerr := rawControl(s.rc, func(fd uintptr) (err error) {
+		snap, err = snapshotFD(fd)
 		return err
-	}); rerr != nil || s.State != TCPClosed {
+	}); rerr != nil || snap.State != TCPClosed {
 		return
 	}
-	w.end(err, s)
+	s.end(err, snap, false)
 }
 
-// closed reports the end at Close, if none was reported before. If the
-// kernel had ended the connection and nobody read the error since, the
-// socket still holds it (SO_ERROR), and the end is that error's.
-func (w *watch) closed() {
-	if w.ended.Load() {
+// reportClose reports the end at Close, or at the collection of a Conn
+// dropped without it, if none was reported before. If the kernel had ended
+// the connection and nobody read the error since, the socket still holds
+// it (SO_ERROR), and the end is that error's.
+func (s *connState) reportClose(dropped bool) {
+	if !s.observed.Load() || s.ended.Load() {
 		return
 	}
-	var s Snapshot
+	var snap Snapshot
 	var soErr error
-	rerr := rawControl(w.rc, func(fd uintptr) (err error) {
-		if s, err = snapshotFD(fd); err != nil || s.State != TCPClosed {
+	rerr := rawControl(s.rc, func(fd uintptr) (err error) {
+		if snap, err = snapshotFD(fd); err != nil || snap.State != TCPClosed {
 			return err
 		}
 		soErr, err = socketError(fd)
 		return err
 	})
 	if rerr != nil || soErr == nil {
-		if w.ended.CompareAndSwap(false, true) {
-			e := w.event(EventEnded)
+		s.tell(func() Event {
+			e := s.event(EventEnded)
 			e.Cause = CauseClosed
-			w.obs.Observe(e)
-		}
+			e.Dropped = dropped
+			return e
+		})
 		return
 	}
-	w.end(soErr, s)
+	s.end(soErr, snap, dropped)
 }
 
-// end reports the end by err, with the kernel's state s at the error.
-func (w *watch) end(err error, s Snapshot) {
-	if !w.ended.CompareAndSwap(false, true) {
+// end reports the end by err, with the kernel's state snap at the error.
+func (s *connState) end(err error, snap Snapshot, dropped bool) {
+	s.tell(func() Event {
+		e := s.event(EventEnded)
+		e.Err = err
+		e.SinceACK = snap.SinceACK
+		e.Dropped = dropped
+		cut := cutNone
+		if g := s.guard.Load(); g != nil {
+			snap.Guarded = true
+			cut = g.lastCut()
+		}
+		e.Kernel = snap
+		e.Cause = refine(Classify(err), snap, cut)
+		return e
+	})
+}
+
+// tell sends the end, made by mk, to every Observer, once.
+func (s *connState) tell(mk func() Event) {
+	s.wmu.Lock()
+	if !s.ended.CompareAndSwap(false, true) {
+		s.wmu.Unlock()
 		return
 	}
-	e := w.event(EventEnded)
-	e.Err = err
-	e.SinceACK = s.SinceACK
-	cut := cutNone
-	if w.g != nil {
-		s.Guarded = true
-		cut = w.g.lastCut()
+	obs := s.obs
+	s.wmu.Unlock()
+	e := mk()
+	for _, o := range obs {
+		o.Observe(e)
 	}
-	e.Kernel = s
-	e.Cause = refine(Classify(err), s, cut)
-	w.obs.Observe(e)
-}
-
-// observedConn is an unguarded *net.TCPConn that an Observer watches. It
-// keeps every method of *net.TCPConn that the standard library and grpc-go
-// look for (ReadFrom and WriteTo for splice and sendfile, CloseRead,
-// CloseWrite, SyscallConn), and NetConn returns the *net.TCPConn.
-type observedConn struct {
-	*net.TCPConn
-	w *watch
-}
-
-func (c *observedConn) Read(b []byte) (int, error) {
-	n, err := c.TCPConn.Read(b)
-	if err != nil {
-		c.w.failed(err)
-	}
-	return n, err
-}
-
-func (c *observedConn) Write(b []byte) (int, error) {
-	n, err := c.TCPConn.Write(b)
-	if err != nil {
-		c.w.failed(err)
-	}
-	return n, err
-}
-
-func (c *observedConn) ReadFrom(r io.Reader) (int64, error) {
-	n, err := c.TCPConn.ReadFrom(r)
-	if err != nil {
-		c.w.failed(err)
-	}
-	return n, err
-}
-
-func (c *observedConn) WriteTo(w io.Writer) (int64, error) {
-	n, err := c.TCPConn.WriteTo(w)
-	if err != nil {
-		c.w.failed(err)
-	}
-	return n, err
-}
-
-func (c *observedConn) Close() error {
-	c.w.closed()
-	return c.TCPConn.Close()
-}
-
-// NetConn returns the *net.TCPConn beneath.
-func (c *observedConn) NetConn() net.Conn { return c.TCPConn }
-
-// observe returns conn watched by o, or conn itself if o is nil or conn
-// has no TCP socket. A *GuardedConn is watched in place.
-func observe(o Observer, side Side, conn net.Conn) net.Conn {
-	if o == nil {
-		return conn
-	}
-	switch c := conn.(type) {
-	case *GuardedConn:
-		c.w = newWatch(o, side, c, c.rc, c.g)
-		return c
-	case *net.TCPConn:
-		rc, err := c.SyscallConn()
-		if err != nil {
-			return conn
-		}
-		return &observedConn{TCPConn: c, w: newWatch(o, side, c, rc, nil)}
-	}
-	return conn
 }

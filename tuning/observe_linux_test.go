@@ -95,8 +95,8 @@ func TestObserverOpenedAndClosed(t *testing.T) {
 			c.Observer = rec
 			client, server := observedPair(t, c)
 			assert.Equal(t, 2, rec.count(EventOpened))
-			_, isGuarded := server.(*GuardedConn)
-			assert.Equal(t, guard, isGuarded)
+			require.IsType(t, &Conn{}, server, "the type does not depend on NoGuard or Observer")
+			assert.Equal(t, guard, server.(*Conn).Guarded())
 			assert.IsType(t, &net.TCPConn{}, server.(interface{ NetConn() net.Conn }).NetConn())
 
 			require.NoError(t, client.Close())

@@ -55,8 +55,9 @@ func TestReadBackLinux(t *testing.T) {
 			}
 			require.NoError(t, err)
 			defer ln.Close()
-			_, isTCP := ln.(*net.TCPListener)
-			assert.True(t, isTCP, "Linux Listen with NoGuard returns the plain *net.TCPListener, got %T", ln)
+			_, hasFile := ln.(interface{ File() (*os.File, error) })
+			_, hasDeadline := ln.(interface{ SetDeadline(time.Time) error })
+			assert.True(t, hasFile && hasDeadline, "the listener keeps *net.TCPListener's File and SetDeadline")
 
 			client, server := pair(t, ln, budget5.Dialer().Dial)
 			for name, conn := range map[string]net.Conn{"dialed": client, "accepted": server} {
@@ -91,8 +92,10 @@ func TestWrapListener(t *testing.T) {
 			require.True(t, ok, "accepted conn is %T, want *GuardedConn", conn)
 			assert.IsType(t, &net.TCPConn{}, g.NetConn())
 		}, budget5.GuardHolds()},
-		{"NoGuard keeps the concrete type", Config{UserTimeout: budget5.UserTimeout, KeepAlive: budget5.KeepAlive, NoGuard: true}, func(t *testing.T, conn net.Conn) {
-			assert.IsType(t, &net.TCPConn{}, conn)
+		{"NoGuard: the same type, unguarded", Config{UserTimeout: budget5.UserTimeout, KeepAlive: budget5.KeepAlive, NoGuard: true}, func(t *testing.T, conn net.Conn) {
+			require.IsType(t, &Conn{}, conn)
+			assert.False(t, conn.(*Conn).Guarded())
+			assert.IsType(t, &net.TCPConn{}, conn.(*Conn).NetConn())
 		}, budget5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,7 +114,7 @@ func TestWrapListener(t *testing.T) {
 }
 
 func TestDefaultsRefuseAnUnguardableTimeout(t *testing.T) {
-	short := Config{UserTimeout: 500 * time.Millisecond}
+	short := Config{UserTimeout: 500 * time.Millisecond, IdleUnwatched: true}
 	_, err := short.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	var fe *FieldError
 	require.ErrorAs(t, err, &fe)
@@ -139,8 +142,8 @@ func TestApply(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, budget5, got)
 	})
-	t.Run("zero config clears what was set", func(t *testing.T) {
-		require.NoError(t, Config{}.Apply(client))
+	t.Run("a Config with nothing set clears what was set", func(t *testing.T) {
+		require.NoError(t, Config{IdleUnwatched: true}.Apply(client))
 		got, err := Read(client)
 		require.NoError(t, err)
 		assert.Equal(t, time.Duration(0), got.UserTimeout)

@@ -1,0 +1,536 @@
+package tuning
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// One path for every connection.
+//
+// Every entry point that hands out a connection (Listen, WrapListener,
+// GuardListener, DialFunc, GuardDialContext, WrapDialContext, and through
+// them packages grpcserver, grpcdial and httptransport) gives it to
+// handle, and every entry point that changes one (Guard, Apply) reaches it
+// the same way. handle walks the unwrap chain (NetConn, as *tls.Conn has)
+// to the socket and finds one of three things:
+//
+//   - a *Conn: the kit handles the connection already. It is passed
+//     through unchanged; the options and the guard's timings move to this
+//     layer's Config if it differs (as Apply does), a guard is added if
+//     this layer guards and none is there, and this layer's Observer, if
+//     it is new to the connection, is told it opened. Layering is
+//     therefore idempotent: one socket, one *Conn, one guard, one event
+//     per Observer.
+//   - the *net.TCPConn itself, at the top: the options are set, and it is
+//     handed out as a *Conn, guarded if this layer guards, observed if an
+//     Observer is set.
+//   - a socket under a wrapper the kit did not make (*tls.Conn, a metrics
+//     conn with NetConn or SyscallConn): the options are set on the
+//     socket, and the wrapper is handed out as it is, since replacing it
+//     would change the type its caller expects (net/http looks for
+//     *tls.Conn). The guard cannot sit beneath a wrapper that writes to the
+//     socket itself, so a layer that would guard refuses it (WrapperError)
+//     unless NoGuard says to go without; no Observer can see its Close.
+//
+// A TCP connection whose socket cannot be reached at all (no NetConn, no
+// SyscallConn: netutil.LimitListener's conns, say) is refused with a
+// WrapperError that names its type, and a connection that is not TCP
+// passes through untouched.
+
+// Conn is a TCP connection the kit handed out: its socket carries the
+// Config's options, the window guard watches its writes if it is guarded
+// (see Guard), and its end is reported to every Observer that saw it
+// open. Listen, WrapListener, GuardListener, DialFunc, GuardDialContext,
+// WrapDialContext and the packages built on them hand out a *Conn for
+// every TCP connection they make themselves, whatever the Config says, so
+// that the type does not change with NoGuard or Observer.
+//
+// It behaves as the *net.TCPConn beneath wherever that is harmless: it has
+// that type's methods (ReadFrom and WriteTo for splice and sendfile,
+// CloseRead, CloseWrite, SyscallConn, File, the setters), and NetConn
+// returns the *net.TCPConn for code that needs the type itself. Write to
+// the Conn: bytes written through NetConn or a File bypass the guard.
+type Conn struct {
+	tcp *net.TCPConn
+	s   *connState
+}
+
+// GuardedConn is the name Conn had while only guarded connections had a
+// type of their own. It is kept so that code naming it compiles; it is
+// the same type.
+type GuardedConn = Conn
+
+// connState is everything a Conn knows beyond its socket. It never points
+// back at its Conn, so that a Conn dropped without Close can be collected
+// and the cleanup, which holds the connState, can report its end.
+type connState struct {
+	tcp *net.TCPConn
+	rc  syscall.RawConn // tcp's own
+
+	mu   sync.Mutex    // serialises reconfiguration, and adding a guard or an Observer
+	opts kernelOptions // the options in force, under mu
+
+	guard atomic.Pointer[guard] // nil while unguarded; once set, never cleared
+	watch                       // who to tell of the end
+}
+
+func newConn(tcp *net.TCPConn, rc syscall.RawConn, o *kernelOptions) *Conn {
+	s := &connState{tcp: tcp, rc: rc, opts: *o}
+	s.watch.init(tcp)
+	c := &Conn{tcp: tcp, s: s}
+	runtime.AddCleanup(c, (*connState).collected, s)
+	return c
+}
+
+// Read reads into b.
+func (c *Conn) Read(b []byte) (int, error) {
+	n, err := c.tcp.Read(b)
+	if err != nil {
+		c.s.failed(err)
+	}
+	return n, err
+}
+
+// Write writes b, arming the guard, if any, for the data it queues.
+func (c *Conn) Write(b []byte) (int, error) {
+	g := c.s.guard.Load()
+	if g == nil {
+		n, err := c.tcp.Write(b)
+		return n, c.s.writeFailed(nil, err)
+	}
+	g.begin(c.s.rc)
+	n, err := c.tcp.Write(b)
+	g.end()
+	return n, c.s.writeFailed(g, err)
+}
+
+// ReadFrom is (*net.TCPConn).ReadFrom (splice, sendfile), guarded. An
+// *os.File reaches it too: io.Copy(conn, file) takes the file's WriteTo,
+// which finds no poll descriptor behind a guarded SyscallConn and copies
+// into ReadFrom, which sends with sendfile.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	g := c.s.guard.Load()
+	if g == nil {
+		n, err := c.tcp.ReadFrom(r)
+		return n, c.s.writeFailed(nil, err)
+	}
+	g.begin(c.s.rc)
+	n, err := c.tcp.ReadFrom(r)
+	g.end()
+	return n, c.s.writeFailed(g, err)
+}
+
+// WriteTo is (*net.TCPConn).WriteTo: reading needs no guard.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	n, err := c.tcp.WriteTo(w)
+	if err != nil {
+		c.s.failed(err)
+	}
+	return n, err
+}
+
+// CloseWrite shuts the sending side down. The FIN waits behind queued data
+// as any write does, so it arms the guard too.
+func (c *Conn) CloseWrite() error {
+	g := c.s.guard.Load()
+	if g == nil {
+		return c.s.writeFailed(nil, c.tcp.CloseWrite())
+	}
+	g.begin(c.s.rc)
+	err := c.tcp.CloseWrite()
+	g.end()
+	return c.s.writeFailed(g, err)
+}
+
+// CloseRead shuts the reading side down.
+func (c *Conn) CloseRead() error { return c.tcp.CloseRead() }
+
+// Close stops the guard, reports the end to the Observers, and closes the
+// connection.
+func (c *Conn) Close() error {
+	c.s.closed()
+	return c.tcp.Close()
+}
+
+// LocalAddr is the local address.
+func (c *Conn) LocalAddr() net.Addr { return c.tcp.LocalAddr() }
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.tcp.RemoteAddr() }
+
+// SetDeadline is (*net.TCPConn).SetDeadline.
+func (c *Conn) SetDeadline(t time.Time) error { return c.tcp.SetDeadline(t) }
+
+// SetReadDeadline is (*net.TCPConn).SetReadDeadline.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.tcp.SetReadDeadline(t) }
+
+// SetWriteDeadline is (*net.TCPConn).SetWriteDeadline.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.tcp.SetWriteDeadline(t) }
+
+// SetNoDelay is (*net.TCPConn).SetNoDelay.
+func (c *Conn) SetNoDelay(noDelay bool) error { return c.tcp.SetNoDelay(noDelay) }
+
+// SetLinger is (*net.TCPConn).SetLinger.
+func (c *Conn) SetLinger(sec int) error { return c.tcp.SetLinger(sec) }
+
+// SetReadBuffer is (*net.TCPConn).SetReadBuffer.
+func (c *Conn) SetReadBuffer(bytes int) error { return c.tcp.SetReadBuffer(bytes) }
+
+// SetWriteBuffer is (*net.TCPConn).SetWriteBuffer.
+func (c *Conn) SetWriteBuffer(bytes int) error { return c.tcp.SetWriteBuffer(bytes) }
+
+// SetKeepAlive is (*net.TCPConn).SetKeepAlive. It changes the socket
+// beneath the Config: Bounds no longer describes the connection. To
+// change a connection's settings, Apply a Config.
+func (c *Conn) SetKeepAlive(keepalive bool) error { return c.tcp.SetKeepAlive(keepalive) }
+
+// SetKeepAlivePeriod is (*net.TCPConn).SetKeepAlivePeriod; see SetKeepAlive.
+func (c *Conn) SetKeepAlivePeriod(d time.Duration) error { return c.tcp.SetKeepAlivePeriod(d) }
+
+// SetKeepAliveConfig is (*net.TCPConn).SetKeepAliveConfig; see SetKeepAlive.
+func (c *Conn) SetKeepAliveConfig(config net.KeepAliveConfig) error {
+	return c.tcp.SetKeepAliveConfig(config)
+}
+
+// MultipathTCP is (*net.TCPConn).MultipathTCP.
+func (c *Conn) MultipathTCP() (bool, error) { return c.tcp.MultipathTCP() }
+
+// File is (*net.TCPConn).File: a duplicate of the socket's descriptor.
+// Writes through it bypass the guard.
+func (c *Conn) File() (*os.File, error) { return c.tcp.File() }
+
+// SyscallConn is the socket's raw connection. On a guarded Conn its Write
+// arms the guard as Write does, and it hides the poll descriptor, so that
+// *os.File's WriteTo sends through ReadFrom, guarded, and not past it.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	if g := c.s.guard.Load(); g != nil {
+		return guardedRawConn{c.s.rc, g}, nil
+	}
+	return c.s.rc, nil
+}
+
+// NetConn returns the *net.TCPConn beneath, as *tls.Conn's NetConn does.
+func (c *Conn) NetConn() net.Conn { return c.tcp }
+
+// Guarded reports whether the window guard watches the connection.
+func (c *Conn) Guarded() bool { return c.s.guard.Load() != nil }
+
+// Config is the Config whose options the connection carries: the last one
+// applied to it, by an entry point or by Apply.
+func (c *Conn) Config() Config {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.s.opts.config
+}
+
+// writeFailed shows a write error to the Observers and joins the guard's
+// own failure, if any, to it.
+func (s *connState) writeFailed(g *guard, err error) error {
+	if err == nil {
+		return nil
+	}
+	s.failed(err)
+	if g == nil {
+		return err
+	}
+	return g.annotate(err)
+}
+
+// closed is Close's bookkeeping: the end reported, the guard stopped.
+func (s *connState) closed() {
+	s.reportClose(false)
+	if g := s.guard.Load(); g != nil {
+		g.close()
+	}
+}
+
+// collected is the cleanup of a Conn dropped without Close: the end is
+// reported, as at Close, and the socket closed.
+func (s *connState) collected() {
+	s.reportClose(true)
+	if g := s.guard.Load(); g != nil {
+		g.close()
+	}
+	s.tcp.Close()
+}
+
+// guardMode says whether an entry point guards.
+type guardMode uint8
+
+const (
+	guardDefault guardMode = iota // where the guard applies: Listen, WrapListener, DialFunc
+	guardAlways                   // whatever NoGuard says: Guard, GuardListener, GuardDialContext
+	guardNever                    // WrapDialContext
+)
+
+// guards reports whether an entry point in mode guards with o.
+func (o *kernelOptions) guards(mode guardMode) bool {
+	switch mode {
+	case guardAlways:
+		return true
+	case guardDefault:
+		return o.guardByDefault()
+	}
+	return false
+}
+
+// guardByDefault reports whether the entry points that guard by default
+// guard with o: where the guard applies and NoGuard is not set.
+func (o *kernelOptions) guardByDefault() bool {
+	return !o.noGuard && o.userTimeout != 0 && guardSupported
+}
+
+// handle is the one place a connection is hardened, guarded and observed
+// (see "One path for every connection" above). side is the end this
+// process is, or 0 for an entry point that does not observe; preset says
+// that the socket carries o's options already (set before connect(2), or
+// inherited from the listening socket). It returns the connection to hand
+// out; on an error the caller closes conn.
+func (o *kernelOptions) handle(conn net.Conn, side Side, mode guardMode, preset bool) (net.Conn, error) {
+	r, err := reach(conn)
+	switch {
+	case errors.Is(err, ErrNotTCP):
+		return conn, nil // not TCP: nothing to harden
+	case err != nil:
+		return nil, err
+	case r.kit != nil:
+		return conn, r.kit.s.adopt(o, side, mode)
+	case r.tcp == nil || r.tcp != conn:
+		// A wrapper of someone else's holds the socket.
+		if o.guards(mode) {
+			return nil, &WrapperError{Type: fmt.Sprintf("%T", r.holder), Guard: true}
+		}
+		if !preset {
+			if err := rawControl(r.rc, o.setFD); err != nil {
+				return nil, err
+			}
+		}
+		return conn, nil
+	}
+	if !preset {
+		if err := rawControl(r.rc, o.setFD); err != nil {
+			return nil, err
+		}
+	}
+	c := newConn(r.tcp, r.rc, o)
+	if err := c.s.adopt(o, side, mode); err != nil {
+		c.s.closed()
+		return nil, err
+	}
+	return c, nil
+}
+
+// adopt makes o's layer part of the connection: o's options and guard
+// timings, a guard if this layer guards and none is there yet, and o's
+// Observer told of the connection if it has not been.
+func (s *connState) adopt(o *kernelOptions, side Side, mode guardMode) error {
+	if err := s.reconfigure(o); err != nil {
+		return err
+	}
+	if o.guards(mode) && s.guard.Load() == nil {
+		if err := s.addGuard(); err != nil {
+			return err
+		}
+	}
+	if o.observer != nil && side != 0 {
+		s.watch.add(o.observer, side, s)
+	}
+	return nil
+}
+
+// reconfigure moves the connection to o's options, through its guard if
+// it has one (which keeps the user timeout it holds while armed, and takes
+// o's timings). Equal options cost nothing.
+func (s *connState) reconfigure(o *kernelOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.sameOptions(o) {
+		s.opts.config = o.config
+		return nil
+	}
+	if g := s.guard.Load(); g != nil {
+		if err := g.reconfigure(s.rc, o); err != nil {
+			return err
+		}
+	} else if err := rawControl(s.rc, o.setFD); err != nil {
+		return err
+	}
+	cfg := o.config
+	s.opts = *o
+	s.opts.config = cfg
+	return nil
+}
+
+// addGuard places the guard on the connection, with the options in force.
+func (s *connState) addGuard() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.guard.Load() != nil {
+		return nil
+	}
+	g, err := newGuard(s.tcp, s.rc, &s.opts)
+	if err != nil {
+		return err
+	}
+	s.guard.Store(g)
+	return nil
+}
+
+// reached is what reach found beneath a connection.
+type reached struct {
+	kit    *Conn           // a connection the kit handles, at any depth
+	tcp    *net.TCPConn    // the socket's own conn, if reached as one
+	rc     syscall.RawConn // the socket
+	holder net.Conn        // the outermost conn that is neither of the above
+}
+
+// reach walks conn's unwrap chain to its TCP socket. A connection with no
+// TCP socket is ErrNotTCP; a TCP one whose socket a wrapper hides is a
+// *WrapperError.
+func reach(conn net.Conn) (reached, error) {
+	var r reached
+	for cur := conn; ; {
+		if cur == nil {
+			return r, fmt.Errorf("%w: nil", ErrNotTCP)
+		}
+		if v := reflect.ValueOf(cur); v.Kind() == reflect.Pointer && v.IsNil() {
+			return r, fmt.Errorf("%w: nil %T", ErrNotTCP, cur)
+		}
+		switch c := cur.(type) {
+		case *Conn:
+			r.kit, r.tcp, r.rc = c, c.tcp, c.s.rc
+			return r, nil
+		case *net.TCPConn:
+			rc, err := c.SyscallConn()
+			if err != nil {
+				return r, fmt.Errorf("ghostsock: %w", err)
+			}
+			r.tcp, r.rc = c, rc
+			return r, nil
+		}
+		if r.holder == nil {
+			r.holder = cur
+		}
+		if w, ok := cur.(interface{ NetConn() net.Conn }); ok { // *tls.Conn and friends
+			cur = w.NetConn()
+			continue
+		}
+		if _, ok := cur.LocalAddr().(*net.TCPAddr); !ok {
+			return r, fmt.Errorf("%w: %T", ErrNotTCP, cur)
+		}
+		if sc, ok := cur.(syscall.Conn); ok {
+			rc, err := sc.SyscallConn()
+			if err != nil {
+				return r, fmt.Errorf("ghostsock: %T: %w", cur, err)
+			}
+			r.rc = rc
+			return r, nil
+		}
+		return r, &WrapperError{Type: fmt.Sprintf("%T", cur)}
+	}
+}
+
+// ErrWrapped is wrapped by every WrapperError.
+var ErrWrapped = errors.New("ghostsock: TCP socket behind a wrapper")
+
+// WrapperError says that a wrapper the kit did not make stands between an
+// entry point and a TCP socket: it hides the socket (no NetConn or
+// SyscallConn method, as netutil.LimitListener's conns), or it writes to
+// the socket itself, so that the window guard cannot sit beneath it (as
+// *tls.Conn). The fix is the same: put the kit beneath the wrapper, which
+// then wraps the kit's *Conn. It wraps ErrWrapped. From a listener's
+// Accept it comes inside a temporary *AcceptError.
+type WrapperError struct {
+	Type  string // the wrapper's type, as %T prints it
+	Guard bool   // the socket was reached, but the guard cannot be placed beneath the wrapper
+}
+
+func (e *WrapperError) Error() string {
+	if e.Guard {
+		return fmt.Sprintf("ghostsock: cannot guard beneath %s, which writes to the TCP socket itself: "+
+			"put the kit beneath it (wrap what it wraps: tls.NewListener(c.Listen(...)), or let http.Server.ServeTLS do TLS), "+
+			"or set Config.NoGuard to take the options without the guard", e.Type)
+	}
+	return fmt.Sprintf("ghostsock: %s hides its TCP socket (it has no NetConn or SyscallConn method): "+
+		"put the kit beneath it, so that it wraps the kit's connection (for a listener: wrap c.Listen(...), not the other way round)", e.Type)
+}
+
+func (e *WrapperError) Unwrap() error { return ErrWrapped }
+
+// AcceptError is returned by a listener's Accept when the connection it
+// accepted could not be handed out: the options could not be set, or a
+// wrapper stands in the way (WrapperError). That connection has been
+// closed. It is temporary: http.Server and grpc.Server back off and go on
+// serving.
+type AcceptError struct {
+	Err error
+}
+
+func (e *AcceptError) Error() string   { return "ghostsock: accepted conn closed: " + e.Err.Error() }
+func (e *AcceptError) Unwrap() error   { return e.Err }
+func (e *AcceptError) Timeout() bool   { return false }
+func (e *AcceptError) Temporary() bool { return true }
+
+// listener hands every connection it accepts to handle.
+type listener struct {
+	net.Listener
+	opts   *kernelOptions
+	err    error // the Config's: returned by every Accept
+	mode   guardMode
+	preset bool // the kernel copied the options from the listening socket
+}
+
+// Accept accepts a connection and hands it out as the kit's. A failure on
+// that one connection closes it and is a temporary *AcceptError.
+func (l *listener) Accept() (net.Conn, error) {
+	if l.err != nil {
+		return nil, l.err
+	}
+	conn, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	h, err := l.opts.handle(conn, SideAccepted, l.mode, l.preset)
+	if err != nil {
+		conn.Close()
+		return nil, &AcceptError{Err: err}
+	}
+	return h, nil
+}
+
+// File is the listening socket's File, as (*net.TCPListener).File; an
+// error wrapping errors.ErrUnsupported if the listener beneath has none.
+func (l *listener) File() (*os.File, error) {
+	if f, ok := l.Listener.(interface{ File() (*os.File, error) }); ok {
+		return f.File()
+	}
+	return nil, fmt.Errorf("ghostsock: %T has no File method: %w", l.Listener, errors.ErrUnsupported)
+}
+
+// SetDeadline is the listening socket's SetDeadline, as
+// (*net.TCPListener).SetDeadline; an error wrapping errors.ErrUnsupported
+// if the listener beneath has none.
+func (l *listener) SetDeadline(t time.Time) error {
+	if d, ok := l.Listener.(interface{ SetDeadline(time.Time) error }); ok {
+		return d.SetDeadline(t)
+	}
+	return fmt.Errorf("ghostsock: %T has no SetDeadline method: %w", l.Listener, errors.ErrUnsupported)
+}
+
+// SyscallConn is the listening socket's raw connection, as
+// (*net.TCPListener).SyscallConn.
+func (l *listener) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := l.Listener.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, fmt.Errorf("ghostsock: %T has no SyscallConn method: %w", l.Listener, errors.ErrUnsupported)
+}
