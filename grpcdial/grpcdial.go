@@ -43,13 +43,31 @@ type Settings struct {
 	// addresses: grpc.WithLocalDNSResolution's equivalent. By default a
 	// proxied dns target is resolved by the proxy (CONNECT host:port).
 	LocalDNSResolution bool
+
+	// Dial, if set, makes the channel's connections, as the function given
+	// to grpc.WithContextDialer would: pass it here instead, since a
+	// second WithContextDialer replaces the kit's (or the kit's replaces
+	// it) and the socket is then left without c's options. It is wrapped,
+	// not replaced: c's options are set on the TCP connection it returns,
+	// reaching through wrappers with a NetConn method, and the connection
+	// is counted if c.Observer is set. It gets the address as grpc-go
+	// hands it to a custom dialer. As with grpc.WithContextDialer, the
+	// channel then uses no proxy from the environment.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Options is the package-level Options with s's choices.
 func (s Settings) Options(c tuning.Config) []grpc.DialOption {
 	c.NoGuard = true // HTTP/2 never shuts the TCP window: see package grpcserver
-	dial := c.DialFunc(nil)
 	opts := []grpc.DialOption{grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: pingsOff})}
+	if s.Dial != nil {
+		own := s.Dial
+		dial := c.DialFunc(func(ctx context.Context, _, addr string) (net.Conn, error) { return own(ctx, addr) })
+		return append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dial(ctx, "tcp", addr)
+		}))
+	}
+	dial := c.DialFunc(nil)
 	if s.NoProxy {
 		return append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			network, address := parseAddr(addr)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,9 +84,12 @@ func TestChannelSocketHoldsConfig(t *testing.T) {
 	}
 }
 
-// TestKeepaliveParamsAfterOptionsOverwriteUserTimeout documents grpc-go's
-// behaviour that doc.go warns about.
-func TestKeepaliveParamsAfterOptionsOverwriteUserTimeout(t *testing.T) {
+// TestKeepaliveParamsAfterOptionsKeepUserTimeout: grpc-go sets its
+// keepalive Timeout as the user timeout on a *net.TCPConn when the
+// caller's WithKeepaliveParams turns pings back on; the kit's connections
+// are *tuning.Conn, so the Config's user timeout stays (the pings do come
+// back: that is the caller's choice).
+func TestKeepaliveParamsAfterOptionsKeepUserTimeout(t *testing.T) {
 	c := budget(t, 7*time.Second)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -97,7 +101,7 @@ func TestKeepaliveParamsAfterOptionsOverwriteUserTimeout(t *testing.T) {
 	defer cc.Close()
 	require.NoError(t, check(t, cc))
 	held := clientHeld(t, ln)
-	assert.Equal(t, 33*time.Second, held.UserTimeout, "grpc-go replaces the user timeout")
+	assert.Equal(t, c.UserTimeout, held.UserTimeout, "grpc-go cannot replace the user timeout")
 	assert.Equal(t, c.KeepAlive, held.KeepAlive, "keepalive probes stay")
 }
 
@@ -138,4 +142,37 @@ func TestParseAddr(t *testing.T) {
 		network, address := parseAddr(in)
 		assert.Equal(t, want, [2]string{network, address}, "%q", in)
 	}
+}
+
+// A dialer of the caller's, given to Settings, is wrapped: it makes the
+// connection, the socket gets the Config's options, the Observer counts
+// it, and no proxy from the environment is used, as with stock grpc-go's
+// WithContextDialer.
+func TestSettingsDialIsWrapped(t *testing.T) {
+	t.Setenv("HTTPS_PROXY", "http://192.0.2.1:9") // TEST-NET: must not be used
+	c := budget(t, 7*time.Second)
+	var opened atomic.Int32
+	c.Observer = tuning.NewObserver(func(e tuning.Event) {
+		if e.Kind == tuning.EventOpened {
+			opened.Add(1)
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	serve(t, ln)
+	var dials atomic.Int32
+	own := func(ctx context.Context, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}
+	cc, err := grpc.NewClient("passthrough:///"+ln.Addr().String(),
+		append(Settings{Dial: own}.Options(c), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	require.NoError(t, err)
+	defer cc.Close()
+	require.NoError(t, check(t, cc))
+	assert.Equal(t, int32(1), dials.Load(), "the caller's dialer made the connection")
+	assert.Equal(t, int32(1), opened.Load(), "counted once")
+	held := clientHeld(t, ln)
+	c.Observer = nil
+	assert.Equal(t, c, held, "the options are on its socket")
 }

@@ -18,18 +18,24 @@
 //
 // grpc-go's server sets TCP_USER_TIMEOUT on every accepted *net.TCPConn to
 // its keepalive Timeout (20 s by default) unless keepalive Time is
-// infinite, and its helper loses setsockopt errors. Without Options, that
-// 20 s replaces c.UserTimeout on every connection after the handshake.
-// Options sets Time infinite, so grpc-go leaves the socket as the listener
-// made it; the integration tests read it back after the first RPC.
+// infinite, and its helper loses setsockopt errors. Two things keep that
+// from replacing c.UserTimeout: Options sets Time infinite, and the
+// listener hands out *tuning.Conn, which grpc-go's helper passes over, so
+// that a keepalive option of the server's own, in any order, cannot undo
+// the user timeout either. The tests read it back after the first RPC.
+//
+// A server's own keepalive settings (MaxConnectionIdle, MaxConnectionAge,
+// MaxConnectionAgeGrace, an enforcement policy) go in Settings, which
+// merges them with the kit's: grpc-go keeps only the last KeepaliveParams
+// option it is given, so passing both would lose one.
 //
 // grpc-go still starts its own keepalive goroutine per connection; with
 // Time infinite its timers never fire.
 //
 // # No window guard
 //
-// Listen and WrapListener set NoGuard, so the connections are the bare
-// *net.TCPConn. The kernel's zero-window rule (a live peer that keeps its
+// Listen and WrapListener set NoGuard, so the connections are unguarded
+// *tuning.Conn. The kernel's zero-window rule (a live peer that keeps its
 // receive window shut for the user timeout is cut, see package tuning)
 // cannot reach an HTTP/2 connection: grpc-go reads each connection in a
 // goroutine of its own that never waits for the application, and applies

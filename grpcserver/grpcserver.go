@@ -27,40 +27,83 @@ const MinClientPingInterval = 5 * time.Second
 // Listen announces on the local address with c's options on every accepted
 // connection; see tuning.Config.Listen. Its connections are not guarded
 // (c.NoGuard is set): HTTP/2 never lets the TCP window shut (see the
-// package doc), and the listener is the *net.TCPListener itself.
+// package doc). They are *tuning.Conn, not *net.TCPConn, so grpc-go's own
+// keepalive code, which sets TCP_USER_TIMEOUT on a *net.TCPConn, cannot
+// replace c.UserTimeout whatever keepalive options the server is given.
+// The listener keeps *net.TCPListener's File and SetDeadline.
 func Listen(ctx context.Context, network, address string, c tuning.Config) (net.Listener, error) {
 	c.NoGuard = true
 	return c.Listen(ctx, network, address)
 }
 
 // WrapListener sets c's options on every connection ln accepts; see
-// tuning.Config.WrapListener. Like Listen, it does not guard.
+// tuning.Config.WrapListener. Like Listen, it does not guard, and hands out
+// *tuning.Conn. Put it beneath any wrapper of your own.
 func WrapListener(ln net.Listener, c tuning.Config) net.Listener {
 	c.NoGuard = true
 	return c.WrapListener(ln)
 }
 
 // Options returns the server options to pass to grpc.NewServer with a
-// listener from Listen or WrapListener:
+// listener from Listen or WrapListener: Settings{}.Options(c), that is
 //
 //   - keepalive.ServerParameters with Time infinite: the server sends no
-//     pings and, above all, grpc-go no longer sets TCP_USER_TIMEOUT to its
-//     keepalive Timeout (20 s by default) on every accepted connection,
-//     which would replace c.UserTimeout;
+//     pings, and grpc-go does not try to set TCP_USER_TIMEOUT to its
+//     keepalive Timeout (20 s by default);
 //   - keepalive.EnforcementPolicy with MinTime MinClientPingInterval and
-//     PermitWithoutStream, so clients that still ping are not sent GOAWAY
-//     too_many_pings.
+//     PermitWithoutStream, where grpc-go's default is 5 minutes and
+//     streams only: clients that still ping (other languages' defaults, a
+//     migration) are not sent GOAWAY too_many_pings.
+//
+// A server that sets keepalive options of its own (MaxConnectionAge, say)
+// gives them to Settings instead of passing grpc.KeepaliveParams: grpc-go
+// keeps only the last KeepaliveParams option, so one of the two would be
+// lost, in either order.
 //
 // The options do not depend on c's fields: detection lives in the
 // listener. c is taken so that server and listener are configured from
 // one value in one place, and it is validated by Listen and WrapListener.
-func Options(c tuning.Config) []grpc.ServerOption {
+func Options(c tuning.Config) []grpc.ServerOption { return Settings{}.Options(c) }
+
+// Settings are a server's own keepalive settings, merged with the kit's
+// into one grpc.KeepaliveParams and one grpc.KeepaliveEnforcementPolicy
+// option. The zero value is Options.
+type Settings struct {
+	// Keepalive is the server's own keepalive.ServerParameters.
+	// MaxConnectionIdle, MaxConnectionAge and MaxConnectionAgeGrace are
+	// kept as given, with grpc-go's meaning.
+	//
+	// Time and Timeout are the server pings the kit replaces: leave them
+	// zero and the server sends none (Time infinite). Set, they are kept,
+	// for a migration that wants pings for a while; the user timeout
+	// stays c's even then, since the kit's connections are no
+	// *net.TCPConn for grpc-go to set it on.
+	Keepalive keepalive.ServerParameters
+
+	// Enforcement, if set, is the policy the server enforces on client
+	// pings, as given, in place of the kit's (MinTime
+	// MinClientPingInterval, PermitWithoutStream). A stricter policy
+	// sends GOAWAY too_many_pings to clients that ping more often.
+	Enforcement *keepalive.EnforcementPolicy
+}
+
+// Options returns the server options for s and c: see Settings and the
+// package-level Options.
+func (s Settings) Options(c tuning.Config) []grpc.ServerOption {
 	_ = c
-	return []grpc.ServerOption{
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: pingsOff}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
-			MinTime:             MinClientPingInterval,
-			PermitWithoutStream: true,
-		}),
+	kp, ep := s.merged()
+	return []grpc.ServerOption{grpc.KeepaliveParams(kp), grpc.KeepaliveEnforcementPolicy(ep)}
+}
+
+// merged is what Options passes to grpc-go.
+func (s Settings) merged() (keepalive.ServerParameters, keepalive.EnforcementPolicy) {
+	kp := s.Keepalive
+	if kp.Time == 0 {
+		kp.Time = pingsOff
 	}
+	ep := keepalive.EnforcementPolicy{MinTime: MinClientPingInterval, PermitWithoutStream: true}
+	if s.Enforcement != nil {
+		ep = *s.Enforcement
+	}
+	return kp, ep
 }

@@ -3,6 +3,7 @@ package grpcserver
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/ghostsock/ghostsock/internal/sockfind"
 	"github.com/ghostsock/ghostsock/tuning"
@@ -59,13 +61,81 @@ func TestServerSocketHoldsConfigAfterFirstRPC(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, c, accepted(t, WrapListener(plain, c), Options(c)...))
 	})
-	t.Run("without Options grpc-go overwrites the user timeout", func(t *testing.T) {
-		ln, err := Listen(t.Context(), "tcp", "127.0.0.1:0", c)
-		require.NoError(t, err)
-		held := accepted(t, ln)
-		assert.Equal(t, 20*time.Second, held.UserTimeout, "grpc-go's default keepalive Timeout")
-		assert.Equal(t, c.KeepAlive, held.KeepAlive)
-	})
+	// grpc-go sets its keepalive Timeout (20 s by default) as the user
+	// timeout on a *net.TCPConn whenever keepalive Time is not infinite:
+	// with no Options, or with the server's own KeepaliveParams in either
+	// order. The kit's connections are no *net.TCPConn, so it cannot, with
+	// or without an Observer.
+	own := grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: time.Hour})
+	observed := c
+	observed.Observer = tuning.NewObserver(func(tuning.Event) {})
+	for _, tc := range []struct {
+		name string
+		c    tuning.Config
+		opts []grpc.ServerOption
+	}{
+		{"no Options", c, nil},
+		{"own KeepaliveParams after Options", c, append(Options(c), own)},
+		{"own KeepaliveParams before Options", c, append([]grpc.ServerOption{own}, Options(c)...)},
+		{"own KeepaliveParams after Options, observed", observed, append(Options(c), own)},
+		{"Settings with the server's own", c, Settings{Keepalive: keepalive.ServerParameters{MaxConnectionAge: time.Hour}}.Options(c)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := Listen(t.Context(), "tcp", "127.0.0.1:0", tc.c)
+			require.NoError(t, err)
+			assert.Equal(t, c, accepted(t, ln, tc.opts...), "the user timeout stays the Config's")
+		})
+	}
+}
+
+func TestSettingsMerge(t *testing.T) {
+	kp, ep := Settings{}.merged()
+	assert.Equal(t, keepalive.ServerParameters{Time: pingsOff}, kp, "Options: no server pings")
+	assert.Equal(t, keepalive.EnforcementPolicy{MinTime: MinClientPingInterval, PermitWithoutStream: true}, ep)
+
+	own := keepalive.ServerParameters{MaxConnectionIdle: time.Minute, MaxConnectionAge: time.Hour, MaxConnectionAgeGrace: time.Second}
+	strict := &keepalive.EnforcementPolicy{MinTime: time.Minute}
+	kp, ep = Settings{Keepalive: own, Enforcement: strict}.merged()
+	want := own
+	want.Time = pingsOff
+	assert.Equal(t, want, kp, "the server's own values kept, pings off")
+	assert.Equal(t, *strict, ep, "the server's own policy kept")
+
+	pings := keepalive.ServerParameters{Time: time.Minute, Timeout: 5 * time.Second}
+	kp, _ = Settings{Keepalive: pings}.merged()
+	assert.Equal(t, pings, kp, "pings asked for are kept")
+}
+
+// MaxConnectionAge given to Settings reaches grpc-go: the server sends
+// GOAWAY once the age has passed, and the client dials again.
+func TestSettingsKeepsMaxConnectionAge(t *testing.T) {
+	c, err := tuning.ForBudget(9 * time.Second)
+	require.NoError(t, err)
+	ln, err := Listen(t.Context(), "tcp", "127.0.0.1:0", c)
+	require.NoError(t, err)
+	s := Settings{Keepalive: keepalive.ServerParameters{MaxConnectionAge: 300 * time.Millisecond, MaxConnectionAgeGrace: 100 * time.Millisecond}}
+	srv := grpc.NewServer(s.Options(c)...)
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go srv.Serve(ln)
+	defer srv.Stop()
+	var dials atomic.Int32
+	cc, err := grpc.NewClient("passthrough:///"+ln.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		}))
+	require.NoError(t, err)
+	defer cc.Close()
+	hc := healthpb.NewHealthClient(cc)
+	deadline := time.Now().Add(5 * time.Second)
+	for dials.Load() < 2 && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		time.Sleep(50 * time.Millisecond)
+	}
+	assert.GreaterOrEqual(t, dials.Load(), int32(2), "the connection was aged out and dialed again")
 }
 
 func TestInvalidConfig(t *testing.T) {
