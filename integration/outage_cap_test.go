@@ -38,7 +38,7 @@ func TestOutageWithRTOCap(t *testing.T) {
 	for _, b := range []time.Duration{3 * time.Second, 10 * time.Second} {
 		for _, rtoMax := range []time.Duration{time.Second, 0} {
 			for _, frac := range []float64{0.5, 0.7, 0.8} {
-				c := tuning.Config{UserTimeout: b, RTOMax: rtoMax}
+				c := tuning.Config{UserTimeout: b, RTOMax: rtoMax, IdleUnwatched: true} // busy only: no keepalive
 				outage := time.Duration(frac * float64(b)).Round(time.Millisecond)
 				name := fmt.Sprintf("UT %v, RTOMax %v, outage %v", b, rtoMax, outage)
 				t.Run(name, func(t *testing.T) {
