@@ -440,7 +440,9 @@ func TestTransportMatrix(t *testing.T) {
 		{"GuardDialContext(DialFunc)", func(c tuning.Config) *http.Transport {
 			return &http.Transport{DialContext: c.GuardDialContext(c.DialFunc(nil))}
 		}, budget3, true, ""},
-		{"DialFunc(DialFunc)", func(c tuning.Config) *http.Transport { return &http.Transport{DialContext: c.DialFunc(c.DialFunc(nil))} }, budget3, true, ""},
+		{"DialFunc(DialFunc)", func(c tuning.Config) *http.Transport {
+			return &http.Transport{DialContext: c.DialFunc(c.DialFunc(nil))}
+		}, budget3, true, ""},
 		{"WrapDialContext(DialFunc)", func(c tuning.Config) *http.Transport {
 			return &http.Transport{DialContext: c.WrapDialContext(c.DialFunc(nil))}
 		}, budget3, true, ""},
