@@ -11,7 +11,7 @@
 // the server vanishes, the kernel ends the connection within c.Bounds();
 // in-flight RPCs fail with codes.Unavailable and the channel reconnects as
 // it does after any transport error. No goroutine, timer or ping per
-// connection: the 5,000-channel idle fleet in BENCHMARKS.md shows the
+// connection: the idle fleet in BENCHMARKS.md, part 1, shows the
 // difference.
 //
 // # Resolvers, credentials, proxies

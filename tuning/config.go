@@ -305,8 +305,7 @@ func seconds(d, def, limit time.Duration, field, opt string, bad func(string, an
 // and probes for both, since one probe and its answer tell each end that
 // the other is alive, and a peer's probe does not reset an end's own
 // keepalive timer: with both ends probing, twice the packets go on the
-// wire (ghostbench part 1, 10,000 idle channels at a 20 s budget: 0.50
-// of the pings' packets with Lean on the client, 1.00 without).
+// wire (the packet counts are in BENCHMARKS.md, part 1).
 //
 // The trade-off: the lean end does not notice, while idle, that its peer
 // vanished. It learns when it next sends: the user timeout ends that

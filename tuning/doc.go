@@ -103,16 +103,36 @@
 //
 // Dialer sets them on every socket it creates, before connect(2). Listen
 // sets them on the listening socket; Linux copies them to every accepted
-// socket, so accepting costs no system call, and guards what it accepts. WrapListener sets them on each
-// connection an existing listener accepts, keeping *net.TCPConn as it is.
-// Apply sets them on a connection already open, through *tls.Conn. Read
-// returns what the kernel actually holds. Every entry point validates the
-// Config once, before any socket is touched; the ones that cannot return
-// an error (Dialer, WrapListener) return it from the first dial or accept.
+// socket, so accepting costs no system call, and guards what it accepts.
+// WrapListener sets them on each connection an existing listener accepts.
+// Apply sets them on a connection already open, through *tls.Conn, and on
+// the kit's own *Conn is a reload. Read returns what the kernel actually
+// holds. Every entry point validates the Config once, before any socket is
+// touched; the ones that cannot return an error (Dialer, WrapListener)
+// return it from the first dial or accept.
+//
+// # One path for every connection
+//
+// Every entry point hands its connection to one function, which sets the
+// options, guards where the guard applies and observes where an Observer
+// is set, and which recognises a connection the kit already handled, at
+// any depth of the NetConn chain (conn.go says how). So the entry points
+// compose: c.WrapListener(c.Listen(...)), httptransport.Harden over New,
+// c.DialFunc(c.DialFunc(nil)) are one layer each time, one *Conn per
+// socket, one guard, one opened and one ended event per Observer. Two
+// different Configs layered mean what Apply means: the outer one, the last
+// applied, sets the options and the guard's timings; a guard placed by any
+// layer stays (none is ever taken off a connection that may be writing);
+// and each layer's Observer, if new to the connection, sees it open and
+// end. A wrapper the kit did not make is never passed silently: its
+// socket gets the options where it can be reached, and where it cannot,
+// or where the guard would have to sit beneath it, the connection is
+// refused with a *WrapperError that names the wrapper and the fix, a
+// temporary error from Accept.
 //
 // # The window guard
 //
-// Listen, WrapListener and package httptransport's client guard their
+// Listen, WrapListener, DialFunc and package httptransport's client guard their
 // connections by default (GuardListener, GuardDialContext and Guard do it
 // on request; NoGuard opts out): a live peer that stops reading keeps its
 // connection for as long as it answers probes, a peer that vanishes is
@@ -139,13 +159,17 @@
 // timeout again, so Bounds' idle rule holds unchanged.
 //
 // Costs: an idle connection nothing (the guard is disarmed); a write two
-// atomic additions, and one setsockopt when it arms the guard; an armed
-// connection one TCP_INFO read every UserTimeout/8. Zero-copy stays:
-// GuardedConn keeps ReadFrom and WriteTo, and io.Copy(conn, *os.File)
+// atomic additions, and one setsockopt when it arms the guard and one when
+// it rests again; an armed connection one TCP_INFO read 10 ms after the
+// arming, then at doubling intervals up to one every UserTimeout/8. The
+// short first interval means a connection whose data is acknowledged at
+// once holds its user timeout again within milliseconds, so that an audit
+// (ghostscan, Read) taken just after a request-response exchange sees it.
+// Zero-copy stays: Conn keeps ReadFrom and WriteTo, and io.Copy(conn, *os.File)
 // reaches sendfile through ReadFrom (the guarded SyscallConn hides the poll
 // descriptor that would let *os.File's WriteTo go round the guard). A
-// GuardedConn dropped without Close is collected, its socket closed by the
-// runtime as any net.Conn's. On kernels before 6.15 the cap is missing:
+// Conn dropped without Close is collected, its socket closed and its end
+// reported (Event.Dropped). On kernels before 6.15 the cap is missing:
 // probes back off to 120 s, the guard waits for two unanswered ones, and a
 // peer that vanishes during a long pause can take minutes to be found.
 // Proven over loopback (TestGuardSurvivesPartialReopenings,

@@ -228,3 +228,29 @@ func ExampleConfig_Lean() {
 	// idle client notices a vanished server: false
 	// its next request fails within the budget: true
 }
+
+// Probes per hour for one probing end of an idle connection, as ForBudget
+// sets keepalive: one probe, answered, after each Idle of silence (the
+// README's budget table is this output).
+func ExampleForBudget_probes() {
+	fmt.Println("| budget | keepalive idle | probes per hour, one end | with `Lean` on the client |")
+	fmt.Println("| --- | --- | --- | --- |")
+	for _, d := range []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, 10 * time.Minute} {
+		c, err := tuning.ForBudget(d)
+		if err != nil {
+			panic(err)
+		}
+		perHour := int(time.Hour / c.KeepAlive.Idle)
+		fmt.Printf("| %v | %v | %d | client 0, server %d |\n", d, c.KeepAlive.Idle, perHour, perHour)
+	}
+	// Output:
+	// | budget | keepalive idle | probes per hour, one end | with `Lean` on the client |
+	// | --- | --- | --- | --- |
+	// | 5s | 1s | 3600 | client 0, server 3600 |
+	// | 10s | 5s | 720 | client 0, server 720 |
+	// | 20s | 8s | 450 | client 0, server 450 |
+	// | 30s | 11s | 327 | client 0, server 327 |
+	// | 1m0s | 23s | 156 | client 0, server 156 |
+	// | 5m0s | 1m56s | 31 | client 0, server 31 |
+	// | 10m0s | 3m53s | 15 | client 0, server 15 |
+}
