@@ -22,7 +22,7 @@ import (
 func budget() tuning.Config {
 	c, err := tuning.ForBudget(20 * time.Second)
 	if err != nil {
-		panic(err) // only a budget under 3 s or over 9 h is refused
+		panic(err) // only a budget outside tuning.MinBudget (3 s) to MaxBudget (36 h) is refused
 	}
 	return c
 }
