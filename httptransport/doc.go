@@ -25,7 +25,7 @@
 // survives a server that stops reading for longer than the budget, and
 // Listen and WrapListener guard the responses a server writes to clients
 // that pause (curl --limit-rate, a paused download). Set c.NoGuard for
-// bare connections; c.StallTimeout bounds how long a live peer may stall
+// unguarded connections; c.StallTimeout bounds how long a live peer may stall
 // a write. HTTP/2 needs no guard, its transport keeps reading the socket,
 // and the guard costs an idle pooled connection nothing.
 //

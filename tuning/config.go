@@ -106,13 +106,13 @@ type Config struct {
 	StallTimeout time.Duration
 
 	// NoGuard turns the window guard off on the entry points that guard by
-	// default (Listen, WrapListener, and httptransport's client): they then
-	// hand out the bare *net.TCPConn, and a live peer that keeps its
-	// window shut for UserTimeout is cut by the kernel (see Guard). Set it
-	// where connections carry only HTTP/2 or gRPC, which never shut the
-	// window, or where code needs the *net.TCPConn type itself (a guarded
-	// connection's NetConn returns it). Guard, GuardListener and
-	// GuardDialContext guard whatever NoGuard says.
+	// default (Listen, WrapListener, DialFunc, and httptransport's
+	// client): they then hand out unguarded *Conn, and a live peer that
+	// keeps its window shut for UserTimeout is cut by the kernel (see
+	// Guard). Set it where connections carry only HTTP/2 or gRPC, which
+	// never shut the window, or for a UserTimeout under MinGuardTimeout.
+	// Guard, GuardListener and GuardDialContext guard whatever NoGuard
+	// says.
 	NoGuard bool
 
 	// Observer, if set, is told of every connection that Listen,
@@ -245,7 +245,7 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 		bad("KeepAlive.Enable", false, "keepalive off finds no idle peer that vanished, ever: turn it on (ForBudget does), or set IdleUnwatched to choose that (Lean does)")
 	}
 	if ut > 0 && ut < MinGuardTimeout && !c.NoGuard && utOK {
-		bad("UserTimeout", ut, fmt.Sprintf("must be at least %v for the window guard, on by default, to judge a silence within it; set NoGuard to go without the guard", MinGuardTimeout))
+		bad("UserTimeout", ut, fmt.Sprintf("must be at least %v for the window guard, on by default, to judge a silence within it; set NoGuard to go without the guard (Guard, GuardListener and GuardDialContext then still guard, within GuardBound)", MinGuardTimeout))
 	}
 	switch st := c.StallTimeout; {
 	case st == 0:

@@ -69,12 +69,13 @@ type Conn struct {
 // the same type.
 type GuardedConn = Conn
 
-// connState is everything a Conn knows beyond its socket. It never points
-// back at its Conn, so that a Conn dropped without Close can be collected
-// and the cleanup, which holds the connState, can report its end.
+// connState is everything a Conn knows beyond its socket. It holds the
+// socket's RawConn but never its *net.TCPConn or Conn, so that the
+// cleanup on the *net.TCPConn, which holds the connState, runs once the
+// application holds neither the Conn nor what its NetConn returned.
 type connState struct {
-	tcp *net.TCPConn
-	rc  syscall.RawConn // tcp's own
+	rc      syscall.RawConn // the socket's own
+	cleanup runtime.Cleanup // stopped by Close
 
 	mu   sync.Mutex    // serialises reconfiguration, and adding a guard or an Observer
 	opts kernelOptions // the options in force, under mu
@@ -84,12 +85,17 @@ type connState struct {
 }
 
 func newConn(tcp *net.TCPConn, rc syscall.RawConn, o *kernelOptions) *Conn {
-	s := &connState{tcp: tcp, rc: rc, opts: *o}
+	s := &connState{rc: rc, opts: *o}
 	s.watch.init(tcp)
-	c := &Conn{tcp: tcp, s: s}
-	runtime.AddCleanup(c, (*connState).collected, s)
-	return c
+	// On the *net.TCPConn, not the Conn: code that keeps only NetConn's
+	// result still holds the connection.
+	s.cleanup = runtime.AddCleanup(tcp, (*connState).collected, s)
+	return &Conn{tcp: tcp, s: s}
 }
+
+// kitConn is how reach recognises a Conn, also inside a struct that
+// embeds one (whose NetConn, promoted from the Conn, would skip it).
+func (c *Conn) kitConn() *Conn { return c }
 
 // Read reads into b.
 func (c *Conn) Read(b []byte) (int, error) {
@@ -157,6 +163,7 @@ func (c *Conn) CloseRead() error { return c.tcp.CloseRead() }
 // Close stops the guard, reports the end to the Observers, and closes the
 // connection.
 func (c *Conn) Close() error {
+	c.s.cleanup.Stop()
 	c.s.closed()
 	return c.tcp.Close()
 }
@@ -253,14 +260,14 @@ func (s *connState) closed() {
 	}
 }
 
-// collected is the cleanup of a Conn dropped without Close: the end is
-// reported, as at Close, and the socket closed.
+// collected is the cleanup of a connection dropped without Close: the end
+// is reported, as at Close, and the guard stopped; the runtime closes the
+// socket, as it does any net.Conn's, once the connState goes too.
 func (s *connState) collected() {
 	s.reportClose(true)
 	if g := s.guard.Load(); g != nil {
 		g.close()
 	}
-	s.tcp.Close()
 }
 
 // guardMode says whether an entry point guards.
@@ -303,7 +310,7 @@ func (o *kernelOptions) handle(conn net.Conn, side Side, mode guardMode, preset 
 	case err != nil:
 		return nil, err
 	case r.kit != nil:
-		return conn, r.kit.s.adopt(o, side, mode)
+		return conn, r.kit.s.adopt(r.kit.tcp, o, side, mode)
 	case r.tcp == nil || r.tcp != conn:
 		// A wrapper of someone else's holds the socket.
 		if o.guards(mode) {
@@ -322,7 +329,8 @@ func (o *kernelOptions) handle(conn net.Conn, side Side, mode guardMode, preset 
 		}
 	}
 	c := newConn(r.tcp, r.rc, o)
-	if err := c.s.adopt(o, side, mode); err != nil {
+	if err := c.s.adopt(c.tcp, o, side, mode); err != nil {
+		c.s.cleanup.Stop()
 		c.s.closed()
 		return nil, err
 	}
@@ -332,12 +340,12 @@ func (o *kernelOptions) handle(conn net.Conn, side Side, mode guardMode, preset 
 // adopt makes o's layer part of the connection: o's options and guard
 // timings, a guard if this layer guards and none is there yet, and o's
 // Observer told of the connection if it has not been.
-func (s *connState) adopt(o *kernelOptions, side Side, mode guardMode) error {
+func (s *connState) adopt(tcp *net.TCPConn, o *kernelOptions, side Side, mode guardMode) error {
 	if err := s.reconfigure(o); err != nil {
 		return err
 	}
 	if o.guards(mode) && s.guard.Load() == nil {
-		if err := s.addGuard(); err != nil {
+		if err := s.addGuard(tcp); err != nil {
 			return err
 		}
 	}
@@ -361,8 +369,16 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 		if err := g.reconfigure(s.rc, o); err != nil {
 			return err
 		}
-	} else if err := rawControl(s.rc, o.setFD); err != nil {
-		return err
+	} else {
+		if err := rawControl(s.rc, o.setFD); err != nil {
+			return err
+		}
+		if s.opts.rtoMax != 0 && o.rtoMax == 0 {
+			// set leaves a zero RTOMax alone: put the kernel's back.
+			if err := setRTOMax(s.rc, MaxRTOMax); err != nil && !errors.Is(err, errNoProtoOpt) {
+				return err
+			}
+		}
 	}
 	cfg := o.config
 	s.opts = *o
@@ -371,13 +387,13 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 }
 
 // addGuard places the guard on the connection, with the options in force.
-func (s *connState) addGuard() error {
+func (s *connState) addGuard(tcp *net.TCPConn) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.guard.Load() != nil {
 		return nil
 	}
-	g, err := newGuard(s.tcp, s.rc, &s.opts)
+	g, err := newGuard(tcp, s.rc, &s.opts)
 	if err != nil {
 		return err
 	}
@@ -406,8 +422,12 @@ func reach(conn net.Conn) (reached, error) {
 			return r, fmt.Errorf("%w: nil %T", ErrNotTCP, cur)
 		}
 		switch c := cur.(type) {
-		case *Conn:
-			r.kit, r.tcp, r.rc = c, c.tcp, c.s.rc
+		case interface{ kitConn() *Conn }: // a *Conn, or a struct embedding one
+			k := c.kitConn()
+			r.kit, r.tcp, r.rc = k, k.tcp, k.s.rc
+			if cur != net.Conn(k) && r.holder == nil {
+				r.holder = cur
+			}
 			return r, nil
 		case *net.TCPConn:
 			rc, err := c.SyscallConn()

@@ -230,8 +230,9 @@ func (c Config) DialFunc(dial DialContextFunc) DialContextFunc {
 // for dialers you do not own: a service mesh's, a TLS dialer, a proxy's.
 // It never guards; otherwise it is DialFunc. A *net.TCPConn comes back as
 // a *Conn; a wrapper comes back as it is, with the options set beneath it
-// (and not observed: no Observer can see its Close). Connections with no
-// TCP socket pass through. If the options cannot be set, the connection
+// (and not observed: no Observer can see its Close). Connections that are
+// not TCP (a LocalAddr that is no *net.TCPAddr) pass through; a TCP one
+// whose socket a wrapper hides is a *WrapperError. If the options cannot be set, the connection
 // is closed and the dial fails with that error; an invalid c fails every
 // dial before dial is called.
 func (c Config) WrapDialContext(dial DialContextFunc) DialContextFunc {

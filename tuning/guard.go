@@ -51,9 +51,14 @@ type guardParams struct {
 	capped bool          // the kernel took rtoMax (Linux 6.15+)
 }
 
-// MinGuardTimeout is the smallest UserTimeout Guard accepts: below it a
-// live peer's probe answers, which the kernel cannot be made to send more
-// often than once a second (MinRTOMax), could not be told from silence.
+// MinGuardTimeout is the smallest UserTimeout that Validate accepts without
+// NoGuard: below it a live peer's probe answers, which the kernel cannot
+// be made to send more often than once a second (MinRTOMax), could not be
+// told from silence within the user timeout, so the guard that the default
+// entry points place would find a vanished peer only within GuardBound,
+// not UserTimeout. A Config with NoGuard set may go below it; Guard,
+// GuardListener and GuardDialContext then still guard it, within
+// GuardBound.
 const MinGuardTimeout = time.Second
 
 func newGuardParams(o kernelOptions) guardParams {
@@ -202,9 +207,9 @@ const (
 
 type guard struct {
 	state atomic.Uint64
-	// conn is weak so that a GuardedConn dropped without Close, with its
-	// timer armed, does not keep the socket alive: the netFD's finalizer
-	// closes it, and the next tick stops.
+	// conn is weak so that the guard's timer never keeps the socket
+	// alive: a connection dropped without Close is collected, its
+	// cleanup stops the guard, and the runtime closes the socket.
 	conn weak.Pointer[net.TCPConn]
 	p    guardParams
 
@@ -422,7 +427,10 @@ func (g *guard) reconfigure(rc syscall.RawConn, o *kernelOptions) error {
 		return err
 	}
 	if o.rtoMax == 0 && p.capped && p.base != 0 {
-		if err := setRTOMax(rc, p.rtoMax); err != nil {
+		switch err := setRTOMax(rc, p.rtoMax); {
+		case errors.Is(err, errNoProtoOpt): // a kernel before 6.15, first seen now
+			p.uncapped()
+		case err != nil:
 			return err
 		}
 	}
@@ -467,8 +475,9 @@ func (g *guard) heldTimeout() time.Duration {
 // conn must be the *net.TCPConn itself, or a *Conn (which is then guarded
 // in place and returned): the guard must see every byte written to the
 // socket. A *tls.Conn or another wrapper is a *WrapperError (guard the
-// connection beneath it). Below MinGuardTimeout the guard cannot judge a
-// silence within the user timeout, and detection takes up to GuardBound.
+// connection beneath it). A UserTimeout below MinGuardTimeout (with
+// NoGuard set, for Validate) is guarded too, but the guard cannot judge a
+// silence within it: detection takes up to GuardBound.
 // A UserTimeout of 0 leaves it nothing to protect: it rests. Linux only:
 // elsewhere the error wraps errors.ErrUnsupported. Guard a connection
 // before writing to it.

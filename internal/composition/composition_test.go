@@ -661,3 +661,64 @@ func TestInspectAfterLayering(t *testing.T) {
 	assert.Equal(t, budget5.UserTimeout, s.Options.UserTimeout)
 	assert.False(t, errors.Is(err, tuning.ErrNotTCP))
 }
+
+// embedded is a user's wrapper that embeds the kit's *Conn: it inherits
+// NetConn, but must still be recognised as the kit's.
+type embedded struct{ *tuning.Conn }
+
+// TestReviewCases: the NetConn of a dropped Conn stays open; a struct
+// embedding a Conn is the kit's for Apply (an armed guard keeps holding
+// 0); an RTOMax cleared by Apply is cleared on the socket.
+func TestReviewCases(t *testing.T) {
+	ln := tcpListen(t)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	t.Run("NetConn kept, Conn dropped: the socket stays open", func(t *testing.T) {
+		conn, err := budget3.DialFunc(nil)(t.Context(), "tcp", ln.Addr().String())
+		require.NoError(t, err)
+		tcp := conn.(*tuning.Conn).NetConn().(*net.TCPConn)
+		conn = nil
+		for range 5 {
+			runtime.GC()
+		}
+		_, err = tcp.Write([]byte("still mine"))
+		assert.NoError(t, err)
+		tcp.Close()
+	})
+	t.Run("a struct embedding a Conn is the kit's", func(t *testing.T) {
+		bare := budget3
+		bare.NoGuard = true
+		conn, err := bare.DialFunc(nil)(t.Context(), "tcp", ln.Addr().String())
+		require.NoError(t, err)
+		defer conn.Close()
+		wrapped := embedded{conn.(*tuning.Conn)}
+		require.NoError(t, budget5.Apply(wrapped))
+		assert.Equal(t, budget5, conn.(*tuning.Conn).Config(), "Apply reached the Conn, not the socket behind it")
+		dial := budget3.DialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) { return wrapped, nil })
+		got, err := dial(t.Context(), "tcp", "ignored")
+		require.NoError(t, err, "a layer over the embedding struct adopts the Conn beneath it")
+		assert.True(t, conn.(*tuning.Conn).Guarded(), "the default layer added its guard")
+		assert.Equal(t, wrapped, got)
+	})
+	t.Run("RTOMax cleared", func(t *testing.T) {
+		capped := budget3
+		capped.NoGuard = true
+		capped.RTOMax = 2 * time.Second
+		conn, err := capped.DialFunc(nil)(t.Context(), "tcp", ln.Addr().String())
+		require.NoError(t, err)
+		defer conn.Close()
+		capped.RTOMax = 0
+		require.NoError(t, capped.Apply(conn))
+		got, err := tuning.Read(conn)
+		require.NoError(t, err)
+		assert.Zero(t, got.RTOMax, "the kernel's cap is back")
+	})
+}
