@@ -66,7 +66,8 @@ func h2c(c tuning.Config) *http.Client {
 }
 
 func stalls(ctx context.Context, c tuning.Config, addr string) (net.Conn, error) {
-	c.StallTimeout = 2 * time.Minute // cut a reader that acknowledges nothing for 2 min; c.StallBound() says when
+	// Cut a reader that acknowledges nothing for 2 min; c.StallBound() says when.
+	c.StallTimeout = 2 * time.Minute
 	return c.DialFunc(nil)(ctx, "tcp", addr) // raw TCP client: dialed, hardened, guarded
 }
 
