@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 		}
 		labErr = err
 	}
+	schedLag.start()
 	os.Exit(m.Run())
 }
 
