@@ -329,7 +329,7 @@ func (o *kernelOptions) handle(conn net.Conn, side Side, mode guardMode, preset 
 		}
 	}
 	c := newConn(r.tcp, r.rc, o)
-	if err := c.s.adopt(c.tcp, o, side, mode); err != nil {
+	if err := c.s.attach(c.tcp, o, side, mode); err != nil {
 		c.s.cleanup.Stop()
 		c.s.closed()
 		return nil, err
@@ -344,6 +344,12 @@ func (s *connState) adopt(tcp *net.TCPConn, o *kernelOptions, side Side, mode gu
 	if err := s.reconfigure(o); err != nil {
 		return err
 	}
+	return s.attach(tcp, o, side, mode)
+}
+
+// attach adds what o's layer adds beyond options: its guard, if it guards
+// and none is there, and its Observer. A Conn made for o needs only this.
+func (s *connState) attach(tcp *net.TCPConn, o *kernelOptions, side Side, mode guardMode) error {
 	if o.guards(mode) && s.guard.Load() == nil {
 		if err := s.addGuard(tcp); err != nil {
 			return err
