@@ -53,6 +53,12 @@ const (
 //     likewise.
 //   - idle, keepalive off: Never.
 //
+// The busy figure holds for any writer on a Conn, which stops feeding a
+// silent peer so that the kernel's first RTO is not postponed (the send
+// hold), and for a bare *net.TCPConn (Dialer, Control) only if its writer
+// pauses for a tail-loss probe's interval or fills its window: see
+// "Writers that stream" in the package doc.
+//
 // On a longer path the busy figure grows by about twice the difference
 // between the path's RTO (RTT + 200 ms or more) and LANRTOMax; the idle
 // one does not change. Earliest gives the other end of the window. Bounds

@@ -81,11 +81,14 @@ type connState struct {
 	opts kernelOptions // the options in force, under mu
 
 	guard atomic.Pointer[guard] // nil while unguarded; once set, never cleared
+	hold  sendHold              // writes wait while the peer is silent (hold.go)
+	ut    atomic.Int64          // opts.userTimeout, for the hold without mu
 	watch                       // who to tell of the end
 }
 
 func newConn(tcp *net.TCPConn, rc syscall.RawConn, o *kernelOptions) *Conn {
 	s := &connState{rc: rc, opts: *o}
+	s.ut.Store(int64(o.userTimeout))
 	s.watch.init(tcp)
 	// On the *net.TCPConn, not the Conn: code that keeps only NetConn's
 	// result still holds the connection.
@@ -106,8 +109,14 @@ func (c *Conn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// Write writes b, arming the guard, if any, for the data it queues.
+// Write writes b, arming the guard, if any, for the data it queues. While
+// the peer is silent (data unacknowledged for an RTO, none retransmitted
+// yet) it waits first, at most until the kernel's first RTO
+// retransmission, the peer's next ACK, the write deadline or Close: new
+// data would postpone that retransmission, and with it the user timeout
+// (see "Writers that stream" in the package doc).
 func (c *Conn) Write(b []byte) (int, error) {
+	c.s.holdWrites()
 	g := c.s.guard.Load()
 	if g == nil {
 		n, err := c.tcp.Write(b)
@@ -122,8 +131,41 @@ func (c *Conn) Write(b []byte) (int, error) {
 // ReadFrom is (*net.TCPConn).ReadFrom (splice, sendfile), guarded. An
 // *os.File reaches it too: io.Copy(conn, file) takes the file's WriteTo,
 // which finds no poll descriptor behind a guarded SyscallConn and copies
-// into ReadFrom, which sends with sendfile.
+// into ReadFrom, which sends with sendfile. It copies in chunks of
+// readFromChunk, each through the kernel's own path, and holds between
+// them as Write does.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	// One level of *io.LimitedReader is what sendfile and splice look
+	// through: chunk the caller's own rather than wrap it again.
+	src, remain := r, int64(-1)
+	if lr, ok := r.(*io.LimitedReader); ok {
+		src, remain = lr.R, lr.N
+		defer func() { lr.N = remain }()
+	}
+	var total int64
+	for remain != 0 {
+		c.s.holdWrites()
+		want := int64(readFromChunk)
+		if remain > 0 {
+			want = min(want, remain)
+		}
+		n, err := c.readFromOnce(&io.LimitedReader{R: src, N: want})
+		total += n
+		if remain > 0 {
+			remain -= n
+		}
+		if err != nil || n < want {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// readFromChunk is how much ReadFrom hands the kernel between two looks at
+// the peer's silence: 64 KiB, 45 full segments.
+const readFromChunk = 64 << 10
+
+func (c *Conn) readFromOnce(r io.Reader) (int64, error) {
 	g := c.s.guard.Load()
 	if g == nil {
 		n, err := c.tcp.ReadFrom(r)
@@ -163,6 +205,7 @@ func (c *Conn) CloseRead() error { return c.tcp.CloseRead() }
 // Close stops the guard, reports the end to the Observers, and closes the
 // connection.
 func (c *Conn) Close() error {
+	c.s.hold.shut.Store(true)
 	c.s.cleanup.Stop()
 	c.s.closed()
 	return c.tcp.Close()
@@ -175,13 +218,19 @@ func (c *Conn) LocalAddr() net.Addr { return c.tcp.LocalAddr() }
 func (c *Conn) RemoteAddr() net.Addr { return c.tcp.RemoteAddr() }
 
 // SetDeadline is (*net.TCPConn).SetDeadline.
-func (c *Conn) SetDeadline(t time.Time) error { return c.tcp.SetDeadline(t) }
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.s.hold.setDeadline(t)
+	return c.tcp.SetDeadline(t)
+}
 
 // SetReadDeadline is (*net.TCPConn).SetReadDeadline.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.tcp.SetReadDeadline(t) }
 
 // SetWriteDeadline is (*net.TCPConn).SetWriteDeadline.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.tcp.SetWriteDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.s.hold.setDeadline(t)
+	return c.tcp.SetWriteDeadline(t)
+}
 
 // SetNoDelay is (*net.TCPConn).SetNoDelay.
 func (c *Conn) SetNoDelay(noDelay bool) error { return c.tcp.SetNoDelay(noDelay) }
@@ -220,13 +269,19 @@ func (c *Conn) File() (*os.File, error) { return c.tcp.File() }
 // *os.File's WriteTo sends through ReadFrom, guarded, and not past it.
 func (c *Conn) SyscallConn() (syscall.RawConn, error) {
 	if g := c.s.guard.Load(); g != nil {
-		return guardedRawConn{c.s.rc, g}, nil
+		return guardedRawConn{c.s.rc, g, c.s}, nil
 	}
 	return c.s.rc, nil
 }
 
 // NetConn returns the *net.TCPConn beneath, as *tls.Conn's NetConn does.
 func (c *Conn) NetConn() net.Conn { return c.tcp }
+
+// HeldWrites reports how many writes (Write, ReadFrom's chunks, raw
+// writes through SyscallConn) have waited because the peer had fallen
+// silent with data unacknowledged: on a live path, where ACKs come within
+// an RTO, none do.
+func (c *Conn) HeldWrites() int64 { return c.s.hold.held.Load() }
 
 // Guarded reports whether the window guard watches the connection.
 func (c *Conn) Guarded() bool { return c.s.guard.Load() != nil }
@@ -250,6 +305,14 @@ func (s *connState) writeFailed(g *guard, err error) error {
 		return err
 	}
 	return g.annotate(err)
+}
+
+// holdWrites is the send hold (hold.go), on a connection with a user
+// timeout to start.
+func (s *connState) holdWrites() {
+	if ut := time.Duration(s.ut.Load()); ut > 0 {
+		s.hold.wait(s.rc, ut)
+	}
 }
 
 // closed is Close's bookkeeping: the end reported, the guard stopped.
@@ -388,6 +451,7 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 	}
 	cfg := o.config
 	s.opts = *o
+	s.ut.Store(int64(o.userTimeout))
 	s.opts.config = cfg
 	return nil
 }

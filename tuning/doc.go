@@ -95,6 +95,46 @@
 // was (the probe waits 200 ms more for a delayed ACK). Bounds reports UT;
 // measured times lie up to two RTOs and a timer's slack after it.
 //
+// # Writers that stream
+//
+// The busy rule above assumes that the first RTO comes one RTO after the
+// first lost byte. It does not for a writer that keeps sending new data:
+// the RTO shares one timer slot with the tail-loss probe, every send of
+// new data re-arms that slot as a probe about 2 SRTT ahead
+// (tcp_schedule_loss_probe, replacing the pending RTO), and a probe that
+// finds the RTO overdue re-arms it only a jiffy ahead, where the next new
+// data replaces it again. So the first RTO, and with it the user timeout's
+// clock, waits until the writer pauses for longer than a probe and two
+// jiffies (10 to 12 ms at HZ=250) or until no new data can leave: a full
+// congestion window, peer window or send buffer, all of which an earlier
+// burst grows and none of which has a per-socket cap. A 1 MiB burst and
+// then 1 KiB every 10 ms took a 3 s budget to 5.3 s. Shorter RTOs, an RTO
+// cap or a lower user timeout do not help (the clock has not started);
+// turning tail-loss probes off is a sysctl, for the whole host.
+//
+// What helps is to stop new data once the peer is silent, and a Conn does
+// (the send hold): before a write, at most once every 10 ms, it reads
+// TCP_INFO, and while data is unacknowledged, nothing has been heard for
+// the path's current RTO and the kernel has not yet retransmitted on a
+// timeout, the write waits. With nothing new to send, the kernel's own RTO
+// fires within a probe and two jiffies, as it would for any writer, so the
+// busy rule, Bounds and GuardBound hold, and the error is still the
+// kernel's ETIMEDOUT. The write goes on at the peer's next ACK, at the
+// first RTO retransmission (the clock then runs, and in loss recovery no
+// new data leaves anyway), at its deadline or at Close. A live peer never
+// makes a write wait unless its ACKs are a whole RTO late, when the kernel
+// itself treats the data as lost; an idle connection costs nothing, a
+// writing one a clock read per write and at most a hundred TCP_INFO reads
+// a second. ReadFrom (sendfile, splice) hands the kernel 64 KiB at a time
+// and looks between chunks: a source that trickles faster than a probe
+// interval can postpone the RTO by at most one chunk (45 segments).
+// HeldWrites counts the waits. Writes that bypass the Conn (through
+// NetConn or File), and the bare *net.TCPConn of Dialer or Control, have
+// no hold: for them the busy bound holds only for writers that pause for
+// a probe interval or fill the window, and a faster streaming writer can
+// exceed it by its window's segments times its write period.
+// TestStreamingWriter proves the hold on guarded and unguarded Conns.
+//
 // ForBudget chooses the fields together so that both bounds meet one figure
 // (an SLA in, consistent values out); the integration package proves the
 // bounds on a real kernel with peers that vanish in network namespaces.

@@ -375,6 +375,7 @@ func (g *guard) close() {
 type guardedRawConn struct {
 	rc syscall.RawConn
 	g  *guard
+	s  *connState
 }
 
 func (r guardedRawConn) Control(f func(fd uintptr)) error { return r.rc.Control(f) }
@@ -382,6 +383,7 @@ func (r guardedRawConn) Control(f func(fd uintptr)) error { return r.rc.Control(
 func (r guardedRawConn) Read(f func(fd uintptr) (done bool)) error { return r.rc.Read(f) }
 
 func (r guardedRawConn) Write(f func(fd uintptr) (done bool)) error {
+	r.s.holdWrites()
 	r.g.begin(r.rc)
 	err := r.rc.Write(f)
 	r.g.end()

@@ -28,6 +28,26 @@ func sampleWindow(rc syscall.RawConn) (windowSample, error) {
 	return s, err
 }
 
+// sampleHold reads what the send hold needs from TCP_INFO.
+func sampleHold(rc syscall.RawConn) (holdSample, error) {
+	var s holdSample
+	err := rawControl(rc, func(fd uintptr) error {
+		info, err := tcpInfo(fd)
+		if err != nil {
+			return err
+		}
+		s = holdSample{
+			over:        TCPState(info.State) != TCPEstablished && TCPState(info.State) != TCPCloseWait,
+			unacked:     info.Unacked,
+			retransmits: info.Retransmits,
+			sinceAck:    time.Duration(info.Last_ack_recv) * time.Millisecond,
+			rto:         time.Duration(info.Rto) * time.Microsecond,
+		}
+		return nil
+	})
+	return s, err
+}
+
 // setUserTimeout sets TCP_USER_TIMEOUT alone, as the guard moves it.
 func setUserTimeout(rc syscall.RawConn, d time.Duration) error {
 	return setMillis(rc, platform.userTimeout, d)
