@@ -21,4 +21,3 @@ func TestHoldSilent(t *testing.T) {
 		assert.False(t, s.silent(), name)
 	}
 }
-
