@@ -142,14 +142,22 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		src, remain = lr.R, lr.N
 		defer func() { lr.N = remain }()
 	}
+	chunk := int64(readFromChunk)
+	if _, ok := src.(interface{ Stat() (os.FileInfo, error) }); ok {
+		// An *os.File, or os's wrapper of one that io.Copy passes when
+		// the file's own WriteTo declines: sendfile takes either.
+		chunk = fileChunk
+	}
 	var total int64
+	lr := &io.LimitedReader{R: src}
 	for remain != 0 {
 		c.s.holdWrites()
-		want := int64(readFromChunk)
+		lr.N = chunk
 		if remain > 0 {
-			want = min(want, remain)
+			lr.N = min(chunk, remain)
 		}
-		n, err := c.readFromOnce(&io.LimitedReader{R: src, N: want})
+		want := lr.N
+		n, err := c.readFromOnce(lr)
 		total += n
 		if remain > 0 {
 			remain -= n
@@ -162,8 +170,13 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // readFromChunk is how much ReadFrom hands the kernel between two looks at
-// the peer's silence: 64 KiB, 45 full segments.
-const readFromChunk = 64 << 10
+// the peer's silence: 64 KiB, 45 full segments. A file is read as fast as
+// the socket takes it (it cannot trickle), so it goes in chunks of
+// fileChunk, the most one sendfile call of Go's sends.
+const (
+	readFromChunk = 64 << 10
+	fileChunk     = 4 << 20
+)
 
 func (c *Conn) readFromOnce(r io.Reader) (int64, error) {
 	g := c.s.guard.Load()
