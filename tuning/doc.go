@@ -116,10 +116,15 @@
 // (the send hold): before a write, at most once every 10 ms, it reads
 // TCP_INFO, and while data is unacknowledged, nothing has been heard for
 // the path's current RTO and the kernel has not yet retransmitted on a
-// timeout, the write waits. With nothing new to send, the kernel's own RTO
-// fires within a probe and two jiffies, as it would for any writer, so the
-// busy rule, Bounds and GuardBound hold, and the error is still the
-// kernel's ETIMEDOUT. The write goes on at the peer's next ACK, at the
+// timeout, the write waits. With nothing new to send, the kernel's timer
+// plays out as for a writer that stopped: a tail-loss probe about 2 SRTT
+// later (none if one is out already), then the RTO one RTO after it
+// (tcp_send_loss_probe re-arms it from the probe). The first RTO thus
+// comes at most two RTOs, a probe and the 10 ms check after the peer's
+// last ACK, within Bounds' allowance of a probe and an RTO each up to
+// LANRTOMax on a LAN; the busy rule, Bounds and GuardBound hold, and the
+// error is still the kernel's ETIMEDOUT (measured: 2.40 to 2.47 s for a
+// 3 s budget, bound 2.73 s). The write goes on at the peer's next ACK, at the
 // first RTO retransmission (the clock then runs, and in loss recovery no
 // new data leaves anyway), at its deadline or at Close. A live peer never
 // makes a write wait unless its ACKs are a whole RTO late, when the kernel

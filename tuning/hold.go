@@ -24,8 +24,8 @@ import (
 // write, at most once per holdCheck, it reads TCP_INFO, and while data is
 // unacknowledged, nothing has been heard for the path's own RTO and the
 // kernel has not yet retransmitted on a timeout, the write waits. With no
-// new data the kernel's RTO fires within a probe and two jiffies, as for
-// any writer, and its clock and error are the kernel's. The write goes on
+// new data the kernel's timers play out as for a writer that stopped (a
+// probe, then an RTO from it), and its clock and error are the kernel's. The write goes on
 // at the first ACK (a live peer that was merely slow costs the writer
 // what the kernel's own RTO would: the same wait, once), at the first RTO
 // retransmission (the clock runs; in loss recovery no new data leaves), at
