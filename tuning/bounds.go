@@ -298,7 +298,10 @@ const probesPerBudget = 3
 //
 // d must lie between MinBudget and MaxBudget; otherwise the error wraps
 // ErrBudget and says which limit.
-func ForBudget(d time.Duration) (Config, error) {
+func ForBudget(d time.Duration) (Config, error) { return forBudget(d, MaxKeepAliveIdle) }
+
+// forBudget is ForBudget with keepalive idle and interval at most most.
+func forBudget(d, most time.Duration) (Config, error) {
 	switch {
 	case d <= 0:
 		return Config{}, fmt.Errorf("%w: budget %v: must be positive", ErrBudget, d)
@@ -308,16 +311,23 @@ func ForBudget(d time.Duration) (Config, error) {
 		return Config{}, fmt.Errorf("%w: budget %v: must be at most %v (TCP_KEEPIDLE and TCP_KEEPINTVL are at most 32767 s)", ErrBudget, d, MaxBudget)
 	}
 	total := int64(d / time.Second) // whole seconds, >= 3
-	maxIdle := int64(MaxKeepAliveIdle / time.Second)
-	for probes := min(int64(probesPerBudget), total-1); probes >= 1; probes-- {
-		intvl := max(1, total/(2*probes))
+	maxIdle := int64(most / time.Second)
+	limited := most < MaxKeepAliveIdle
+	// Half the budget in probes, at most 3 of them, unless an idle limit
+	// caps the interval: then as many as it takes.
+	probes := min(int64(probesPerBudget), total-1)
+	if limited {
+		probes = max(probes, min((total/2+maxIdle-1)/maxIdle, MaxKeepAliveCount))
+	}
+	for ; probes >= 1; probes-- {
+		intvl := min(max(1, total/(2*probes)), maxIdle)
 		// The worst idle case is idle*9/8 + probes*intvl*9/8 + (probes+1)
 		// ticks: start from the largest whole idle that can fit, and step
 		// down past rounding.
 		slack := time.Duration(probes+1) * jiffyMax
 		room := d - slack - time.Duration(probes*intvl)*time.Second*9/8
 		idle := min(int64(room*8/9/time.Second), maxIdle)
-		if idle > maxIdle-1 && total-probes*intvl > maxIdle {
+		if !limited && idle > maxIdle-1 && total-probes*intvl > maxIdle {
 			// Longer intervals, rounded up, so that idle fits.
 			intvl = (total - maxIdle + probes - 1) / probes
 		}
