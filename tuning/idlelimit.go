@@ -12,7 +12,7 @@ import (
 const (
 	IdleLimitAWSNLB   = 350 * time.Second // AWS Network Load Balancer, TCP
 	IdleLimitAzureLB  = 240 * time.Second // Azure Load Balancer's default
-	IdleLimitGCPCloud = 600 * time.Second // Google Cloud firewall and Cloud NAT, established TCP
+	IdleLimitGCPCloud = 600 * time.Second // Google Cloud VPC firewall connection tracking, established TCP
 )
 
 // ErrIdleLimit is wrapped by WithIdleLimit's errors.
