@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -41,18 +40,15 @@ func TestStreamingWriter(t *testing.T) {
 		burst  int
 		period time.Duration
 	}
-	dialWith := func(f tuning.DialContextFunc) func(string, string) (net.Conn, error) {
-		return func(network, addr string) (net.Conn, error) { return f(context.Background(), network, addr) }
-	}
 	var cells []cell
 	for _, period := range []time.Duration{time.Millisecond, 5 * time.Millisecond, 8 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond} {
 		cells = append(cells,
-			cell{"guarded", dialWith(c.DialFunc(nil)), guardBound, 1 << 20, period},
-			cell{"unguarded Conn", dialWith(noGuard.DialFunc(nil)), busy, 1 << 20, period})
+			cell{"guarded", defaultDial(c), guardBound, 1 << 20, period},
+			cell{"unguarded Conn", defaultDial(noGuard), busy, 1 << 20, period})
 	}
 	cells = append(cells,
-		cell{"guarded", dialWith(c.DialFunc(nil)), guardBound, 4 << 20, 5 * time.Millisecond},
-		cell{"unguarded Conn", dialWith(noGuard.DialFunc(nil)), busy, 4 << 20, 10 * time.Millisecond})
+		cell{"guarded", defaultDial(c), guardBound, 4 << 20, 5 * time.Millisecond},
+		cell{"unguarded Conn", defaultDial(noGuard), busy, 4 << 20, 10 * time.Millisecond})
 	for _, k := range cells {
 		t.Run(fmt.Sprintf("%s, %d KiB burst, 1 KiB every %v", k.name, k.burst>>10, k.period), func(t *testing.T) {
 			l := newLab(t)
@@ -74,7 +70,7 @@ func TestStreamingWriter(t *testing.T) {
 }
 
 // streamUntilVanished writes burst bytes in 64 KiB writes, then 1 KiB
-// every period; once the burst is acknowledged the server's host vanishes
+// with period between writes; once the burst is acknowledged the server's host vanishes
 // (its blackhole, so that the writer meets no local route error). It
 // returns the time from the vanishing to the writer's error, which must be
 // the kernel's ETIMEDOUT, and how many writes the hold made wait.
@@ -85,17 +81,7 @@ func streamUntilVanished(t *testing.T, l *lab.Lab, conn net.Conn, burst int, per
 		_, err := conn.Write(buf)
 		require.NoError(t, err)
 	}
-	errc := make(chan error, 1)
-	go func() {
-		tick := time.NewTicker(period)
-		defer tick.Stop()
-		for range tick.C {
-			if _, err := conn.Write(buf[:1024]); err != nil {
-				errc <- err
-				return
-			}
-		}
-	}()
+	errc := writeLoop(conn, 1<<10, period)
 	time.Sleep(200 * time.Millisecond) // streaming, the burst's window grown
 	require.NoError(t, l.Vanish(lab.Server))
 	start := time.Now()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"reflect"
@@ -137,32 +138,26 @@ func (c *Conn) Write(b []byte) (int, error) {
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	// One level of *io.LimitedReader is what sendfile and splice look
 	// through: chunk the caller's own rather than wrap it again.
-	src, remain := r, int64(-1)
+	src, left := r, int64(math.MaxInt64)
 	if lr, ok := r.(*io.LimitedReader); ok {
-		src, remain = lr.R, lr.N
-		defer func() { lr.N = remain }()
+		src, left = lr.R, lr.N
+		defer func() { lr.N = left }()
 	}
-	chunk := int64(readFromChunk)
+	size := int64(readFromChunk)
 	if _, ok := src.(interface{ Stat() (os.FileInfo, error) }); ok {
 		// An *os.File, or os's wrapper of one that io.Copy passes when
 		// the file's own WriteTo declines: sendfile takes either.
-		chunk = fileChunk
+		size = fileChunk
 	}
+	chunk := &io.LimitedReader{R: src}
 	var total int64
-	lr := &io.LimitedReader{R: src}
-	for remain != 0 {
+	for left > 0 {
 		c.s.holdWrites()
-		lr.N = chunk
-		if remain > 0 {
-			lr.N = min(chunk, remain)
-		}
-		want := lr.N
-		n, err := c.readFromOnce(lr)
-		total += n
-		if remain > 0 {
-			remain -= n
-		}
-		if err != nil || n < want {
+		chunk.N = min(size, left)
+		want := chunk.N
+		n, err := c.readFromOnce(chunk)
+		total, left = total+n, left-n
+		if err != nil || n < want { // n < want: the source's end
 			return total, err
 		}
 	}
@@ -170,7 +165,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // readFromChunk is how much ReadFrom hands the kernel between two looks at
-// the peer's silence: 64 KiB, 45 full segments. A file is read as fast as
+// the peer's silence: 64 KiB. A file is read as fast as
 // the socket takes it (it cannot trickle), so it goes in chunks of
 // fileChunk, the most one sendfile call of Go's sends.
 const (
@@ -290,8 +285,8 @@ func (c *Conn) SyscallConn() (syscall.RawConn, error) {
 // NetConn returns the *net.TCPConn beneath, as *tls.Conn's NetConn does.
 func (c *Conn) NetConn() net.Conn { return c.tcp }
 
-// HeldWrites reports how many writes (Write, ReadFrom's chunks, raw
-// writes through SyscallConn) have waited because the peer had fallen
+// HeldWrites reports how many writes (Write, ReadFrom's chunks, and on a
+// guarded Conn raw writes through SyscallConn) have waited because the peer had fallen
 // silent with data unacknowledged: on a live path, where ACKs come within
 // an RTO, none do.
 func (c *Conn) HeldWrites() int64 { return c.s.hold.held.Load() }
@@ -321,9 +316,9 @@ func (s *connState) writeFailed(g *guard, err error) error {
 }
 
 // holdWrites is the send hold (hold.go), on a connection with a user
-// timeout to start.
+// timeout to start, where TCP_INFO tells when to hold (Linux).
 func (s *connState) holdWrites() {
-	if ut := time.Duration(s.ut.Load()); ut > 0 {
+	if ut := time.Duration(s.ut.Load()); ut > 0 && guardSupported {
 		s.hold.wait(s.rc, ut)
 	}
 }

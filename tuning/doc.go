@@ -107,8 +107,9 @@
 // clock, waits until the writer pauses for longer than a probe and two
 // jiffies (10 to 12 ms at HZ=250) or until no new data can leave: a full
 // congestion window, peer window or send buffer, all of which an earlier
-// burst grows and none of which has a per-socket cap. A 1 MiB burst and
-// then 1 KiB every 10 ms took a 3 s budget to 5.3 s. Shorter RTOs, an RTO
+// burst grows and none of which has a per-socket cap (the control cell of
+// TestStreamingWriter, a bare *net.TCPConn, logs how far past its bound
+// such a writer's error comes). Shorter RTOs, an RTO
 // cap or a lower user timeout do not help (the clock has not started);
 // turning tail-loss probes off is a sysctl, for the whole host.
 //
@@ -123,20 +124,24 @@
 // comes at most two RTOs, a probe and the 10 ms check after the peer's
 // last ACK, within Bounds' allowance of a probe and an RTO each up to
 // LANRTOMax on a LAN; the busy rule, Bounds and GuardBound hold, and the
-// error is still the kernel's ETIMEDOUT (measured: 2.40 to 2.47 s for a
-// 3 s budget, bound 2.73 s). The write goes on at the peer's next ACK, at the
+// error is still the kernel's ETIMEDOUT (TestStreamingWriter logs each
+// cell against its bound). The write goes on at the peer's next ACK, at the
 // first RTO retransmission (the clock then runs, and in loss recovery no
-// new data leaves anyway), at its deadline or at Close. A live peer never
-// makes a write wait unless its ACKs are a whole RTO late, when the kernel
-// itself treats the data as lost; an idle connection costs nothing, a
-// writing one a clock read per write and at most a hundred TCP_INFO reads
-// a second. ReadFrom (sendfile, splice) hands the kernel 64 KiB at a time,
-// an *os.File 4 MiB, and looks between chunks: a source that trickles
-// faster than a probe interval can postpone the RTO by at most one chunk
-// (45 segments; a pipe opened as an *os.File, 2,897).
+// new data leaves anyway), at its deadline (one set on the Conn) or at
+// Close. A live peer makes a write wait only when its ACKs are a whole RTO
+// late, when the kernel itself treats the data as lost, or, since the
+// kernel's time of the last ACK is that of the last one before an idle,
+// when a write follows another within an RTT after an idle longer than
+// the RTO (it waits for the first ACK, an RTT or a delayed ACK). An idle
+// connection costs nothing; each writer a clock read per write and at most
+// a hundred TCP_INFO reads a second. ReadFrom (sendfile, splice) hands the
+// kernel 64 KiB at a time, an *os.File 4 MiB, and looks between chunks: a
+// source that trickles faster than a probe interval can postpone the RTO
+// by at most one chunk's bytes, in as many segments as its reads make.
 // HeldWrites counts the waits. Writes that bypass the Conn (through
-// NetConn or File), and the bare *net.TCPConn of Dialer or Control, have
-// no hold: for them the busy bound holds only for writers that pause for
+// NetConn or File; io.Copy from an *os.File to an unguarded Conn, which
+// os sends by sendfile through its SyscallConn), and the bare
+// *net.TCPConn of Dialer or Control, have no hold: for them the busy bound holds only for writers that pause for
 // a probe interval or fill the window, and a faster streaming writer can
 // exceed it by its window's segments times its write period.
 // TestStreamingWriter proves the hold on guarded and unguarded Conns.

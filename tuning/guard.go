@@ -136,14 +136,16 @@ func (c Config) GuardHolds() Config {
 	return c
 }
 
-// windowSample is what a tick reads from TCP_INFO.
+// windowSample is what a guard tick, or the send hold, reads from TCP_INFO.
 type windowSample struct {
-	closed     bool          // TCP_CLOSE: the kernel has ended the connection
-	unacked    uint32        // segments sent and not acknowledged (packets_out)
-	notsent    uint32        // bytes queued and not yet sent
-	probes     uint8         // zero-window or keepalive probes unanswered
-	sinceAck   time.Duration // since the peer's last ACK (rcv_tstamp)
-	bytesAcked uint64        // bytes the peer has acknowledged, ever
+	closed      bool          // TCP_CLOSE: the kernel has ended the connection
+	unacked     uint32        // segments sent and not acknowledged (packets_out)
+	notsent     uint32        // bytes queued and not yet sent
+	probes      uint8         // zero-window or keepalive probes unanswered
+	sinceAck    time.Duration // since the peer's last ACK (rcv_tstamp)
+	bytesAcked  uint64        // bytes the peer has acknowledged, ever
+	retransmits uint8         // RTO retransmissions since the last ACK (icsk_retransmits)
+	rto         time.Duration // the path's current RTO
 }
 
 // shut reports the kernel's zero-window probing condition: data queued,

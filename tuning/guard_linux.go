@@ -7,7 +7,8 @@ import (
 
 const guardSupported = true
 
-// sampleWindow reads what a guard tick needs from TCP_INFO (tcp(7)).
+// sampleWindow reads what a guard tick and the send hold need from
+// TCP_INFO (tcp(7)).
 func sampleWindow(rc syscall.RawConn) (windowSample, error) {
 	var s windowSample
 	err := rawControl(rc, func(fd uintptr) error {
@@ -16,31 +17,13 @@ func sampleWindow(rc syscall.RawConn) (windowSample, error) {
 			return err
 		}
 		s = windowSample{
-			closed:     TCPState(info.State) == TCPClosed,
-			unacked:    info.Unacked,
-			notsent:    info.Notsent_bytes,
-			probes:     info.Probes,
-			sinceAck:   time.Duration(info.Last_ack_recv) * time.Millisecond,
-			bytesAcked: info.Bytes_acked,
-		}
-		return nil
-	})
-	return s, err
-}
-
-// sampleHold reads what the send hold needs from TCP_INFO.
-func sampleHold(rc syscall.RawConn) (holdSample, error) {
-	var s holdSample
-	err := rawControl(rc, func(fd uintptr) error {
-		info, err := tcpInfo(fd)
-		if err != nil {
-			return err
-		}
-		s = holdSample{
-			over:        TCPState(info.State) != TCPEstablished && TCPState(info.State) != TCPCloseWait,
+			closed:      TCPState(info.State) == TCPClosed,
 			unacked:     info.Unacked,
-			retransmits: info.Retransmits,
+			notsent:     info.Notsent_bytes,
+			probes:      info.Probes,
 			sinceAck:    time.Duration(info.Last_ack_recv) * time.Millisecond,
+			bytesAcked:  info.Bytes_acked,
+			retransmits: info.Retransmits,
 			rto:         time.Duration(info.Rto) * time.Microsecond,
 		}
 		return nil

@@ -15,9 +15,6 @@ func sampleWindow(syscall.RawConn) (windowSample, error) {
 	return windowSample{}, unsupported("TCP_INFO")
 }
 
-// sampleHold has nothing to read: elsewhere writes are never held.
-func sampleHold(syscall.RawConn) (holdSample, error) { return holdSample{}, nil }
-
 func setUserTimeout(syscall.RawConn, time.Duration) error { return unsupported("Guard") }
 
 func setRTOMax(syscall.RawConn, time.Duration) error { return unsupported("Guard") }

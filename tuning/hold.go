@@ -17,8 +17,8 @@ import (
 // feeding the socket faster than that, into a congestion window and a send
 // buffer that an earlier burst has grown, postpones the first RTO, and so
 // the user timeout's start, until no new data can leave: by as much as the
-// window's segments times the write period (a 3 s budget was found after
-// 5.3 s). Nothing per socket caps that window.
+// window's segments times the write period. Nothing per socket caps that
+// window.
 //
 // So a Conn stops feeding it once the peer has fallen silent: before a
 // write, at most once per holdCheck, it reads TCP_INFO, and while data is
@@ -36,19 +36,10 @@ import (
 // held write looks again.
 const holdCheck = 10 * time.Millisecond
 
-// holdSample is what the hold reads from TCP_INFO.
-type holdSample struct {
-	over        bool          // the kernel has ended the connection
-	unacked     uint32        // segments in flight (packets_out)
-	retransmits uint8         // RTO retransmissions since the last ACK (icsk_retransmits)
-	sinceAck    time.Duration // since the peer's last ACK (rcv_tstamp)
-	rto         time.Duration // the path's current RTO
-}
-
 // silent reports that a write should wait: data in flight, nothing heard
 // for an RTO, and no RTO retransmission yet.
-func (s holdSample) silent() bool {
-	return !s.over && s.unacked > 0 && s.retransmits == 0 && s.rto > 0 && s.sinceAck >= s.rto
+func (s windowSample) silent() bool {
+	return !s.closed && s.unacked > 0 && s.retransmits == 0 && s.rto > 0 && s.sinceAck >= s.rto
 }
 
 // sendHold is a Conn's hold state.
@@ -85,7 +76,7 @@ func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) {
 	}
 	start := time.Now()
 	for counted := false; ; {
-		s, err := sampleHold(rc)
+		s, err := sampleWindow(rc)
 		if err != nil || !s.silent() || h.shut.Load() {
 			return // an error is the write's to report
 		}

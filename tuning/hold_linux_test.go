@@ -44,6 +44,9 @@ func TestHoldLivePeer(t *testing.T) {
 	assert.Equal(t, int64(300<<10), n)
 	assert.Zero(t, lr.N, "ReadFrom consumes the caller's LimitedReader")
 	sent += n
+	n, err = conn.ReadFrom(&io.LimitedReader{R: zeros{}, N: -5})
+	assert.Zero(t, n, "a LimitedReader with N <= 0 gives nothing, as for io.CopyN")
+	assert.NoError(t, err)
 	require.NoError(t, conn.CloseWrite())
 	assert.Equal(t, sent, <-got, "every byte arrives")
 	assert.Zero(t, conn.HeldWrites(), "a live peer acknowledges within an RTO: no write waits")

@@ -15,7 +15,7 @@ const (
 	IdleLimitGCPCloud = 600 * time.Second // Google Cloud VPC firewall connection tracking, established TCP
 )
 
-// ErrIdleLimit is wrapped by WithIdleLimit's errors.
+// ErrIdleLimit is wrapped by ForBudgetWithIdleLimit's errors.
 var ErrIdleLimit = errors.New("ghostsock: idle limit cannot be kept")
 
 // ForBudgetWithIdleLimit is ForBudget for a path through a middlebox (a
