@@ -39,22 +39,28 @@ func TestStreamingWriter(t *testing.T) {
 		w      window
 		burst  int
 		period time.Duration
+		stream func(net.Conn, time.Duration) <-chan error // writeLoop of 1 KiB if nil
 	}
 	var cells []cell
 	for _, period := range []time.Duration{time.Millisecond, 5 * time.Millisecond, 8 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond} {
 		cells = append(cells,
-			cell{"guarded", defaultDial(c), guardBound, 1 << 20, period},
-			cell{"unguarded Conn", defaultDial(noGuard), busy, 1 << 20, period})
+			cell{"guarded", defaultDial(c), guardBound, 1 << 20, period, nil},
+			cell{"unguarded Conn", defaultDial(noGuard), busy, 1 << 20, period, nil})
 	}
 	cells = append(cells,
-		cell{"guarded", defaultDial(c), guardBound, 4 << 20, 5 * time.Millisecond},
-		cell{"unguarded Conn", defaultDial(noGuard), busy, 4 << 20, 10 * time.Millisecond})
+		cell{"guarded", defaultDial(c), guardBound, 4 << 20, 5 * time.Millisecond, nil},
+		cell{"unguarded Conn", defaultDial(noGuard), busy, 4 << 20, 10 * time.Millisecond, nil},
+		// io.Copy from a reader in user space (a response body, a
+		// decompressor): ReadFrom copies it through Write.
+		cell{"guarded, io.Copy of a trickling reader", defaultDial(c), guardBound, 1 << 20, 5 * time.Millisecond, trickleCopy},
+		// A second goroutine writing while the first is held waits too.
+		cell{"unguarded Conn, two writers", defaultDial(noGuard), busy, 1 << 20, 5 * time.Millisecond, twoWriters})
 	for _, k := range cells {
 		t.Run(fmt.Sprintf("%s, %d KiB burst, 1 KiB every %v", k.name, k.burst>>10, k.period), func(t *testing.T) {
 			l := newLab(t)
 			client, server := tcpPair(t, l, (&net.ListenConfig{}).Listen, k.dial)
 			go io.Copy(io.Discard, server)
-			end, held := streamUntilVanished(t, l, client, k.burst, k.period, 3*k.w.bound)
+			end, held := streamUntilVanished(t, l, client, k.burst, k.period, k.stream, 3*k.w.bound)
 			expectWithin(t, k.name+" streaming writer", end, k.w)
 			t.Logf("writes held: %d", held)
 		})
@@ -63,7 +69,7 @@ func TestStreamingWriter(t *testing.T) {
 		l := newLab(t)
 		client, server := tcpPair(t, l, (&net.ListenConfig{}).Listen, c.Dialer().Dial)
 		go io.Copy(io.Discard, server)
-		end, _ := streamUntilVanished(t, l, client, 1<<20, 5*time.Millisecond, 5*busy.bound)
+		end, _ := streamUntilVanished(t, l, client, 1<<20, 5*time.Millisecond, nil, 5*busy.bound)
 		t.Logf("no hold: detected after %v, %.2f of the busy bound %v (the doc's unbounded case)",
 			end.Round(time.Millisecond), float64(end)/float64(busy.bound), busy.bound)
 	})
@@ -74,14 +80,18 @@ func TestStreamingWriter(t *testing.T) {
 // (its blackhole, so that the writer meets no local route error). It
 // returns the time from the vanishing to the writer's error, which must be
 // the kernel's ETIMEDOUT, and how many writes the hold made wait.
-func streamUntilVanished(t *testing.T, l *lab.Lab, conn net.Conn, burst int, period, limit time.Duration) (time.Duration, int64) {
+func streamUntilVanished(t *testing.T, l *lab.Lab, conn net.Conn, burst int, period time.Duration,
+	stream func(net.Conn, time.Duration) <-chan error, limit time.Duration) (time.Duration, int64) {
 	t.Helper()
 	buf := make([]byte, 64<<10)
 	for sent := 0; sent < burst; sent += len(buf) {
 		_, err := conn.Write(buf)
 		require.NoError(t, err)
 	}
-	errc := writeLoop(conn, 1<<10, period)
+	if stream == nil {
+		stream = func(c net.Conn, period time.Duration) <-chan error { return writeLoop(c, 1<<10, period) }
+	}
+	errc := stream(conn, period)
 	time.Sleep(200 * time.Millisecond) // streaming, the burst's window grown
 	require.NoError(t, l.Vanish(lab.Server))
 	start := time.Now()
@@ -92,4 +102,40 @@ func streamUntilVanished(t *testing.T, l *lab.Lab, conn net.Conn, burst int, per
 		held = kc.HeldWrites()
 	}
 	return end.Sub(start), held
+}
+
+// trickleCopy copies into c, with io.Copy, a reader that gives 1 KiB each
+// period, for ever.
+func trickleCopy(c net.Conn, period time.Duration) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(c, trickle{period})
+		errc <- err
+	}()
+	return errc
+}
+
+type trickle struct{ period time.Duration }
+
+func (r trickle) Read(b []byte) (int, error) {
+	time.Sleep(r.period)
+	n := min(len(b), 1<<10)
+	clear(b[:n])
+	return n, nil
+}
+
+// twoWriters writes 1 KiB each period from two goroutines, and reports the
+// first error; the other writer ends at the same verdict.
+func twoWriters(c net.Conn, period time.Duration) <-chan error {
+	errc := make(chan error, 1)
+	first, second := writeLoop(c, 1<<10, period), writeLoop(c, 1<<10, period)
+	go func() {
+		var err error
+		select {
+		case err = <-first:
+		case err = <-second:
+		}
+		errc <- err
+	}()
+	return errc
 }

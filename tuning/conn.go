@@ -131,11 +131,17 @@ func (c *Conn) Write(b []byte) (int, error) {
 
 // ReadFrom is (*net.TCPConn).ReadFrom (splice, sendfile), guarded. An
 // *os.File reaches it too: io.Copy(conn, file) takes the file's WriteTo,
-// which finds no poll descriptor behind a guarded SyscallConn and copies
-// into ReadFrom, which sends with sendfile. It copies in chunks of
-// readFromChunk, each through the kernel's own path, and holds between
-// them as Write does.
+// which finds no poll descriptor behind the Conn's SyscallConn and copies
+// into ReadFrom, which sends with sendfile. On a connection with a send
+// hold (a user timeout, Linux) it copies in chunks, each through the
+// kernel's own path, and holds between them as Write does: a regular file
+// (which cannot trickle) in chunks of fileChunk, another descriptor (a
+// socket, a pipe) in chunks of readFromChunk, and a reader in user space
+// through Write, which looks before every write.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if !c.s.holds() {
+		return c.readFromOnce(r)
+	}
 	// One level of *io.LimitedReader is what sendfile and splice look
 	// through: chunk the caller's own rather than wrap it again.
 	src, left := r, int64(math.MaxInt64)
@@ -143,11 +149,23 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		src, left = lr.R, lr.N
 		defer func() { lr.N = left }()
 	}
-	size := int64(readFromChunk)
-	if _, ok := src.(interface{ Stat() (os.FileInfo, error) }); ok {
+	var size int64
+	switch f, ok := src.(interface{ Stat() (os.FileInfo, error) }); {
+	case ok:
 		// An *os.File, or os's wrapper of one that io.Copy passes when
 		// the file's own WriteTo declines: sendfile takes either.
-		size = fileChunk
+		size = readFromChunk
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fileChunk
+		}
+	default:
+		if _, ok := src.(syscall.Conn); ok {
+			size = readFromChunk // a socket splice may take
+			break
+		}
+		n, err := io.Copy(writeOnly{c}, &io.LimitedReader{R: src, N: left})
+		left -= n
+		return n, err
 	}
 	chunk := &io.LimitedReader{R: src}
 	var total int64
@@ -164,10 +182,17 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	return total, nil
 }
 
+// writeOnly hides a Conn's ReadFrom from io.Copy.
+type writeOnly struct{ c *Conn }
+
+func (w writeOnly) Write(b []byte) (int, error) { return w.c.Write(b) }
+
 // readFromChunk is how much ReadFrom hands the kernel between two looks at
-// the peer's silence: 64 KiB. A file is read as fast as
-// the socket takes it (it cannot trickle), so it goes in chunks of
-// fileChunk, the most one sendfile call of Go's sends.
+// the peer's silence: 64 KiB. A regular file is read as fast as the socket
+// takes it (it cannot trickle), so it goes in chunks of fileChunk, the most
+// one sendfile call of Go's sends. A socket or a pipe that trickles keeps
+// one chunk's worth of writes from the hold's view, as long as it takes
+// to fill it.
 const (
 	readFromChunk = 64 << 10
 	fileChunk     = 4 << 20
@@ -272,11 +297,12 @@ func (c *Conn) MultipathTCP() (bool, error) { return c.tcp.MultipathTCP() }
 // Writes through it bypass the guard.
 func (c *Conn) File() (*os.File, error) { return c.tcp.File() }
 
-// SyscallConn is the socket's raw connection. On a guarded Conn its Write
-// arms the guard as Write does, and it hides the poll descriptor, so that
-// *os.File's WriteTo sends through ReadFrom, guarded, and not past it.
+// SyscallConn is the socket's raw connection. On a guarded Conn, or one
+// with a send hold, its Write arms the guard and holds as Write does, and
+// it hides the poll descriptor, so that *os.File's WriteTo sends through
+// ReadFrom, guarded and held, and not past them.
 func (c *Conn) SyscallConn() (syscall.RawConn, error) {
-	if g := c.s.guard.Load(); g != nil {
+	if g := c.s.guard.Load(); g != nil || c.s.holds() {
 		return guardedRawConn{c.s.rc, g, c.s}, nil
 	}
 	return c.s.rc, nil
@@ -318,10 +344,13 @@ func (s *connState) writeFailed(g *guard, err error) error {
 // holdWrites is the send hold (hold.go), on a connection with a user
 // timeout to start, where TCP_INFO tells when to hold (Linux).
 func (s *connState) holdWrites() {
-	if ut := time.Duration(s.ut.Load()); ut > 0 && guardSupported {
-		s.hold.wait(s.rc, ut)
+	if s.holds() {
+		s.hold.wait(s.rc, time.Duration(s.ut.Load()))
 	}
 }
+
+// holds reports whether the connection's writes go through the send hold.
+func (s *connState) holds() bool { return guardSupported && s.ut.Load() > 0 }
 
 // closed is Close's bookkeeping: the end reported, the guard stopped.
 func (s *connState) closed() {

@@ -115,11 +115,12 @@
 //
 // What helps is to stop new data once the peer is silent, and a Conn does
 // (the send hold): before a write, at most once every 10 ms, it reads
-// TCP_INFO, and while data is unacknowledged, nothing has been heard for
-// the path's current RTO and the kernel has not yet retransmitted on a
-// timeout, the write waits. With nothing new to send, the kernel's timer
-// plays out as for a writer that stopped: a tail-loss probe about 2 SRTT
-// later (none if one is out already), then the RTO one RTO after it
+// TCP_INFO, and while data has been in flight for the path's current RTO,
+// nothing has been heard for as long and the kernel has not yet
+// retransmitted on a timeout, the write waits, and the Conn's other
+// writes with it. With nothing new to send, the kernel's timer plays out
+// as for a writer that stopped: a tail-loss probe about 2 SRTT later (none
+// if one is out already), then the RTO one RTO after it
 // (tcp_send_loss_probe re-arms it from the probe). The first RTO thus
 // comes at most two RTOs, a probe and the 10 ms check after the peer's
 // last ACK, within Bounds' allowance of a probe and an RTO each up to
@@ -127,24 +128,29 @@
 // error is still the kernel's ETIMEDOUT (TestStreamingWriter logs each
 // cell against its bound). The write goes on at the peer's next ACK, at the
 // first RTO retransmission (the clock then runs, and in loss recovery no
-// new data leaves anyway), at its deadline (one set on the Conn) or at
-// Close. A live peer makes a write wait only when its ACKs are a whole RTO
-// late, when the kernel itself treats the data as lost, or, since the
-// kernel's time of the last ACK is that of the last one before an idle,
-// when a write follows another within an RTT after an idle longer than
-// the RTO (it waits for the first ACK, an RTT or a delayed ACK). An idle
-// connection costs nothing; each writer a clock read per write and at most
-// a hundred TCP_INFO reads a second. ReadFrom (sendfile, splice) hands the
-// kernel 64 KiB at a time, an *os.File 4 MiB, and looks between chunks: a
+// new data leaves anyway), at its deadline (one set on the Conn), at
+// Close, and at the latest when that first RTO is due (two RTOs and two
+// checks after the hold began), whatever it could not see. A live peer
+// makes a write wait only when its ACKs are a whole RTO late, when the
+// kernel itself treats the data as lost; the age of the flight counts too,
+// so that the first writes after an idle, whose last ACK is as old as the
+// idle, do not wait for the first new ACK. An idle connection costs
+// nothing; each writer a clock read and an atomic load per write and at
+// most a hundred TCP_INFO reads a second. ReadFrom (sendfile, splice)
+// hands the kernel a regular file 4 MiB at a time, another descriptor (a
+// socket, a pipe) 64 KiB at a time, and looks between chunks: such a
 // source that trickles faster than a probe interval can postpone the RTO
-// by at most one chunk's bytes, in as many segments as its reads make.
-// HeldWrites counts the waits. Writes that bypass the Conn (through
-// NetConn or File; io.Copy from an *os.File to an unguarded Conn, which
-// os sends by sendfile through its SyscallConn), and the bare
-// *net.TCPConn of Dialer or Control, have no hold: for them the busy bound holds only for writers that pause for
-// a probe interval or fill the window, and a faster streaming writer can
-// exceed it by its window's segments times its write period.
-// TestStreamingWriter proves the hold on guarded and unguarded Conns.
+// by at most one chunk's bytes, in as many segments as its reads make. A
+// reader in user space goes through Write, which looks before every
+// write; so does io.Copy from an *os.File, whose sendfile finds no poll
+// descriptor behind the Conn's SyscallConn. HeldWrites counts the waits.
+// Writes that bypass the Conn (through NetConn or File), and the bare
+// *net.TCPConn of Dialer or Control, have no hold: for them the busy bound
+// holds only for writers that pause for a probe interval or fill the
+// window, and a faster streaming writer can exceed it by its window's
+// segments times its write period. TestStreamingWriter proves the hold on
+// guarded and unguarded Conns, for Write from one goroutine or two and for
+// io.Copy of a trickling reader.
 //
 // ForBudget chooses the fields together so that both bounds meet one figure
 // (an SLA in, consistent values out); the integration package proves the

@@ -371,12 +371,13 @@ func (g *guard) close() {
 	}
 }
 
-// guardedRawConn is the RawConn SyscallConn hands out. It hides the poll
-// descriptor of the net package's own RawConn on purpose: *os.File's
-// WriteTo would otherwise sendfile straight to the socket, past the guard.
+// guardedRawConn is the RawConn SyscallConn hands out on a guarded Conn or
+// one with a send hold. It hides the poll descriptor of the net package's
+// own RawConn on purpose: *os.File's WriteTo would otherwise sendfile
+// straight to the socket, past the guard and the hold.
 type guardedRawConn struct {
 	rc syscall.RawConn
-	g  *guard
+	g  *guard // nil: no guard, the send hold only
 	s  *connState
 }
 
@@ -386,6 +387,9 @@ func (r guardedRawConn) Read(f func(fd uintptr) (done bool)) error { return r.rc
 
 func (r guardedRawConn) Write(f func(fd uintptr) (done bool)) error {
 	r.s.holdWrites()
+	if r.g == nil {
+		return r.rc.Write(f)
+	}
 	r.g.begin(r.rc)
 	err := r.rc.Write(f)
 	r.g.end()

@@ -1,6 +1,7 @@
 package tuning
 
 import (
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,32 +22,49 @@ import (
 // window.
 //
 // So a Conn stops feeding it once the peer has fallen silent: before a
-// write, at most once per holdCheck, it reads TCP_INFO, and while data is
-// unacknowledged, nothing has been heard for the path's own RTO and the
-// kernel has not yet retransmitted on a timeout, the write waits. With no
+// write, at most once per holdCheck, it reads TCP_INFO, and while data has
+// been in flight for the path's own RTO, nothing has been heard for as
+// long and the kernel has not yet retransmitted on a timeout, the write
+// waits, and the Conn's other writes with it. With no
 // new data the kernel's timers play out as for a writer that stopped (a
 // probe, then an RTO from it), and its clock and error are the kernel's. The write goes on
 // at the first ACK (a live peer that was merely slow costs the writer
 // what the kernel's own RTO would: the same wait, once), at the first RTO
 // retransmission (the clock runs; in loss recovery no new data leaves), at
 // the write deadline, at Close, or at the kernel's verdict, which the
-// write then returns. A connection whose peer answers never waits.
+// write then returns; and at the latest when that RTO is due (holdMost).
+// A connection whose peer answers never waits.
 
 // holdCheck is how often a writing Conn reads TCP_INFO, and how often a
 // held write looks again.
 const holdCheck = 10 * time.Millisecond
 
-// silent reports that a write should wait: data in flight, nothing heard
-// for an RTO, and no RTO retransmission yet.
-func (s windowSample) silent() bool {
-	return !s.closed && s.unacked > 0 && s.retransmits == 0 && s.rto > 0 && s.sinceAck >= s.rto
+// silent reports that a write should wait: data in flight for at least
+// an RTO (inFlight: since a sample last saw nothing in flight), nothing
+// heard for an RTO, and no RTO retransmission yet. The flight's own age
+// matters after a pause: the peer's last ACK is then as old as the pause,
+// and the first ACK of the new data is still on its way.
+func (s windowSample) silent(inFlight time.Duration) bool {
+	return !s.closed && s.unacked > 0 && s.retransmits == 0 && s.rto > 0 &&
+		s.sinceAck >= s.rto && inFlight >= s.rto
 }
+
+// holdMost is the longest one hold lasts, from its start, on a path whose
+// RTO is rto: the hold starts an RTO or more after the last ACK, and with
+// nothing new to send the kernel's first RTO comes at most a probe timeout
+// (under an RTO) and an RTO later, two jiffies aside (see "Writers that
+// stream"). Past it something the hold cannot see has happened (a write
+// through NetConn or File, a deadline set there), and the write goes on.
+func holdMost(rto time.Duration) time.Duration { return 2*rto + 2*holdCheck }
 
 // sendHold is a Conn's hold state.
 type sendHold struct {
 	next     atomic.Int64 // monotonic nanoseconds before which no sample is due
-	deadline atomic.Int64 // the write deadline, Unix nanoseconds; 0 for none
+	calm     atomic.Int64 // when a sample last saw nothing in flight, monotonic
+	deadline atomic.Int64 // the write deadline, monotonic nanoseconds; 0 for none
 	shut     atomic.Bool  // Close was called
+	holding  atomic.Bool  // a write is held: the others wait on mu
+	mu       sync.Mutex   // held for as long as a hold lasts
 	held     atomic.Int64 // writes that have waited, ever
 }
 
@@ -55,46 +73,66 @@ var monoEpoch = time.Now()
 
 func mono() int64 { return int64(time.Since(monoEpoch)) }
 
-// setDeadline records the write deadline a held write must respect.
+// setDeadline records the write deadline a held write must respect, on the
+// monotonic clock (a deadline is a point in time; the wall clock may step).
 func (h *sendHold) setDeadline(t time.Time) {
 	if t.IsZero() {
 		h.deadline.Store(0)
 		return
 	}
-	h.deadline.Store(t.UnixNano())
+	h.deadline.Store(max(1, mono()+int64(time.Until(t))))
 }
 
-// wait holds a write while s reports the peer silent (see above). It costs
-// one clock read per write, and one TCP_INFO read per holdCheck of writing.
-// The hold lasts at most limit (the user timeout): the kernel has decided
-// by then.
+// wait holds a write while the peer is silent (see above). It costs one
+// clock read and one atomic load per write, and one TCP_INFO read per
+// holdCheck of writing. The hold lasts at most limit (the user timeout)
+// and holdMost. While one write is held, the Conn's other writes wait
+// with it: any new data would postpone the RTO the hold waits for.
 func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) {
+	if h.holding.Load() {
+		h.mu.Lock()
+		h.mu.Unlock() // nothing to guard: this waits for the hold to end
+	}
 	now := mono()
 	n := h.next.Load()
 	if now < n || !h.next.CompareAndSwap(n, now+int64(holdCheck)) {
 		return
 	}
-	start := time.Now()
-	for counted := false; ; {
-		s, err := sampleWindow(rc)
-		if err != nil || !s.silent() || h.shut.Load() {
-			return // an error is the write's to report
-		}
-		pause := holdCheck
+	s, err := sampleWindow(rc)
+	if err != nil {
+		return // the write's to report
+	}
+	if s.unacked == 0 {
+		h.calm.Store(now)
+		return
+	}
+	if !s.silent(time.Duration(now-h.calm.Load())) || h.shut.Load() {
+		return
+	}
+	h.mu.Lock()
+	h.holding.Store(true)
+	defer func() {
+		h.holding.Store(false)
+		h.mu.Unlock()
+	}()
+	h.held.Add(1)
+	end := now + int64(min(limit, holdMost(s.rto)))
+	for {
+		pause := int64(holdCheck)
 		if dl := h.deadline.Load(); dl != 0 {
-			left := time.Until(time.Unix(0, dl))
-			if left <= 0 {
-				return
-			}
-			pause = min(pause, left)
+			pause = min(pause, dl-mono())
 		}
-		if time.Since(start) >= limit {
+		pause = min(pause, end-mono())
+		if pause <= 0 {
 			return
 		}
-		if !counted {
-			h.held.Add(1)
-			counted = true
+		time.Sleep(time.Duration(pause))
+		if h.shut.Load() {
+			return
 		}
-		time.Sleep(pause)
+		s, err := sampleWindow(rc)
+		if err != nil || !s.silent(time.Duration(mono()-h.calm.Load())) {
+			return
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // TestHoldLivePeer streams to a live loopback peer, a burst and then small
@@ -55,3 +56,58 @@ func TestHoldLivePeer(t *testing.T) {
 type zeros struct{}
 
 func (zeros) Read(b []byte) (int, error) { clear(b); return len(b), nil }
+
+// TestHoldAfterPause writes to a live peer that delays its ACKs, after a
+// pause longer than the RTO: the peer's last ACK is then as old as the
+// pause, and a second write before the first one's ACK (delayed by the
+// peer, about 40 ms) finds data in flight and nothing heard for an RTO.
+// The flight itself is younger than an RTO: no write waits.
+func TestHoldAfterPause(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	dial := func(network, addr string) (net.Conn, error) {
+		return budget5.DialFunc(nil)(context.Background(), network, addr)
+	}
+	client, server := pair(t, ln, dial)
+	conn := client.(*Conn)
+	src, err := server.(*net.TCPConn).SyscallConn()
+	require.NoError(t, err)
+	delayAcks := func() {
+		require.NoError(t, src.Control(func(fd uintptr) {
+			require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 0))
+		}))
+	}
+	read := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 16)
+		for {
+			delayAcks()
+			if _, err := server.Read(buf); err != nil {
+				read <- err
+				return
+			}
+		}
+	}()
+	rto := 200 * time.Millisecond // Linux's floor
+	waited := 0
+	for trial := range 3 {
+		time.Sleep(2*rto + 50*time.Millisecond) // a pause longer than the RTO
+		_, err := conn.Write([]byte{byte(trial)})
+		require.NoError(t, err)
+		time.Sleep(2 * holdCheck) // the next write samples TCP_INFO
+		s, err := sampleWindow(conn.s.rc)
+		require.NoError(t, err)
+		if s.unacked == 0 {
+			continue // the ACK came early; this trial shows nothing
+		}
+		waited++
+		require.GreaterOrEqual(t, s.sinceAck, s.rto, "the premise: nothing heard for an RTO")
+		_, err = conn.Write([]byte{byte(trial)})
+		require.NoError(t, err)
+	}
+	require.NotZero(t, waited, "no trial caught the first write's ACK delayed: the test shows nothing")
+	assert.Zero(t, conn.HeldWrites(), "a flight younger than an RTO never waits")
+	require.NoError(t, conn.Close())
+	<-read
+}

@@ -40,7 +40,9 @@ var ErrIdleLimit = errors.New("ghostsock: idle limit cannot be kept")
 // limit must leave room for a one-second Idle; otherwise the error wraps
 // ErrIdleLimit and says why. d is checked as ForBudget checks it.
 func ForBudgetWithIdleLimit(d, limit time.Duration) (Config, error) {
-	most := time.Duration(int64((limit-jiffyMax)*8/9/time.Second)) * time.Second // idle*9/8 + a tick < limit
+	// The timer fires up to timerSlack late, and the probe it sends may
+	// wait another tick to leave: idle*9/8 + 2 ticks < limit.
+	most := time.Duration(int64((limit-2*jiffyMax)*8/9/time.Second)) * time.Second
 	if most < time.Second {
 		return Config{}, fmt.Errorf("%w: limit %v: keepalive counts in whole seconds, and a 1 s timer may fire %v late", ErrIdleLimit, limit, timerSlack(time.Second))
 	}
