@@ -34,7 +34,8 @@ const (
 
 func (h Host) String() string { return [...]string{"client", "server"}[h] }
 
-// Lab is a client and a server host joined by a veth pair.
+// Lab is a client and a server host joined by a veth pair (New) or by a
+// link with a Path's delay, loss and middlebox (NewPath).
 type Lab struct {
 	ClientAddr, ServerAddr   netip.Addr // IPv4
 	ClientAddr6, ServerAddr6 netip.Addr // IPv6
@@ -43,6 +44,7 @@ type Lab struct {
 	server                   chan func()
 	serverTID                int
 	vanished                 [2]bool
+	path                     *pathLink // a Path lab's link (NewPath); nil for a veth pair
 }
 
 var labs atomic.Int32
@@ -263,10 +265,16 @@ func (l *Lab) routes(host Host, op string) error {
 	return nil
 }
 
-// Close removes the veth pair and ends the server host. Sockets still open
-// on the server host keep its namespace alive until they are closed.
+// Close removes the veth pair or the Path's link and ends the server host.
+// Sockets still open on the server host keep its namespace alive until
+// they are closed.
 func (l *Lab) Close() error {
-	err := l.IP(Client, "link", "del", l.link)
+	var err error
+	if l.path != nil {
+		l.path.close() // the TUN devices go with their descriptors
+	} else {
+		err = l.IP(Client, "link", "del", l.link)
+	}
 	close(l.server)
 	return err
 }
