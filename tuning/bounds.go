@@ -33,15 +33,16 @@ const (
 
 // Bounds returns the worst-case time from a peer vanishing (no FIN, no RST,
 // every packet lost) to the error the socket reports, for an idle connection
-// and for a busy one (data sent and unacknowledged), on a LAN path: a
-// round-trip time under 10 ms, so that the RTO is at most LANRTOMax. It
+// and for a busy one (data sent and unacknowledged), on a path whose RTO is
+// at most PathRTO: by default a LAN, a round-trip time under 10 ms, so
+// that the RTO is at most LANRTOMax. It
 // follows Linux's timers (net/ipv4/tcp_timer.c), as tuning/doc.go sets out,
 // and counts every timer as firing as late as the timer wheel allows
 // (an eighth of its interval, plus a tick):
 //
 //   - busy, UserTimeout > 0: UserTimeout after the first RTO
 //     retransmission, which comes a tail-loss probe and an RTO after the
-//     first lost byte, the RTO taken as LANRTOMax (Retransmissions).
+//     first lost byte, each taken as up to PathRTO (Retransmissions).
 //   - busy, UserTimeout == 0: tcp_retries2 retransmissions: past the
 //     threshold tcp_model_timeout computes (RetriesTimeout), at the next
 //     RTO expiry, up to TCP_RTO_MAX (120 s) later.
@@ -59,9 +60,12 @@ const (
 // pauses for a tail-loss probe's interval or fills its window: see
 // "Writers that stream" in the package doc.
 //
-// On a longer path the busy figure grows by about twice the difference
-// between the path's RTO (RTT + 200 ms or more) and LANRTOMax; the idle
-// one does not change. Earliest gives the other end of the window. Bounds
+// On a path slower than PathRTO says the busy figure grows by about twice
+// the difference between the path's RTO (RTT + 200 ms or more; three RTTs
+// after the handshake, RTOForRTT) and PathRTO; the idle one does not
+// change. ForBudgetOnPath states the path; Snapshot.SlowPath and
+// EventSlowPath tell a connection outside it. Earliest gives the other end
+// of the window. Bounds
 // assumes c is valid (see Validate); fields left Unchanged take Linux's
 // sysctl defaults.
 func (c Config) Bounds() (idle, busy time.Duration) {
@@ -72,7 +76,7 @@ func (c Config) Bounds() (idle, busy time.Duration) {
 	if c.UserTimeout == 0 {
 		return idle, RetriesTimeout(KernelRetries2) + rtoMax
 	}
-	for rto := LANRTO; rto <= LANRTOMax; rto += time.Millisecond {
+	for rto := LANRTO; rto <= c.pathRTO(); rto += c.rtoStep() {
 		for _, pto := range []time.Duration{0, rto} {
 			last, abort := c.lastSend(rto, pto)
 			worst := abort + timerSlack(pto) + timerSlack(rto) + timerSlack(abort-last)
@@ -171,10 +175,11 @@ func RetriesTimeout(retries2 int) time.Duration {
 }
 
 // LANRTO and LANRTOMax are the range of retransmission timeouts Bounds
-// and OutageSurvived assume: a path with a round-trip time under 10 ms,
-// whose RTO is TCP_RTO_MIN (200 ms) plus the RTT and its variation, on a
-// loaded host up to 300 ms. On a longer path the RTO is about RTT + 200 ms
-// or more, and the figures grow with it.
+// and OutageSurvived assume unless Config.PathRTO says otherwise: a path
+// with a round-trip time under 10 ms, whose RTO is TCP_RTO_MIN (200 ms)
+// plus the RTT and its variation, on a loaded host up to 300 ms. On a
+// longer path the RTO is about RTT + 200 ms or more, and the figures grow
+// with it (ForBudgetOnPath).
 const (
 	LANRTO    = rtoMin
 	LANRTOMax = 300 * time.Millisecond
@@ -225,7 +230,7 @@ func (c Config) OutageSurvived() time.Duration {
 		return 0
 	}
 	survived := Never
-	for rto := LANRTO; rto <= LANRTOMax; rto += time.Millisecond {
+	for rto := LANRTO; rto <= c.pathRTO(); rto += c.rtoStep() {
 		for _, pto := range []time.Duration{0, rto} {
 			last, _ := c.lastSend(rto, pto)
 			survived = min(survived, last)
@@ -252,6 +257,77 @@ func (c Config) lastSend(rto, pto time.Duration) (last, abort time.Duration) {
 		last = t + (abort-t-1)/rtoMax*rtoMax
 	}
 	return last, abort
+}
+
+// pathRTO is the largest RTO c's bounds allow for.
+func (c Config) pathRTO() time.Duration {
+	if c.PathRTO == 0 {
+		return LANRTOMax
+	}
+	return c.PathRTO
+}
+
+// rtoStep is the step of the bounds' walk over RTOs: a millisecond on a
+// LAN, and as many as keep the walk to about a thousand steps on a long
+// path, still finer than the kernel's jiffy at HZ=100 below 10 s.
+func (c Config) rtoStep() time.Duration {
+	return max(time.Millisecond, (c.pathRTO()-LANRTO)/1000).Truncate(time.Millisecond)
+}
+
+// RTOForRTT is the retransmission timeout Linux gives a connection after
+// its first round-trip sample of rtt (tcp_rtt_estimator: the variation
+// starts at half the sample, and its floor is TCP_RTO_MIN): rtt plus the
+// larger of 2 rtt and 200 ms. Later samples of a steady path bring it down
+// towards rtt + 200 ms; jitter and a queue that fills push it up again.
+// It is the PathRTO ForBudgetOnPath gives a path whose round trip stays
+// under rtt.
+func RTOForRTT(rtt time.Duration) time.Duration {
+	return rtt + max(2*rtt, rtoMin)
+}
+
+// ForBudgetOnPath is ForBudget for a path whose round-trip time stays
+// under rtt (a phone on a cellular network: 50 to 600 ms): the same idle
+// schedule, PathRTO set to RTOForRTT(rtt) (at least LANRTOMax), and the
+// user timeout cut so that the busy worst case on that path, a tail-loss
+// probe and a first RTO each up to PathRTO, still fits d. A path slower
+// than d allows is refused: the error wraps ErrBudget and names the
+// smallest budget that fits, when the user timeout left would be shorter
+// than three of the path's RTOs (a live connection would then be cut by
+// one lost retransmission and its backoff).
+func ForBudgetOnPath(d, rtt time.Duration) (Config, error) {
+	if rtt <= 0 {
+		return Config{}, fmt.Errorf("%w: round trip %v: must be positive", ErrBudget, rtt)
+	}
+	rto := max(RTOForRTT(rtt), LANRTOMax).Round(time.Millisecond)
+	if rto > MaxRTOMax {
+		return Config{}, fmt.Errorf("%w: round trip %v: its RTO %v is past the kernel's cap %v", ErrBudget, rtt, rto, MaxRTOMax)
+	}
+	c, err := onPath(d, rto)
+	if err != nil || c.UserTimeout != 0 {
+		return c, err
+	}
+	// Too slow: find the smallest whole-second budget that fits.
+	for least := d.Truncate(time.Second) + time.Second; least <= MaxBudget; least += time.Second {
+		if c, err := onPath(least, rto); err == nil && c.UserTimeout != 0 {
+			return Config{}, fmt.Errorf("%w: budget %v on a %v round trip (RTO up to %v) leaves a user timeout under three RTOs, so that one lost retransmission would end a live connection; the smallest budget for this path is %v",
+				ErrBudget, d, rtt, rto, least)
+		}
+	}
+	return Config{}, fmt.Errorf("%w: round trip %v: no budget fits it", ErrBudget, rtt)
+}
+
+// onPath is ForBudget(d) with PathRTO rto and the largest user timeout
+// that fits d there; its UserTimeout is 0 if that is under three RTOs.
+func onPath(d, rto time.Duration) (Config, error) {
+	c, err := ForBudget(d)
+	if err != nil {
+		return Config{}, err
+	}
+	c.PathRTO = rto
+	if c.UserTimeout = c.largestUserTimeout(d); c.UserTimeout < 3*rto {
+		return Config{}, nil
+	}
+	return c, c.Validate()
 }
 
 // MinBudget is the smallest budget ForBudget can meet: keepalive counts in

@@ -128,6 +128,16 @@ type Config struct {
 	// Guard never observe: they do not hand the connection out.
 	Observer Observer
 
+	// PathRTO is the longest retransmission timeout (tcpi_rto) of the
+	// paths the Config's bounds allow for: Bounds, GuardBound and
+	// OutageSurvived count the tail-loss probe and the first RTO as up to
+	// PathRTO each. Zero, the default, means a LAN: LANRTOMax (300 ms).
+	// ForBudgetOnPath sets it from a round-trip time (RTOForRTT). A
+	// connection whose RTO grows past it is outside the bounds: an
+	// Observer is told once (EventSlowPath), and Inspect says so.
+	// It sets no socket option. Limits: 0, or LANRTOMax to MaxRTOMax.
+	PathRTO time.Duration
+
 	// IdleUnwatched says that keepalive is off on purpose: an idle
 	// connection is then never probed, and a peer that vanishes while it
 	// is idle is found only when this end next sends (Bounds reports the
@@ -179,6 +189,7 @@ type kernelOptions struct {
 	count        int           // TCP_KEEPCNT; Unchanged leaves it
 	rtoMax       time.Duration // TCP_RTO_MAX_MS, whole milliseconds; 0 leaves it
 	stall        time.Duration // StallTimeout, for the guard; not a socket option
+	pathRTO      time.Duration // PathRTO, LANRTOMax for 0: the RTO past which a connection is reported slow
 	noGuard      bool          // NoGuard
 	observer     Observer      // Observer; nil observes nothing
 	config       Config        // what these were compiled from
@@ -241,6 +252,9 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 	case rm < MinRTOMax || rm > MaxRTOMax:
 		bad("RTOMax", rm, fmt.Sprintf("must be 0 (the kernel's) or %v to %v (TCP_RTO_MAX_MS)", MinRTOMax, MaxRTOMax))
 	}
+	if pr := c.PathRTO; pr != 0 && (pr < LANRTOMax || pr > MaxRTOMax) {
+		bad("PathRTO", pr, fmt.Sprintf("must be 0 (a LAN, %v) or %v to %v", LANRTOMax, LANRTOMax, MaxRTOMax))
+	}
 	if !ka.Enable && !c.IdleUnwatched {
 		bad("KeepAlive.Enable", false, "keepalive off finds no idle peer that vanished, ever: turn it on (ForBudget does), or set IdleUnwatched to choose that (Lean does)")
 	}
@@ -265,6 +279,7 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 		count:        count,
 		rtoMax:       c.RTOMax,
 		stall:        c.StallTimeout,
+		pathRTO:      c.pathRTO(),
 		noGuard:      c.NoGuard,
 		observer:     c.Observer,
 		config:       c,

@@ -84,12 +84,15 @@ type connState struct {
 	guard atomic.Pointer[guard] // nil while unguarded; once set, never cleared
 	hold  sendHold              // writes wait while the peer is silent (hold.go)
 	ut    atomic.Int64          // opts.userTimeout, for the hold without mu
+	path  atomic.Int64          // opts.pathRTO, likewise
+	slow  atomic.Bool           // EventSlowPath told
 	watch                       // who to tell of the end
 }
 
 func newConn(tcp *net.TCPConn, rc syscall.RawConn, o *kernelOptions) *Conn {
 	s := &connState{rc: rc, opts: *o}
 	s.ut.Store(int64(o.userTimeout))
+	s.path.Store(int64(o.pathRTO))
 	s.watch.init(tcp)
 	// On the *net.TCPConn, not the Conn: code that keeps only NetConn's
 	// result still holds the connection.
@@ -345,7 +348,9 @@ func (s *connState) writeFailed(g *guard, err error) error {
 // timeout to start, where TCP_INFO tells when to hold (Linux).
 func (s *connState) holdWrites() {
 	if s.holds() {
-		s.hold.wait(s.rc, time.Duration(s.ut.Load()))
+		if rto := s.hold.wait(s.rc, time.Duration(s.ut.Load())); rto > 0 {
+			s.checkPath(rto)
+		}
 	}
 }
 
@@ -455,8 +460,8 @@ func (s *connState) attach(tcp *net.TCPConn, o *kernelOptions, side Side, mode g
 			return err
 		}
 	}
-	if o.observer != nil && side != 0 {
-		s.watch.add(o.observer, side, s)
+	if o.observer != nil && side != 0 && s.watch.add(o.observer, side, s) {
+		s.checkOpenPath()
 	}
 	return nil
 }
@@ -468,7 +473,8 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.opts.sameOptions(o) {
-		s.opts.config = o.config
+		s.opts.config, s.opts.pathRTO = o.config, o.pathRTO
+		s.path.Store(int64(o.pathRTO))
 		return nil
 	}
 	if g := s.guard.Load(); g != nil {
@@ -489,6 +495,7 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 	cfg := o.config
 	s.opts = *o
 	s.ut.Store(int64(o.userTimeout))
+	s.path.Store(int64(o.pathRTO))
 	s.opts.config = cfg
 	return nil
 }

@@ -152,6 +152,35 @@
 // guarded and unguarded Conns, for Write from one goroutine or two and for
 // io.Copy of a trickling reader.
 //
+// # Paths longer than a LAN
+//
+// The busy rule counts a tail-loss probe and a first RTO, and both grow
+// with the path: the probe waits 2 SRTT, and Linux's RTO is SRTT plus the
+// larger of four mean deviations and 200 ms (tcp_rtt_estimator,
+// tcp_set_rto), three RTTs after the handshake's single sample
+// (RTOForRTT). Bounds takes each as up to PathRTO, a LAN's 300 ms unless
+// the Config says otherwise; a phone 600 ms away has an RTO near 1.8 s
+// after its handshake, and ForBudget(10s), whose user timeout is 8 s, then
+// finds it busy after about 10.6 s. The idle rule does not depend on the
+// path: keepalive counts from the last segment received.
+//
+// So a Config states its path. ForBudgetOnPath(d, rtt) keeps ForBudget's
+// keepalive, sets PathRTO to RTOForRTT(rtt) and cuts the user timeout
+// until the busy bound on that path fits d. A path too slow for d, one
+// that would leave a user timeout under three of its RTOs (one lost
+// retransmission and its backoff would then end a live connection), is
+// refused with an error naming the smallest budget that fits. Past the
+// handshake the kit watches each connection against its Config: the first
+// time an observed connection's RTO before backoff exceeds PathRTO, at its
+// opening or at a write that samples TCP_INFO for the send hold, its
+// Observers get EventSlowPath; Snapshot.SlowPath says the same, and
+// Snapshot.EndsIn counts with the connection's own RTO. The kit does not
+// move a connection's user timeout on its own: the guard holds that
+// option while data is queued, and an estimator's sample is no contract;
+// the budget is the Config's, and the report says when a path breaks it.
+// TestPhonePaths measures it over the lab's phone-grade link (delay,
+// jitter, lab.NewPath) at 50, 200 and 600 ms.
+//
 // ForBudget chooses the fields together so that both bounds meet one figure
 // (an SLA in, consistent values out); the integration package proves the
 // bounds on a real kernel with peers that vanish in network namespaces.

@@ -49,6 +49,15 @@ func (s windowSample) silent(inFlight time.Duration) bool {
 		s.sinceAck >= s.rto && inFlight >= s.rto
 }
 
+// baseRTO is the path's RTO as the sample shows it before any RTO backoff
+// (the kernel doubles it at each RTO retransmission), 0 if backed off.
+func (s windowSample) baseRTO() time.Duration {
+	if s.retransmits != 0 {
+		return 0
+	}
+	return s.rto
+}
+
 // holdMost is the longest one hold lasts, from its start, on a path whose
 // RTO is rto: the hold starts an RTO or more after the last ACK, and with
 // nothing new to send the kernel's first RTO comes at most a probe timeout
@@ -87,8 +96,9 @@ func (h *sendHold) setDeadline(t time.Time) {
 // clock read and one atomic load per write, and one TCP_INFO read per
 // holdCheck of writing. The hold lasts at most limit (the user timeout)
 // and holdMost. While one write is held, the Conn's other writes wait
-// with it: any new data would postpone the RTO the hold waits for.
-func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) {
+// with it: any new data would postpone the RTO the hold waits for. It
+// returns the RTO its sample read, 0 if it took none.
+func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) (rto time.Duration) {
 	if h.holding.Load() {
 		h.mu.Lock()
 		h.mu.Unlock() // nothing to guard: this waits for the hold to end
@@ -96,18 +106,18 @@ func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) {
 	now := mono()
 	n := h.next.Load()
 	if now < n || !h.next.CompareAndSwap(n, now+int64(holdCheck)) {
-		return
+		return 0
 	}
 	s, err := sampleWindow(rc)
 	if err != nil {
-		return // the write's to report
+		return 0 // the write's to report
 	}
 	if s.unacked == 0 {
 		h.calm.Store(now)
-		return
+		return s.baseRTO()
 	}
 	if !s.silent(time.Duration(now-h.calm.Load())) || h.shut.Load() {
-		return
+		return s.baseRTO()
 	}
 	h.mu.Lock()
 	h.holding.Store(true)
@@ -124,15 +134,18 @@ func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) {
 		}
 		pause = min(pause, end-mono())
 		if pause <= 0 {
-			return
+			return s.baseRTO()
 		}
 		time.Sleep(time.Duration(pause))
 		if h.shut.Load() {
-			return
+			return s.baseRTO()
 		}
-		s, err := sampleWindow(rc)
-		if err != nil || !s.silent(time.Duration(mono()-h.calm.Load())) {
-			return
+		next, err := sampleWindow(rc)
+		if err != nil {
+			return s.baseRTO()
+		}
+		if s = next; !s.silent(time.Duration(mono() - h.calm.Load())) {
+			return s.baseRTO()
 		}
 	}
 }

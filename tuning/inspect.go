@@ -215,10 +215,15 @@ func (s Snapshot) Verdict() Verdict {
 //     clock cannot be read and may be older); guarded: as busy; with no
 //     user timeout: as busy, under tcp_retries2.
 //
-// Zero for a connection already ended, or whose bound has run out (the
-// kernel acts at its next timer).
+// The bounds are those of the connection's own path: Options.PathRTO, or
+// its BaseRTO where that is longer (SlowPath). Zero for a connection
+// already ended, or whose bound has run out (the kernel acts at its next
+// timer).
 func (s Snapshot) EndsIn() time.Duration {
 	c := s.Options
+	if rto := s.BaseRTO(); rto > c.pathRTO() {
+		c.PathRTO = min(rto, MaxRTOMax) // the bound on the connection's own path
+	}
 	idle, busy := c.Bounds()
 	if s.Guarded {
 		busy = c.GuardBound()
@@ -242,6 +247,24 @@ func (s Snapshot) EndsIn() time.Duration {
 	}
 	return left(busy, s.waited())
 }
+
+// BaseRTO is the connection's RTO before backoff: RTO halved Backoff
+// times, the path's own figure (about its round trip plus 200 ms).
+func (s Snapshot) BaseRTO() time.Duration {
+	if s.Backoff > 30 {
+		return 0
+	}
+	return s.RTO >> s.Backoff
+}
+
+// SlowPath reports that the connection's path is slower than its Config's
+// bounds allow for: its BaseRTO is past Options.PathRTO (LANRTOMax when
+// zero, and always for a socket the kit did not hand out, whose Config is
+// unknown: the figure is then the LAN's). Bounds then understate its busy
+// worst case; EndsIn counts with the connection's own RTO, and
+// ForBudgetOnPath makes a Config for such a path. An Observer is told of
+// it too (EventSlowPath).
+func (s Snapshot) SlowPath() bool { return s.BaseRTO() > s.Options.pathRTO() }
 
 // waited is a lower bound on how long the oldest unacknowledged byte has
 // waited. Every transmission, retransmissions included, moves
@@ -286,6 +309,7 @@ func Inspect(conn net.Conn) (Snapshot, error) {
 		s.Guarded = true
 		s.Options.UserTimeout = g.heldTimeout()
 	}
+	s.Options.PathRTO = r.kit.Config().PathRTO // a bound, not a socket option
 	return s, nil
 }
 

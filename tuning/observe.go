@@ -42,9 +42,18 @@ const (
 	// Read or Write error after which the kernel holds the connection
 	// closed (a reap, a reset), or else at Close.
 	EventEnded
+	// EventSlowPath: the connection's retransmission timeout (Event.RTO)
+	// is longer than the PathRTO its Config's bounds allow for, so that
+	// Bounds no longer hold for it: a busy connection whose peer vanishes
+	// now is found up to about twice the difference later (ForBudgetOnPath
+	// makes a Config for the path). At most once per connection, between
+	// its EventOpened and its EventEnded: when it is handed out (the
+	// handshake's RTO) or when a write finds it so (Linux, with a
+	// UserTimeout).
+	EventSlowPath
 )
 
-var eventKindNames = [...]string{"", "opened", "ended"}
+var eventKindNames = [...]string{"", "opened", "ended", "slow path"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventKindNames) {
@@ -93,6 +102,9 @@ type Event struct {
 	// Kernel (EventEnded with an Err) is the socket as the kernel held it
 	// at the error, which Cause was judged on; zero otherwise.
 	Kernel Snapshot
+	// RTO (EventSlowPath) is the connection's retransmission timeout as
+	// the kernel held it (tcpi_rto).
+	RTO time.Duration
 	// Dropped (EventEnded) says that the application dropped the
 	// connection without Close: the end was found when the garbage
 	// collector reclaimed it, and the kit closed the socket then.
@@ -116,16 +128,17 @@ func (w *watch) init(conn net.Conn) { w.local, w.peer = conn.LocalAddr(), conn.R
 
 // add makes o one of the connection's Observers and tells it the
 // connection opened, unless o watches it already (a second layer with the
-// same Observer) or the connection has ended.
-func (w *watch) add(o Observer, side Side, s *connState) {
+// same Observer) or the connection has ended. It reports whether o is the
+// connection's first Observer.
+func (w *watch) add(o Observer, side Side, s *connState) bool {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
 	if w.ended.Load() {
-		return
+		return false
 	}
 	for _, have := range w.obs {
 		if sameObserver(have, o) {
-			return
+			return false
 		}
 	}
 	if w.side == 0 {
@@ -134,6 +147,34 @@ func (w *watch) add(o Observer, side Side, s *connState) {
 	w.obs = append(w.obs, o)
 	w.observed.Store(true)
 	o.Observe(s.event(EventOpened))
+	return len(w.obs) == 1
+}
+
+// checkOpenPath reads a newly observed connection's RTO once: the
+// handshake's round trip has set it (RTOForRTT of that sample).
+func (s *connState) checkOpenPath() {
+	if !guardSupported || s.ut.Load() == 0 {
+		return
+	}
+	if w, err := sampleWindow(s.rc); err == nil && w.baseRTO() > 0 {
+		s.checkPath(w.baseRTO())
+	}
+}
+
+// checkPath tells the Observers, once, that the connection's RTO has grown
+// past the PathRTO its Config's bounds allow for (EventSlowPath).
+func (s *connState) checkPath(rto time.Duration) {
+	if rto <= time.Duration(s.path.Load()) || !s.observed.Load() || s.ended.Load() || !s.slow.CompareAndSwap(false, true) {
+		return
+	}
+	s.wmu.Lock()
+	obs := s.obs
+	s.wmu.Unlock()
+	e := s.event(EventSlowPath)
+	e.RTO = rto
+	for _, o := range obs {
+		o.Observe(e)
+	}
 }
 
 // sameObserver compares two Observers without panicking on a dynamic type

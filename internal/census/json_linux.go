@@ -39,7 +39,8 @@ type snapshotJSON struct {
 }
 
 // configJSON is what a census knows of a socket's tuning.Config: its
-// socket options and StallTimeout, durations in milliseconds. Config's
+// socket options, StallTimeout and PathRTO (0 in a census, which cannot
+// know them), durations in milliseconds. Config's
 // other fields (NoGuard, Observer and the like) are choices of the code
 // that opens a connection, not state of the socket: a census never has
 // them, and leaves them out.
@@ -48,6 +49,7 @@ type configJSON struct {
 	KeepAlive    keepAliveJSON
 	RTOMax       Duration `json:"RTOMaxMs"`
 	StallTimeout Duration `json:"StallTimeoutMs"`
+	PathRTO      Duration `json:"PathRTOMs"`
 }
 
 // keepAliveJSON is net.KeepAliveConfig with Idle and Interval in
@@ -75,7 +77,7 @@ func (conn Conn) MarshalJSON() ([]byte, error) {
 				UserTimeout: Duration(o.UserTimeout),
 				KeepAlive: keepAliveJSON{Enable: o.KeepAlive.Enable, Idle: Duration(o.KeepAlive.Idle),
 					Interval: Duration(o.KeepAlive.Interval), Count: o.KeepAlive.Count},
-				RTOMax: Duration(o.RTOMax), StallTimeout: Duration(o.StallTimeout),
+				RTOMax: Duration(o.RTOMax), StallTimeout: Duration(o.StallTimeout), PathRTO: Duration(o.PathRTO),
 			},
 			Guarded: s.Guarded, OptionsKnown: s.OptionsKnown,
 		},
@@ -102,7 +104,7 @@ func (conn *Conn) UnmarshalJSON(b []byte) error {
 				UserTimeout: time.Duration(o.UserTimeout),
 				KeepAlive: net.KeepAliveConfig{Enable: o.KeepAlive.Enable, Idle: time.Duration(o.KeepAlive.Idle),
 					Interval: time.Duration(o.KeepAlive.Interval), Count: o.KeepAlive.Count},
-				RTOMax: time.Duration(o.RTOMax), StallTimeout: time.Duration(o.StallTimeout),
+				RTOMax: time.Duration(o.RTOMax), StallTimeout: time.Duration(o.StallTimeout), PathRTO: time.Duration(o.PathRTO),
 			},
 			Guarded: s.Guarded, OptionsKnown: s.OptionsKnown,
 		},

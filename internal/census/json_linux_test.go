@@ -153,6 +153,7 @@ func TestCensusJSON(t *testing.T) {
 		".Connections[0].Snapshot.Options.KeepAlive.IntervalMs": 5000.0,
 		".Connections[0].Snapshot.Options.RTOMaxMs":             2000.0,
 		".Connections[0].Snapshot.Options.StallTimeoutMs":       60000.0,
+		".Connections[0].Snapshot.Options.PathRTOMs":            0.0,
 	}, ms, "%s", b)
 	never := raw["Connections"].([]any)[1].(map[string]any)
 	assert.Equal(t, -1.0, never["EndsInMs"], "never is -1")

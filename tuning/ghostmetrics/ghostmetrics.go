@@ -29,6 +29,7 @@ const (
 	CountName    = "ghostsock.connection.count"
 	EndedName    = "ghostsock.connection.ended"
 	SilenceName  = "ghostsock.connection.silence"
+	SlowPathName = "ghostsock.connection.slow_path"
 )
 
 // silenceBuckets are the silence histogram's boundaries, in seconds: from
@@ -53,6 +54,7 @@ type Observer struct {
 	count    metric.Int64UpDownCounter
 	ended    metric.Int64Counter
 	silence  metric.Float64Histogram
+	slowPath metric.Int64Counter
 
 	// opts[side][family] and endOpts[side][family][cause]: every attribute
 	// set there can be, built once, so that recording allocates nothing.
@@ -92,6 +94,10 @@ func New(opts ...Option) (*Observer, error) {
 		metric.WithExplicitBucketBoundaries(silenceBuckets...)); err != nil {
 		return nil, fmt.Errorf("ghostmetrics: %s: %w", SilenceName, err)
 	}
+	if o.slowPath, err = m.Int64Counter(SlowPathName, metric.WithUnit("{connection}"),
+		metric.WithDescription("ghostsock's TCP connections whose RTO grew past the path their Config's bounds allow for (tuning.EventSlowPath): for them, detection may come later than the bounds say.")); err != nil {
+		return nil, fmt.Errorf("ghostmetrics: %s: %w", SlowPathName, err)
+	}
 	for side := tuning.SideDialed; side <= tuning.SideAccepted; side++ {
 		for fam, nt := range []attribute.KeyValue{semconv.NetworkTypeIPv4, semconv.NetworkTypeIPv6} {
 			base := []attribute.KeyValue{SideKey.String(side.String()), semconv.NetworkTransportTCP, nt}
@@ -125,6 +131,8 @@ func (o *Observer) Observe(e tuning.Event) {
 		if e.Err != nil && e.SinceACK >= 0 {
 			o.silence.Record(ctx, e.SinceACK.Seconds(), o.endOpts[e.Side][fam][cause])
 		}
+	case tuning.EventSlowPath:
+		o.slowPath.Add(ctx, 1, o.opts[e.Side][fam])
 	}
 }
 

@@ -131,9 +131,11 @@ func TestGlobalProviderAndUnknownValues(t *testing.T) {
 		obs.Observe(tuning.Event{Kind: tuning.EventOpened, Side: tuning.SideDialed})
 		obs.Observe(tuning.Event{Kind: tuning.EventEnded, Side: tuning.SideDialed, Cause: tuning.Cause(200)})
 		obs.Observe(tuning.Event{Kind: tuning.EventOpened, Side: tuning.Side(9)})
+		obs.Observe(tuning.Event{Kind: tuning.EventSlowPath, Side: tuning.SideAccepted, RTO: time.Second})
 	})
 	r, err := m.Read()
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, r.Sum(ghostmetrics.HardenedName), "recorded through the global provider; the unknown side dropped")
 	assert.EqualValues(t, 1, r.Sum(ghostmetrics.EndedName, "ghostsock.connection.end_cause=other"))
+	assert.EqualValues(t, 1, r.Sum(ghostmetrics.SlowPathName, "ghostsock.connection.side=accepted"), "a slow path counted")
 }

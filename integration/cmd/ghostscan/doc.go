@@ -64,7 +64,7 @@
 // RTTVarMs, RTOMs, UnackedSegments, UnackedBytes, NotSentBytes,
 // Retransmits, Probes, Backoff, SinceDataSentMs, SinceDataReceivedMs,
 // SinceACKMs, PeerWindow, Options (UserTimeoutMs, KeepAlive with Enable,
-// IdleMs, IntervalMs and Count, RTOMaxMs, StallTimeoutMs), Guarded and
+// IdleMs, IntervalMs and Count, RTOMaxMs, StallTimeoutMs, PathRTOMs), Guarded and
 // OptionsKnown (Config's other fields, NoGuard, Observer and the like,
 // are choices of the code that opens a connection, not a socket's state,
 // and are left out).

@@ -1,0 +1,110 @@
+package tuning
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRTOForRTT(t *testing.T) {
+	assert.Equal(t, 201*time.Millisecond, RTOForRTT(time.Millisecond), "a LAN: the floor")
+	assert.Equal(t, 300*time.Millisecond, RTOForRTT(100*time.Millisecond), "where 2 RTT reaches the floor")
+	assert.Equal(t, 1800*time.Millisecond, RTOForRTT(600*time.Millisecond), "3 RTT past it")
+}
+
+func TestForBudgetOnPath(t *testing.T) {
+	for _, d := range []time.Duration{3 * time.Second, 10 * time.Second, 30 * time.Second, 5 * time.Minute} {
+		lan, err := ForBudget(d)
+		require.NoError(t, err)
+		for _, rtt := range []time.Duration{time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond, 600 * time.Millisecond, time.Second, 3 * time.Second} {
+			c, err := ForBudgetOnPath(d, rtt)
+			if err != nil {
+				assert.ErrorIs(t, err, ErrBudget, "budget %v, RTT %v", d, rtt)
+				assert.Contains(t, err.Error(), "the smallest budget for this path is", "budget %v, RTT %v: the error names the fix", d, rtt)
+				continue
+			}
+			require.NoError(t, c.Validate())
+			assert.Equal(t, max(RTOForRTT(rtt), LANRTOMax), c.PathRTO, "budget %v, RTT %v", d, rtt)
+			idle, busy := c.Bounds()
+			assert.LessOrEqual(t, idle, d, "budget %v, RTT %v: idle", d, rtt)
+			assert.LessOrEqual(t, max(busy, c.GuardBound()), d, "budget %v, RTT %v: busy, guarded or not", d, rtt)
+			assert.GreaterOrEqual(t, c.UserTimeout, 3*c.PathRTO, "budget %v, RTT %v: room for a lost retransmission", d, rtt)
+			assert.LessOrEqual(t, c.UserTimeout, lan.UserTimeout, "budget %v, RTT %v: never longer than the LAN's", d, rtt)
+			assert.Equal(t, lan.KeepAlive, c.KeepAlive, "budget %v, RTT %v: the same idle schedule", d, rtt)
+			if c.PathRTO == LANRTOMax {
+				assert.Equal(t, lan.UserTimeout, c.UserTimeout, "budget %v, RTT %v: a LAN path is ForBudget's", d, rtt)
+			}
+		}
+	}
+	// The smallest budget an error names is met.
+	_, err := ForBudgetOnPath(10*time.Second, time.Second)
+	require.ErrorIs(t, err, ErrBudget)
+	msg := err.Error()
+	least, perr := time.ParseDuration(msg[strings.LastIndex(msg, " ")+1:])
+	require.NoError(t, perr, "the error ends with the budget: %v", err)
+	_, err = ForBudgetOnPath(least, time.Second)
+	assert.NoError(t, err, "the budget the error names fits")
+	_, err = ForBudgetOnPath(least-time.Second, time.Second)
+	assert.ErrorIs(t, err, ErrBudget, "and is the smallest")
+	_, err = ForBudgetOnPath(10*time.Second, 0)
+	assert.ErrorIs(t, err, ErrBudget, "a round trip must be positive")
+}
+
+func TestPathRTOValidate(t *testing.T) {
+	c, err := ForBudget(10 * time.Second)
+	require.NoError(t, err)
+	for _, bad := range []time.Duration{time.Millisecond, LANRTOMax - time.Millisecond, MaxRTOMax + time.Second, -time.Second} {
+		c.PathRTO = bad
+		assert.ErrorContains(t, c.Validate(), "PathRTO", "%v", bad)
+	}
+	for _, good := range []time.Duration{0, LANRTOMax, 2 * time.Second, MaxRTOMax} {
+		c.PathRTO = good
+		assert.NoError(t, c.Validate(), "%v", good)
+	}
+	// The busy bound grows with the path's RTO, by about twice its growth
+	// (a probe and an RTO); the idle bound does not move.
+	c.PathRTO = 0
+	idle, lan := c.Bounds()
+	c.PathRTO = 2 * time.Second
+	idle2, slow := c.Bounds()
+	assert.Equal(t, idle, idle2)
+	grow := 2 * (c.PathRTO - LANRTOMax)
+	assert.InDelta(t, float64(lan+grow), float64(slow), float64(grow/4), "busy: %v on a LAN, %v at RTO 2 s", lan, slow)
+}
+
+func TestSnapshotSlowPath(t *testing.T) {
+	c, err := ForBudget(10 * time.Second)
+	require.NoError(t, err)
+	s := Snapshot{State: TCPEstablished, RTO: 1200 * time.Millisecond, Backoff: 2, UnackedSegments: 1, Options: c, OptionsKnown: true}
+	assert.Equal(t, 300*time.Millisecond, s.BaseRTO(), "the RTO before two doublings")
+	assert.False(t, s.SlowPath(), "a backed-off LAN RTO is no slow path")
+	s.Backoff = 0
+	assert.True(t, s.SlowPath(), "an RTO of 1.2 s is past a LAN's")
+	onPath := s
+	onPath.Options.PathRTO = 1200 * time.Millisecond
+	assert.False(t, onPath.SlowPath(), "within the Config's PathRTO")
+	assert.Equal(t, onPath.EndsIn(), s.EndsIn(), "EndsIn counts with the connection's own RTO either way")
+	_, lanBusy := c.Bounds()
+	assert.Greater(t, s.EndsIn(), lanBusy, "and so past the LAN's bound")
+}
+
+// The user timeout a budget leaves on a phone's path.
+func ExampleForBudgetOnPath() {
+	for _, rtt := range []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 600 * time.Millisecond} {
+		c, err := ForBudgetOnPath(10*time.Second, rtt)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		_, busy := c.Bounds()
+		fmt.Printf("RTT %v: PathRTO %v, user timeout %v, busy bound %v\n", rtt, c.PathRTO, c.UserTimeout, busy.Round(time.Millisecond))
+	}
+	// Output:
+	// RTT 50ms: PathRTO 300ms, user timeout 8s, busy bound 9.18s
+	// RTT 200ms: PathRTO 600ms, user timeout 8s, busy bound 9.93s
+	// RTT 600ms: PathRTO 1.8s, user timeout 5.662s, busy bound 10s
+}
