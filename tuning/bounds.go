@@ -77,7 +77,7 @@ func (c Config) Bounds() (idle, busy time.Duration) {
 		return idle, RetriesTimeout(KernelRetries2) + rtoMax
 	}
 	for rto := LANRTO; rto <= c.pathRTO(); rto += c.rtoStep() {
-		for _, pto := range []time.Duration{0, rto} {
+		for _, pto := range c.probeTimes(rto) {
 			last, abort := c.lastSend(rto, pto)
 			worst := abort + timerSlack(pto) + timerSlack(rto) + timerSlack(abort-last)
 			busy = max(busy, worst)
@@ -231,7 +231,7 @@ func (c Config) OutageSurvived() time.Duration {
 	}
 	survived := Never
 	for rto := LANRTO; rto <= c.pathRTO(); rto += c.rtoStep() {
-		for _, pto := range []time.Duration{0, rto} {
+		for _, pto := range c.probeTimes(rto) {
 			last, _ := c.lastSend(rto, pto)
 			survived = min(survived, last)
 		}
@@ -267,6 +267,21 @@ func (c Config) pathRTO() time.Duration {
 	return c.PathRTO
 }
 
+// probeTimes are the times, from the first lost byte, at which the bounds
+// let the tail-loss probe go out before the first RTO: at once, or an RTO
+// later (one segment in flight, a delayed ACK awaited). On a path longer
+// than a LAN (PathRTO set) a writer may also keep sending
+// until the send hold starts, an RTO after the last ACK, each send
+// postponing the probe, which then waits 2 SRTT: with SRTT at most a third
+// of PathRTO (RTOForRTT), up to 2/3 PathRTO and 2 ms more. On a LAN that
+// wait is a few milliseconds, inside the timers' slack.
+func (c Config) probeTimes(rto time.Duration) []time.Duration {
+	if c.PathRTO == 0 {
+		return []time.Duration{0, rto}
+	}
+	return []time.Duration{0, rto, rto + 2*c.PathRTO/3 + 2*time.Millisecond + holdCheck}
+}
+
 // rtoStep is the step of the bounds' walk over RTOs: a millisecond on a
 // LAN, and as many as keep the walk to about a thousand steps on a long
 // path, still finer than the kernel's jiffy at HZ=100 below 10 s.
@@ -285,18 +300,26 @@ func RTOForRTT(rtt time.Duration) time.Duration {
 	return rtt + max(2*rtt, rtoMin)
 }
 
+// lanRTT is the round trip Bounds assumes without a PathRTO.
+const lanRTT = 10 * time.Millisecond
+
 // ForBudgetOnPath is ForBudget for a path whose round-trip time stays
 // under rtt (a phone on a cellular network: 50 to 600 ms): the same idle
 // schedule, PathRTO set to RTOForRTT(rtt) (at least LANRTOMax), and the
-// user timeout cut so that the busy worst case on that path, a tail-loss
-// probe and a first RTO each up to PathRTO, still fits d. A path slower
+// user timeout cut so that the busy worst case on that path still fits d:
+// the send hold's start an RTO after the last ACK, a tail-loss probe 2
+// SRTT later, and the first RTO, each RTO up to PathRTO (see probeTimes).
+// A round trip within a LAN's 10 ms gives ForBudget's Config. A path slower
 // than d allows is refused: the error wraps ErrBudget and names the
 // smallest budget that fits, when the user timeout left would be shorter
 // than three of the path's RTOs (a live connection would then be cut by
 // one lost retransmission and its backoff).
 func ForBudgetOnPath(d, rtt time.Duration) (Config, error) {
-	if rtt <= 0 {
+	switch {
+	case rtt <= 0:
 		return Config{}, fmt.Errorf("%w: round trip %v: must be positive", ErrBudget, rtt)
+	case rtt <= lanRTT:
+		return ForBudget(d) // a LAN: Bounds' own assumption
 	}
 	rto := max(RTOForRTT(rtt), LANRTOMax).Round(time.Millisecond)
 	if rto > MaxRTOMax {

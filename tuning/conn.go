@@ -93,6 +93,7 @@ func newConn(tcp *net.TCPConn, rc syscall.RawConn, o *kernelOptions) *Conn {
 	s := &connState{rc: rc, opts: *o}
 	s.ut.Store(int64(o.userTimeout))
 	s.path.Store(int64(o.pathRTO))
+	s.hold.calm.Store(mono()) // nothing of ours in flight yet
 	s.watch.init(tcp)
 	// On the *net.TCPConn, not the Conn: code that keeps only NetConn's
 	// result still holds the connection.
@@ -114,9 +115,10 @@ func (c *Conn) Read(b []byte) (int, error) {
 }
 
 // Write writes b, arming the guard, if any, for the data it queues. While
-// the peer is silent (data unacknowledged for an RTO, none retransmitted
-// yet) it waits first, at most until the kernel's first RTO
-// retransmission, the peer's next ACK, the write deadline or Close: new
+// the peer is silent (data in flight for an RTO, nothing heard for as
+// long, none retransmitted yet) it waits first, with the Conn's other
+// writes, at most until the kernel's first RTO retransmission, the peer's
+// next ACK, the write deadline, Close, or the time that RTO is due: new
 // data would postpone that retransmission, and with it the user timeout
 // (see "Writers that stream" in the package doc).
 func (c *Conn) Write(b []byte) (int, error) {
@@ -153,8 +155,12 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		defer func() { lr.N = left }()
 	}
 	var size int64
+	// A file sendfile can take is an *os.File, or os's wrapper of one
+	// (both a syscall.Conn); fs.File and http.File have Stat too, and are
+	// readers in user space.
+	_, fd := src.(syscall.Conn)
 	switch f, ok := src.(interface{ Stat() (os.FileInfo, error) }); {
-	case ok:
+	case ok && fd:
 		// An *os.File, or os's wrapper of one that io.Copy passes when
 		// the file's own WriteTo declines: sendfile takes either.
 		size = readFromChunk
@@ -162,7 +168,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 			size = fileChunk
 		}
 	default:
-		if _, ok := src.(syscall.Conn); ok {
+		if fd {
 			size = readFromChunk // a socket splice may take
 			break
 		}
@@ -305,8 +311,8 @@ func (c *Conn) File() (*os.File, error) { return c.tcp.File() }
 // it hides the poll descriptor, so that *os.File's WriteTo sends through
 // ReadFrom, guarded and held, and not past them.
 func (c *Conn) SyscallConn() (syscall.RawConn, error) {
-	if g := c.s.guard.Load(); g != nil || c.s.holds() {
-		return guardedRawConn{c.s.rc, g, c.s}, nil
+	if c.s.guard.Load() != nil || c.s.holds() {
+		return guardedRawConn{c.s.rc, c.s}, nil
 	}
 	return c.s.rc, nil
 }
@@ -314,10 +320,11 @@ func (c *Conn) SyscallConn() (syscall.RawConn, error) {
 // NetConn returns the *net.TCPConn beneath, as *tls.Conn's NetConn does.
 func (c *Conn) NetConn() net.Conn { return c.tcp }
 
-// HeldWrites reports how many writes (Write, ReadFrom's chunks, and on a
-// guarded Conn raw writes through SyscallConn) have waited because the peer had fallen
-// silent with data unacknowledged: on a live path, where ACKs come within
-// an RTO, none do.
+// HeldWrites reports how many holds the Conn's writes (Write, ReadFrom's
+// chunks, raw writes through SyscallConn) have made, each because the peer
+// had fallen silent with data in flight; writes that waited behind a hold
+// from another goroutine are not counted again. On a live path, where ACKs
+// come within an RTO, there are none.
 func (c *Conn) HeldWrites() int64 { return c.s.hold.held.Load() }
 
 // Guarded reports whether the window guard watches the connection.
@@ -496,6 +503,7 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 	s.opts = *o
 	s.ut.Store(int64(o.userTimeout))
 	s.path.Store(int64(o.pathRTO))
+	s.hold.calm.Store(mono()) // the hold may start now: a flight's age counts from here
 	s.opts.config = cfg
 	return nil
 }

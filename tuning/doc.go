@@ -160,8 +160,12 @@
 // tcp_set_rto), three RTTs after the handshake's single sample
 // (RTOForRTT). Bounds takes each as up to PathRTO, a LAN's 300 ms unless
 // the Config says otherwise; a phone 600 ms away has an RTO near 1.8 s
-// after its handshake, and ForBudget(10s), whose user timeout is 8 s, then
-// finds it busy after about 10.6 s. The idle rule does not depend on the
+// after its handshake. On such a path a writer also goes on sending until
+// the send hold starts, an RTO after the last ACK, and each send pushes
+// the probe 2 SRTT out again, so a Config with PathRTO set counts the
+// hold's start and that wait too (up to 2/3 PathRTO: SRTT is at most a
+// third of it). ForBudget(10s), whose user timeout is 8 s, has a busy
+// bound of 14 s at PathRTO 1.8 s. The idle rule does not depend on the
 // path: keepalive counts from the last segment received.
 //
 // So a Config states its path. ForBudgetOnPath(d, rtt) keeps ForBudget's

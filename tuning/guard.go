@@ -145,6 +145,7 @@ type windowSample struct {
 	sinceAck    time.Duration // since the peer's last ACK (rcv_tstamp)
 	bytesAcked  uint64        // bytes the peer has acknowledged, ever
 	retransmits uint8         // RTO retransmissions since the last ACK (icsk_retransmits)
+	backoff     uint8         // doublings of the RTO or probe timer not yet undone (icsk_backoff)
 	rto         time.Duration // the path's current RTO
 }
 
@@ -377,8 +378,7 @@ func (g *guard) close() {
 // straight to the socket, past the guard and the hold.
 type guardedRawConn struct {
 	rc syscall.RawConn
-	g  *guard // nil: no guard, the send hold only
-	s  *connState
+	s  *connState // its guard is looked up at each write: a layer may add one later
 }
 
 func (r guardedRawConn) Control(f func(fd uintptr)) error { return r.rc.Control(f) }
@@ -387,13 +387,14 @@ func (r guardedRawConn) Read(f func(fd uintptr) (done bool)) error { return r.rc
 
 func (r guardedRawConn) Write(f func(fd uintptr) (done bool)) error {
 	r.s.holdWrites()
-	if r.g == nil {
+	g := r.s.guard.Load()
+	if g == nil {
 		return r.rc.Write(f)
 	}
-	r.g.begin(r.rc)
+	g.begin(r.rc)
 	err := r.rc.Write(f)
-	r.g.end()
-	return r.g.annotate(err)
+	g.end()
+	return g.annotate(err)
 }
 
 // newGuard makes the guard for tc, whose socket rc carries o's options:

@@ -21,6 +21,7 @@ func sampleWindow(rc syscall.RawConn) (windowSample, error) {
 			unacked:     info.Unacked,
 			notsent:     info.Notsent_bytes,
 			probes:      info.Probes,
+			backoff:     info.Backoff,
 			sinceAck:    time.Duration(info.Last_ack_recv) * time.Millisecond,
 			bytesAcked:  info.Bytes_acked,
 			retransmits: info.Retransmits,

@@ -49,10 +49,12 @@ func (s windowSample) silent(inFlight time.Duration) bool {
 		s.sinceAck >= s.rto && inFlight >= s.rto
 }
 
-// baseRTO is the path's RTO as the sample shows it before any RTO backoff
-// (the kernel doubles it at each RTO retransmission), 0 if backed off.
+// baseRTO is the path's RTO as the sample shows it before any backoff,
+// or 0 if it is backed off: the kernel doubles icsk_rto at each RTO
+// retransmission, and an ACK clears icsk_retransmits before a new RTT
+// sample brings the RTO back (tcpi_backoff stays until then).
 func (s windowSample) baseRTO() time.Duration {
-	if s.retransmits != 0 {
+	if s.retransmits != 0 || s.backoff != 0 {
 		return 0
 	}
 	return s.rto
@@ -61,10 +63,10 @@ func (s windowSample) baseRTO() time.Duration {
 // holdMost is the longest one hold lasts, from its start, on a path whose
 // RTO is rto: the hold starts an RTO or more after the last ACK, and with
 // nothing new to send the kernel's first RTO comes at most a probe timeout
-// (under an RTO) and an RTO later, two jiffies aside (see "Writers that
-// stream"). Past it something the hold cannot see has happened (a write
+// (under an RTO) and an RTO later, each timer up to its slack late (see
+// "Writers that stream"). Past it something the hold cannot see has happened (a write
 // through NetConn or File, a deadline set there), and the write goes on.
-func holdMost(rto time.Duration) time.Duration { return 2*rto + 2*holdCheck }
+func holdMost(rto time.Duration) time.Duration { return 2*rto + 2*timerSlack(rto) + holdCheck }
 
 // sendHold is a Conn's hold state.
 type sendHold struct {
@@ -108,6 +110,14 @@ func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) (rto time.Durat
 	if now < n || !h.next.CompareAndSwap(n, now+int64(holdCheck)) {
 		return 0
 	}
+	// The other writes wait from before the sample: none slips out
+	// between a silent sample and the hold.
+	h.mu.Lock()
+	h.holding.Store(true)
+	defer func() {
+		h.holding.Store(false)
+		h.mu.Unlock()
+	}()
 	s, err := sampleWindow(rc)
 	if err != nil {
 		return 0 // the write's to report
@@ -119,12 +129,6 @@ func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) (rto time.Durat
 	if !s.silent(time.Duration(now-h.calm.Load())) || h.shut.Load() {
 		return s.baseRTO()
 	}
-	h.mu.Lock()
-	h.holding.Store(true)
-	defer func() {
-		h.holding.Store(false)
-		h.mu.Unlock()
-	}()
 	h.held.Add(1)
 	end := now + int64(min(limit, holdMost(s.rto)))
 	for {

@@ -73,16 +73,23 @@ func TestHoldAfterPause(t *testing.T) {
 	conn := client.(*Conn)
 	src, err := server.(*net.TCPConn).SyscallConn()
 	require.NoError(t, err)
-	delayAcks := func() {
-		require.NoError(t, src.Control(func(fd uintptr) {
-			require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 0))
-		}))
+	delayAcks := func() error { // on the reader's goroutine: no FailNow there
+		var serr error
+		if err := src.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 0)
+		}); err != nil {
+			return err
+		}
+		return serr
 	}
 	read := make(chan error, 1)
 	go func() {
 		buf := make([]byte, 16)
 		for {
-			delayAcks()
+			if err := delayAcks(); err != nil {
+				read <- err
+				return
+			}
 			if _, err := server.Read(buf); err != nil {
 				read <- err
 				return

@@ -16,8 +16,9 @@ import (
 // package tuning/ghostmetrics turns Events into OpenTelemetry metrics.
 //
 // Observe is called on the goroutine that dialed or accepted, or that saw
-// the error ending the connection, or that closed it: it must be quick and
-// safe for concurrent use. Implement Observer with a pointer type (or use
+// the error ending the connection, or that closed it, or (EventSlowPath)
+// inside a Write that found the path slow: it must be quick, safe for
+// concurrent use, and must not call back into the connection. Implement Observer with a pointer type (or use
 // NewObserver), so that a Config holding one can still be compared.
 type Observer interface {
 	Observe(Event)
@@ -164,15 +165,18 @@ func (s *connState) checkOpenPath() {
 // checkPath tells the Observers, once, that the connection's RTO has grown
 // past the PathRTO its Config's bounds allow for (EventSlowPath).
 func (s *connState) checkPath(rto time.Duration) {
-	if rto <= time.Duration(s.path.Load()) || !s.observed.Load() || s.ended.Load() || !s.slow.CompareAndSwap(false, true) {
+	if rto <= time.Duration(s.path.Load()) || !s.observed.Load() || s.slow.Load() {
 		return
 	}
+	// Under wmu, as the end is decided there: never after EventEnded.
 	s.wmu.Lock()
-	obs := s.obs
-	s.wmu.Unlock()
+	defer s.wmu.Unlock()
+	if s.ended.Load() || !s.slow.CompareAndSwap(false, true) {
+		return
+	}
 	e := s.event(EventSlowPath)
 	e.RTO = rto
-	for _, o := range obs {
+	for _, o := range s.obs {
 		o.Observe(e)
 	}
 }

@@ -28,6 +28,10 @@ func TestForBudgetOnPath(t *testing.T) {
 				continue
 			}
 			require.NoError(t, c.Validate())
+			if rtt <= lanRTT {
+				assert.Equal(t, lan, c, "budget %v, RTT %v: a LAN path is ForBudget's", d, rtt)
+				continue
+			}
 			assert.Equal(t, max(RTOForRTT(rtt), LANRTOMax), c.PathRTO, "budget %v, RTT %v", d, rtt)
 			idle, busy := c.Bounds()
 			assert.LessOrEqual(t, idle, d, "budget %v, RTT %v: idle", d, rtt)
@@ -35,9 +39,6 @@ func TestForBudgetOnPath(t *testing.T) {
 			assert.GreaterOrEqual(t, c.UserTimeout, 3*c.PathRTO, "budget %v, RTT %v: room for a lost retransmission", d, rtt)
 			assert.LessOrEqual(t, c.UserTimeout, lan.UserTimeout, "budget %v, RTT %v: never longer than the LAN's", d, rtt)
 			assert.Equal(t, lan.KeepAlive, c.KeepAlive, "budget %v, RTT %v: the same idle schedule", d, rtt)
-			if c.PathRTO == LANRTOMax {
-				assert.Equal(t, lan.UserTimeout, c.UserTimeout, "budget %v, RTT %v: a LAN path is ForBudget's", d, rtt)
-			}
 		}
 	}
 	// The smallest budget an error names is met.
@@ -65,22 +66,25 @@ func TestPathRTOValidate(t *testing.T) {
 		c.PathRTO = good
 		assert.NoError(t, c.Validate(), "%v", good)
 	}
-	// The busy bound grows with the path's RTO, by about twice its growth
-	// (a probe and an RTO); the idle bound does not move.
+	// The busy bound grows with the path's RTO: a probe and an RTO, and the
+	// send hold's start with the probe's wait of 2 SRTT (up to 2/3 of
+	// PathRTO); the idle bound does not move.
 	c.PathRTO = 0
 	idle, lan := c.Bounds()
 	c.PathRTO = 2 * time.Second
 	idle2, slow := c.Bounds()
 	assert.Equal(t, idle, idle2)
-	grow := 2 * (c.PathRTO - LANRTOMax)
-	assert.InDelta(t, float64(lan+grow), float64(slow), float64(grow/4), "busy: %v on a LAN, %v at RTO 2 s", lan, slow)
+	least := lan + 2*(c.PathRTO-LANRTOMax)
+	most := least + c.PathRTO + 2*c.PathRTO/3 + timerSlack(c.PathRTO)*3
+	assert.GreaterOrEqual(t, slow, least, "busy: %v on a LAN, %v at RTO 2 s", lan, slow)
+	assert.LessOrEqual(t, slow, most, "busy: %v on a LAN, %v at RTO 2 s", lan, slow)
 }
 
 func TestSnapshotSlowPath(t *testing.T) {
 	c, err := ForBudget(10 * time.Second)
 	require.NoError(t, err)
-	s := Snapshot{State: TCPEstablished, RTO: 1200 * time.Millisecond, Backoff: 2, UnackedSegments: 1, Options: c, OptionsKnown: true}
-	assert.Equal(t, 300*time.Millisecond, s.BaseRTO(), "the RTO before two doublings")
+	s := Snapshot{State: TCPEstablished, RTT: 100 * time.Millisecond, RTTVar: 20 * time.Millisecond, RTO: 1200 * time.Millisecond, Backoff: 2, UnackedSegments: 1, Options: c, OptionsKnown: true}
+	assert.Equal(t, 300*time.Millisecond, s.BaseRTO(), "backed off: the kernel's RTO from RTT and RTTVar")
 	assert.False(t, s.SlowPath(), "a backed-off LAN RTO is no slow path")
 	s.Backoff = 0
 	assert.True(t, s.SlowPath(), "an RTO of 1.2 s is past a LAN's")
@@ -104,7 +108,7 @@ func ExampleForBudgetOnPath() {
 		fmt.Printf("RTT %v: PathRTO %v, user timeout %v, busy bound %v\n", rtt, c.PathRTO, c.UserTimeout, busy.Round(time.Millisecond))
 	}
 	// Output:
-	// RTT 50ms: PathRTO 300ms, user timeout 8s, busy bound 9.18s
-	// RTT 200ms: PathRTO 600ms, user timeout 8s, busy bound 9.93s
-	// RTT 600ms: PathRTO 1.8s, user timeout 5.662s, busy bound 10s
+	// RTT 50ms: PathRTO 300ms, user timeout 8s, busy bound 9.419s
+	// RTT 200ms: PathRTO 600ms, user timeout 7.65s, busy bound 10s
+	// ghostsock: budget cannot be met: budget 10s on a 600ms round trip (RTO up to 1.8s) leaves a user timeout under three RTOs, so that one lost retransmission would end a live connection; the smallest budget for this path is 12s
 }

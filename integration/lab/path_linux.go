@@ -63,6 +63,13 @@ type Path struct {
 // RTT is the round trip the path adds without jitter or queueing.
 func (p Path) RTT() time.Duration { return p.Up.Delay + p.Down.Delay }
 
+// LongestRTT is the longest round trip a connection sees on p: its delay
+// and jitter both ways, and 30 ms for the hosts' stacks and this process's
+// scheduling of the link. It is the rtt to give tuning.ForBudgetOnPath.
+func (p Path) LongestRTT() time.Duration {
+	return p.RTT() + p.Up.Jitter + p.Down.Jitter + 30*time.Millisecond
+}
+
 // Phone returns a symmetric path with round trip rtt and a tenth of it as
 // jitter (each way, a twentieth), the cellular paths the kit's users
 // reach phones over.
