@@ -21,8 +21,11 @@
 //     default) whose clients vanish at once, spread over as many server
 //     and client processes as the per-process descriptor limit requires.
 //  5. Precision: repeated idle, one-write and steady-writer detections at
-//     budgets 3 s and 10 s (-precision-budgets), each against the window
-//     from Earliest() to Bounds().
+//     budgets 3 s and 10 s (-precision-budgets), and writers that stream
+//     after a 1 MiB burst through the kit's Conn, each against the window
+//     from Earliest() to Bounds() (GuardBound() for the Conn); then the
+//     same over the lab's phone-grade link at 200 ms (10 s) and 600 ms
+//     (30 s) with tuning.ForBudgetOnPath (not with -smoke).
 //
 // Like the demo it builds its own network namespaces (as root, or as a
 // normal user where user namespaces are allowed) and sends nothing outside

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -17,51 +18,83 @@ import (
 type trialKind int
 
 const (
-	idleTrial   trialKind = iota // reads, nothing to send
-	writeTrial                   // one large write, blocked when the window fills
-	steadyTrial                  // 1 KiB every 5 ms until the error, as a streaming server writes
+	idleTrial    trialKind = iota // reads, nothing to send
+	writeTrial                    // one large write, blocked when the window fills
+	steadyTrial                   // 1 KiB every 5 ms until the error, as a streaming server writes
+	burst5Trial                   // 1 MiB, then 1 KiB every 5 ms: a window grown first (the send hold's case)
+	burst10Trial                  // 1 MiB, then 1 KiB every 10 ms
 )
 
-// trial measures one detection: a connection from tuning.Dialer to a stock
-// server that keeps reading, whose server vanishes (blackhole routes on the
-// server's side only, so the client's sends meet no local error).
-func trial(c tuning.Config, kind trialKind) (time.Duration, error) {
-	l, err := lab.New()
+// trial measures one detection: a connection to a stock server that keeps
+// reading, whose server vanishes (blackhole routes on the server's side
+// only, so the client's sends meet no local error). The connection comes
+// from tuning.Dialer, or for the burst kinds from the kit's default
+// DialFunc (a *tuning.Conn, whose send hold they need: a bare TCPConn's
+// streaming writer has no bound). path, if not nil, is the lab's link.
+func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, error) {
+	var l *lab.Lab
+	var err error
+	if path != nil {
+		l, err = lab.NewPath(*path)
+	} else {
+		l, err = lab.New()
+	}
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
-	conn, s, err := l.TCPPair((&net.ListenConfig{}).Listen, c.Dialer().Dial)
+	dial := c.Dialer().Dial
+	if kind == burst5Trial || kind == burst10Trial {
+		df := c.DialFunc(nil)
+		dial = func(network, addr string) (net.Conn, error) { return df(context.Background(), network, addr) }
+	}
+	conn, s, err := l.TCPPair((&net.ListenConfig{}).Listen, dial)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
 	defer s.Close()
 	go io.Copy(io.Discard, s)
-	if kind == steadyTrial {
-		time.Sleep(time.Second) // a stream in full flow
-	}
 	errc, vanished := make(chan error, 1), make(chan struct{})
-	go func() {
-		switch kind {
-		case idleTrial:
+	stream := func(period time.Duration) {
+		buf := make([]byte, 1024)
+		for {
+			if _, err := conn.Write(buf); err != nil {
+				errc <- err
+				return
+			}
+			time.Sleep(period)
+		}
+	}
+	switch kind {
+	case idleTrial:
+		go func() {
 			_, err := io.Copy(io.Discard, conn)
 			errc <- err
-		case writeTrial:
+		}()
+	case writeTrial:
+		go func() {
 			<-vanished
 			_, err := conn.Write(make([]byte, 64<<20))
 			errc <- err
-		case steadyTrial:
-			buf := make([]byte, 1024)
-			for {
-				if _, err := conn.Write(buf); err != nil {
-					errc <- err
-					return
-				}
-				time.Sleep(5 * time.Millisecond)
+		}()
+	case steadyTrial:
+		go stream(5 * time.Millisecond)
+		time.Sleep(time.Second) // a stream in full flow
+	case burst5Trial, burst10Trial:
+		buf := make([]byte, 64<<10)
+		for range 16 {
+			if _, err := conn.Write(buf); err != nil {
+				return 0, err
 			}
 		}
-	}()
+		period := 5 * time.Millisecond
+		if kind == burst10Trial {
+			period = 10 * time.Millisecond
+		}
+		go stream(period)
+		time.Sleep(200 * time.Millisecond) // streaming, the window grown
+	}
 	if err := l.Vanish(lab.Server); err != nil {
 		return 0, err
 	}
@@ -75,56 +108,122 @@ func trial(c tuning.Config, kind trialKind) (time.Duration, error) {
 // the lab's own delay in seeing the error.
 const slack = 20 * time.Millisecond
 
-func runPrecision(o options) (string, error) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Raw TCP through tuning.Dialer, the server vanishing (blackhole routes on its side); %d trials of each kind and budget, %d at a time, each in a lab of its own. A detection is in the window when it comes no earlier than Earliest() − %v (the peer's last packet precedes the vanishing) and no later than Bounds() + %v. Busy: one 64 MiB write, and a steady writer (1 KiB every 5 ms, in full flow for a second before the vanishing).\n\n", o.trials, o.parallel, lab.Early, slack)
-	b.WriteString("| budget | connection | earliest | worst (Bounds) | min | p10 | p50 | p90 | max | max − worst | in window |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, budget := range o.precisionBudgets {
-		c, err := tuning.ForBudget(budget)
-		if err != nil {
-			return "", err
-		}
+// precisionCell is one row of part 5: a Config, what the connection does,
+// and over which link.
+type precisionCell struct {
+	budget          time.Duration
+	path            *lab.Path // nil: the veth pair
+	name            string
+	c               tuning.Config
+	kind            trialKind
+	earliest, bound time.Duration
+	late            time.Duration // what the window allows past bound + slack
+}
+
+// wanPaths are part 5's phone paths, each with the budget it is given
+// (ForBudgetOnPath refuses 600 ms at 10 s).
+var wanPaths = []struct {
+	rtt, budget time.Duration
+}{{200 * time.Millisecond, 10 * time.Second}, {600 * time.Millisecond, 30 * time.Second}}
+
+func precisionCells(o options) ([]precisionCell, error) {
+	var cells []precisionCell
+	add := func(budget time.Duration, path *lab.Path, c tuning.Config) {
 		ei, eb := c.Earliest()
 		idle, busy := c.Bounds()
+		var late time.Duration
+		if path != nil {
+			// The server's last packets were on the link as it vanished:
+			// they arrive up to one way's delay and jitter later.
+			late = path.Down.Delay + path.Down.Jitter
+		}
 		for _, k := range []struct {
 			name            string
 			kind            trialKind
 			earliest, bound time.Duration
-		}{{"idle", idleTrial, ei, idle}, {"busy, one write", writeTrial, eb, busy}, {"busy, steady writer", steadyTrial, eb, busy}} {
-			fmt.Printf("part 5: %d %s trials, budget %v\n", o.trials, k.name, budget)
-			var mu sync.Mutex
-			var took []time.Duration
-			var firstErr error
-			in := 0
-			sem := make(chan struct{}, o.parallel)
-			var wg sync.WaitGroup
-			for range o.trials {
-				sem <- struct{}{}
-				wg.Go(func() {
-					defer func() { <-sem }()
-					d, err := trial(c, k.kind)
-					mu.Lock()
-					defer mu.Unlock()
-					if err != nil {
-						firstErr = err
-						return
-					}
-					took = append(took, d)
-					if d >= k.earliest-lab.Early && d <= k.bound+slack {
-						in++
-					}
-				})
+		}{
+			{"idle", idleTrial, ei, idle},
+			{"busy, one write", writeTrial, eb, busy},
+			{"busy, steady writer", steadyTrial, eb, busy},
+			{"busy, 1 MiB then 1 KiB every 5 ms (DialFunc)", burst5Trial, eb, c.GuardBound()},
+			{"busy, 1 MiB then 1 KiB every 10 ms (DialFunc)", burst10Trial, eb, c.GuardBound()},
+		} {
+			if path != nil && k.kind == writeTrial {
+				continue // the steady and burst writers cover a phone's busy case
 			}
-			wg.Wait()
-			if firstErr != nil {
-				return "", firstErr
-			}
-			slices.Sort(took)
-			q := func(p float64) time.Duration { return took[int(p*float64(len(took)-1))].Round(time.Millisecond) }
-			fmt.Fprintf(&b, "| %v | %s | %v | %v | %v | %v | %v | %v | %v | %v | %d of %d |\n", budget, k.name, k.earliest, k.bound.Round(time.Millisecond),
-				q(0), q(0.1), q(0.5), q(0.9), q(1), (took[len(took)-1] - k.bound).Round(time.Millisecond), in, len(took))
+			cells = append(cells, precisionCell{budget, path, k.name, c, k.kind, k.earliest, k.bound, late})
 		}
 	}
-	b.WriteString("\nA negative max − worst is a detection before the worst case, as it should be.\n")
+	for _, budget := range o.precisionBudgets {
+		c, err := tuning.ForBudget(budget)
+		if err != nil {
+			return nil, err
+		}
+		add(budget, nil, c)
+	}
+	for _, w := range wanPaths {
+		if o.smoke {
+			break
+		}
+		p := lab.Phone(w.rtt)
+		c, err := tuning.ForBudgetOnPath(w.budget, p.LongestRTT())
+		if err != nil {
+			return nil, err
+		}
+		add(w.budget, &p, c)
+	}
+	return cells, nil
+}
+
+func runPrecision(o options) (string, error) {
+	cells, err := precisionCells(o)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Raw TCP, the server vanishing (blackhole routes on its side); %d trials of each kind and budget, %d at a time, each in a lab of its own: a veth pair (LAN), or the lab's phone-grade link (lab.Phone: the round trip with a tenth of it as jitter) with tuning.ForBudgetOnPath(budget, the link's longest round trip). A detection is in the window when it comes no earlier than Earliest() − %v (the peer's last packet precedes the vanishing) and no later than the bound + %v (on a phone path, + one way's delay and jitter too: the server's last packets were still on the link). Idle, one 64 MiB write and a steady writer (1 KiB every 5 ms, in full flow for a second before the vanishing) go through tuning.Dialer, bound Bounds(); the writers that burst 1 MiB first go through DialFunc (the kit's *tuning.Conn, with its send hold), bound GuardBound().\n\n", o.trials, o.parallel, lab.Early, slack)
+	b.WriteString("| budget | path | connection | earliest | worst | min | p10 | p50 | p90 | max | max / worst | in window | under the budget |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, k := range cells {
+		path := "LAN"
+		if k.path != nil {
+			path = fmt.Sprintf("phone, %v", k.path.RTT())
+		}
+		fmt.Printf("part 5: %d trials, budget %v, %s, %s\n", o.trials, k.budget, path, k.name)
+		var mu sync.Mutex
+		var took []time.Duration
+		var firstErr error
+		in, under := 0, 0
+		sem := make(chan struct{}, o.parallel)
+		var wg sync.WaitGroup
+		for range o.trials {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				d, err := trial(k.c, k.kind, k.path)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					firstErr = err
+					return
+				}
+				took = append(took, d)
+				if d >= k.earliest-lab.Early && d <= k.bound+slack+k.late {
+					in++
+				}
+				if d <= k.budget {
+					under++
+				}
+			})
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return "", firstErr
+		}
+		slices.Sort(took)
+		q := func(p float64) time.Duration { return took[int(p*float64(len(took)-1))].Round(time.Millisecond) }
+		fmt.Fprintf(&b, "| %v | %s | %s | %v | %v | %v | %v | %v | %v | %v | %.3f | %d of %d | %d of %d |\n", k.budget, path, k.name, k.earliest, k.bound.Round(time.Millisecond),
+			q(0), q(0.1), q(0.5), q(0.9), q(1), float64(took[len(took)-1])/float64(k.bound), in, len(took), under, len(took))
+	}
+	b.WriteString("\nA max / worst under 1 is a detection before the worst case, as it should be.\n")
 	return b.String(), nil
 }
