@@ -14,6 +14,22 @@
 // connection: the idle fleet in BENCHMARKS.md, part 1, shows the
 // difference.
 //
+// # A Lean client that still learns
+//
+// With Options(c.Lean()) the client sends nothing while its channel
+// idles: the server, with grpcserver.Options(c), probes for both ends. An
+// RPC the client makes after the server vanished fails within the busy
+// bound. So that a client waiting on an RPC (a response, a server
+// stream's next message) learns too, Options then adds a stats handler
+// that holds a tuning.Conn.Awaiting mark on the connection of every RPC in
+// flight: the client's socket probes with c's keepalive schedule while
+// one waits, and the server's vanishing during the wait is found within
+// c.Lean().AwaitBound() (c's idle bound). It costs a setsockopt when a
+// connection goes from no RPC in flight to one and back, and nothing on
+// an idle channel (TestGRPCLeanClientLearns). A connection made by a
+// Settings.Dial whose result hides the kit's *tuning.Conn behind a wrapper
+// without NetConn is not marked, and learns only when it next sends.
+//
 // # Resolvers, credentials, proxies
 //
 // Any resolver works (dns, passthrough, unix, your own): grpc-go resolves

@@ -60,14 +60,20 @@ type Settings struct {
 func (s Settings) Options(c tuning.Config) []grpc.DialOption {
 	c.NoGuard = true // HTTP/2 never shuts the TCP window: see package grpcserver
 	opts := []grpc.DialOption{grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: pingsOff})}
+	var a *awaiter
+	if c.LeanAwaits() {
+		// A Lean client probes while an RPC waits (see awaiter).
+		a = &awaiter{}
+		opts = append(opts, grpc.WithStatsHandler(a))
+	}
 	if s.Dial != nil {
 		own := s.Dial
-		dial := c.DialFunc(func(ctx context.Context, _, addr string) (net.Conn, error) { return own(ctx, addr) })
+		dial := a.record(c.DialFunc(func(ctx context.Context, _, addr string) (net.Conn, error) { return own(ctx, addr) }))
 		return append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			return dial(ctx, "tcp", addr)
 		}))
 	}
-	dial := c.DialFunc(nil)
+	dial := a.record(c.DialFunc(nil))
 	if s.NoProxy {
 		return append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			network, address := parseAddr(addr)

@@ -43,6 +43,16 @@ func grpcServer(t *testing.T, l *lab.Lab, listen func(context.Context, string, s
 	return ln, w
 }
 
+// kitGRPCServer is grpcServer as the README sets one up with c:
+// grpcserver.Listen and grpcserver.Options.
+func kitGRPCServer(t *testing.T, l *lab.Lab, c tuning.Config) net.Listener {
+	t.Helper()
+	ln, _ := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
+		return grpcserver.Listen(ctx, network, addr, c)
+	}, grpcserver.Options(c)...)
+	return ln
+}
+
 func grpcClient(t *testing.T, addr string, opts ...grpc.DialOption) testpb.TestServiceClient {
 	t.Helper()
 	cc, err := grpc.NewClient("passthrough:///"+addr, append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
@@ -286,9 +296,7 @@ func TestGRPCLeanClient(t *testing.T) {
 	c := kit(t)
 	idle, busyBound := windows(c)
 	l := newLab(t)
-	ln, _ := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
-		return grpcserver.Listen(ctx, network, addr, c)
-	}, grpcserver.Options(c)...)
+	ln := kitGRPCServer(t, l, c)
 	var conn net.Conn
 	// grpcdial.Options' own dialer, kept to read the socket.
 	client := grpcClient(t, ln.Addr().String(), append(grpcdial.Options(c.Lean()),
@@ -310,4 +318,47 @@ func TestGRPCLeanClient(t *testing.T) {
 	err = unary(t.Context(), client)
 	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
 	expectWithin(t, "lean gRPC client, next RPC", time.Since(start), busyBound)
+}
+
+// TestGRPCLeanClientLearns: a Lean client (grpcdial.Options(c.Lean()))
+// sends nothing while its channel idles, but while an RPC waits, here a
+// server stream between two messages, it probes with c's schedule, and
+// learns of a vanished server within c.Lean().AwaitBound().
+func TestGRPCLeanClientLearns(t *testing.T) {
+	c := kit(t)
+	idle, _ := windows(c)
+	l := newLab(t)
+	ln := kitGRPCServer(t, l, c)
+	var raw net.Conn // the client's socket, to read its options
+	dial := grpcdial.Settings{Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+		var err error
+		raw, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		return raw, err
+	}}
+	client := grpcClient(t, ln.Addr().String(), dial.Options(c.Lean())...)
+	require.NoError(t, unary(t.Context(), client))
+	probing := func() bool {
+		held, err := tuning.Read(raw)
+		require.NoError(t, err)
+		return held.KeepAlive.Enable
+	}
+	assert.False(t, probing(), "the idle lean client sends no keepalive probes")
+	// One message now, the next after three budgets: the client waits.
+	stream, err := client.StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{
+		{Size: 1}, {Size: 1, IntervalUs: int32(3 * budget / time.Microsecond)},
+	}})
+	require.NoError(t, err)
+	_, err = stream.Recv()
+	require.NoError(t, err)
+	assert.True(t, probing(), "awaiting the stream, it probes")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := stream.Recv()
+		errc <- err
+	}()
+	require.NoError(t, l.Vanish(lab.Server))
+	start := time.Now()
+	end, err := waitErr(t, errc, 3*budget)
+	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	expectWithin(t, "lean gRPC client awaiting a stream", end.Sub(start), window{idle.earliest, c.Lean().AwaitBound()})
 }

@@ -191,6 +191,7 @@ type kernelOptions struct {
 	stall        time.Duration // StallTimeout, for the guard; not a socket option
 	pathRTO      time.Duration // PathRTO, LANRTOMax for 0: the RTO past which a connection is reported slow
 	noGuard      bool          // NoGuard
+	learns       bool          // keepalive off with a schedule kept (Lean): Conn.Awaiting turns it on
 	observer     Observer      // Observer; nil observes nothing
 	config       Config        // what these were compiled from
 
@@ -281,6 +282,7 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 		stall:        c.StallTimeout,
 		pathRTO:      c.pathRTO(),
 		noGuard:      c.NoGuard,
+		learns:       c.LeanAwaits(),
 		observer:     c.Observer,
 		config:       c,
 	}, nil
@@ -325,6 +327,12 @@ func seconds(d, def, limit time.Duration, field, opt string, bad func(string, an
 // The trade-off: the lean end does not notice, while idle, that its peer
 // vanished. It learns when it next sends: the user timeout ends that
 // send within the busy bound (Bounds reports the idle case as Never).
+// While it waits on its peer (a response, a stream's next message) it can
+// learn too: Lean keeps c's keepalive schedule, off, and Conn.Awaiting
+// turns it on for the wait, so that a vanished peer is found within
+// AwaitBound of the later of the vanishing and the wait's start; package
+// grpcdial does that for every RPC in flight. An idle channel, with
+// nothing awaited, still sends nothing.
 // That suits a phone talking to a server: the server, which must reap
 // ghosts, probes; the phone wakes its radio only to answer, and a request
 // it makes after the server vanished fails within the budget instead of
@@ -332,7 +340,30 @@ func seconds(d, def, limit time.Duration, field, opt string, bad func(string, an
 // grpcserver.Options(c) on the server. The demo and ghostbench show it as
 // the "lean" setting.
 func (c Config) Lean() Config {
-	c.KeepAlive = net.KeepAliveConfig{Enable: false}
+	c.KeepAlive.Enable = false
 	c.IdleUnwatched = true
 	return c
+}
+
+// LeanAwaits reports whether c is Lean with a keepalive schedule kept
+// (keepalive off, IdleUnwatched, KeepAlive.Idle set), so that
+// Conn.Awaiting makes its connections probe while they wait.
+func (c Config) LeanAwaits() bool {
+	return !c.KeepAlive.Enable && c.IdleUnwatched && c.KeepAlive.Idle > 0
+}
+
+// AwaitBound is the worst case from a peer vanishing to the error, for a
+// Lean connection that awaits it (Conn.Awaiting) from before the
+// vanishing: the idle bound of c with its kept keepalive schedule on.
+// Never if c keeps no schedule (keepalive off without Lean, or Lean of a
+// Config with no KeepAlive.Idle). A wait that starts after the vanishing
+// sends first, and the busy bound applies.
+func (c Config) AwaitBound() time.Duration {
+	if !c.LeanAwaits() {
+		idle, _ := c.Bounds()
+		return idle
+	}
+	c.KeepAlive.Enable = true
+	idle, _ := c.Bounds()
+	return idle
 }

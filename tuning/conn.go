@@ -86,7 +86,10 @@ type connState struct {
 	ut    atomic.Int64          // opts.userTimeout, for the hold without mu
 	path  atomic.Int64          // opts.pathRTO, likewise
 	slow  atomic.Bool           // EventSlowPath told
-	watch                       // who to tell of the end
+
+	awaitMu  sync.Mutex // orders Awaiting's keepalive switches
+	awaiting int        // Awaiting marks held
+	watch               // who to tell of the end
 }
 
 func newConn(tcp *net.TCPConn, rc syscall.RawConn, o *kernelOptions) *Conn {
@@ -319,6 +322,44 @@ func (c *Conn) SyscallConn() (syscall.RawConn, error) {
 
 // NetConn returns the *net.TCPConn beneath, as *tls.Conn's NetConn does.
 func (c *Conn) NetConn() net.Conn { return c.tcp }
+
+// Awaiting marks the connection as awaiting its peer (a response, a
+// stream's next message), until the returned release is called. A Lean
+// connection (keepalive off, its Config's schedule kept) then probes with
+// that schedule while any mark is held, so that a peer that vanishes
+// during the wait is found within Config.AwaitBound; the last release
+// turns keepalive off again, and an idle connection with nothing awaited
+// sends nothing. Each switch is one setsockopt (the first, four). On a
+// connection whose keepalive is on already, or that keeps no schedule, it
+// does nothing. Release is safe to call more than once; its second call
+// does nothing. The error is the socket's, and the mark is not taken.
+func (c *Conn) Awaiting() (release func(), err error) {
+	c.s.mu.Lock()
+	o := c.s.opts
+	c.s.mu.Unlock()
+	if !o.learns {
+		return func() {}, nil
+	}
+	s := c.s
+	s.awaitMu.Lock()
+	defer s.awaitMu.Unlock()
+	if s.awaiting == 0 {
+		if err := rawControl(s.rc, func(fd uintptr) error { return o.setKeepAlive(fd, true) }); err != nil {
+			return func() {}, fmt.Errorf("ghostsock: Awaiting: %w", err)
+		}
+	}
+	s.awaiting++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.awaitMu.Lock()
+			defer s.awaitMu.Unlock()
+			if s.awaiting--; s.awaiting == 0 {
+				rawControl(s.rc, func(fd uintptr) error { return o.setKeepAlive(fd, false) }) // a closed socket has no keepalive to end
+			}
+		})
+	}, nil
+}
 
 // HeldWrites reports how many holds the Conn's writes (Write, ReadFrom's
 // chunks, raw writes through SyscallConn) have made, each because the peer

@@ -1,7 +1,6 @@
 package tuning
 
 import (
-	"context"
 	"io"
 	"net"
 	"testing"
@@ -16,13 +15,8 @@ import (
 // writes, as the streaming-writer lab cells do: a peer that acknowledges
 // never makes a write wait, and ReadFrom's chunks carry every byte.
 func TestHoldLivePeer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	dial := func(network, addr string) (net.Conn, error) {
-		return budget5.DialFunc(nil)(context.Background(), network, addr)
-	}
-	client, server := pair(t, ln, dial)
+	ln := loopback(t)
+	client, server := pair(t, ln, dialWith(budget5))
 	got := make(chan int64, 1)
 	go func() { n, _ := io.Copy(io.Discard, server); got <- n }()
 	conn := client.(*Conn)
@@ -63,13 +57,8 @@ func (zeros) Read(b []byte) (int, error) { clear(b); return len(b), nil }
 // peer, about 40 ms) finds data in flight and nothing heard for an RTO.
 // The flight itself is younger than an RTO: no write waits.
 func TestHoldAfterPause(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	dial := func(network, addr string) (net.Conn, error) {
-		return budget5.DialFunc(nil)(context.Background(), network, addr)
-	}
-	client, server := pair(t, ln, dial)
+	ln := loopback(t)
+	client, server := pair(t, ln, dialWith(budget5))
 	conn := client.(*Conn)
 	src, err := server.(*net.TCPConn).SyscallConn()
 	require.NoError(t, err)

@@ -107,6 +107,19 @@ func (o kernelOptions) set(fd uintptr) error {
 	return setInt(fd, p.keepAlive, boolInt(o.keepAlive))
 }
 
+// setKeepAlive turns o's keepalive schedule on or off on fd, for a Lean
+// connection's Awaiting: the timings first, then SO_KEEPALIVE.
+func (o kernelOptions) setKeepAlive(fd uintptr, on bool) error {
+	if on {
+		if p := platform; p.keepIdle == nil || p.keepIntvl == nil || p.keepCount == nil {
+			return unsupported("keepalive timings (Awaiting)")
+		}
+		o.keepAlive = true
+		return o.set(fd)
+	}
+	return setInt(fd, platform.keepAlive, 0)
+}
+
 // kernelLacks wraps errors.ErrUnsupported around a setsockopt error that
 // says the running kernel does not know the option (ENOPROTOOPT), keeping
 // the *os.SyscallError; other errors come back as they are.

@@ -1,6 +1,7 @@
 package tuning
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -20,6 +21,21 @@ var budget5 = Config{UserTimeout: 5 * time.Second, KeepAlive: ka(2*time.Second, 
 
 // pair returns both ends of a loopback TCP connection made with dial and
 // accepted from ln.
+// loopback listens on a free loopback port until the test ends.
+func loopback(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// dialWith is c's DialFunc in the shape pair takes.
+func dialWith(c Config) func(network, addr string) (net.Conn, error) {
+	dial := c.DialFunc(nil)
+	return func(network, addr string) (net.Conn, error) { return dial(context.Background(), network, addr) }
+}
+
 func pair(t *testing.T, ln net.Listener, dial func(network, addr string) (net.Conn, error)) (client, server net.Conn) {
 	t.Helper()
 	accepted := make(chan net.Conn, 1)

@@ -1,0 +1,50 @@
+package tuning
+
+import (
+	"net"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestAwaiting: a Lean connection probes with its Config's schedule while
+// a mark is held, and stops at the last release; a connection that is not
+// Lean is left alone.
+func TestAwaiting(t *testing.T) {
+	ln := loopback(t)
+	lean := budget5.Lean()
+	require.True(t, lean.LeanAwaits())
+	client, _ := pair(t, ln, dialWith(lean))
+	conn := client.(*Conn)
+	keepalive := func() net.KeepAliveConfig {
+		c, err := Read(conn)
+		require.NoError(t, err)
+		return c.KeepAlive
+	}
+	assert.False(t, keepalive().Enable, "a Lean connection idles without probes")
+	first, err := conn.Awaiting()
+	require.NoError(t, err)
+	ka := keepalive()
+	assert.True(t, ka.Enable, "awaiting, it probes")
+	assert.Equal(t, budget5.KeepAlive.Idle, ka.Idle, "with the budget's schedule")
+	assert.Equal(t, budget5.KeepAlive.Interval, ka.Interval)
+	second, err := conn.Awaiting()
+	require.NoError(t, err)
+	first()
+	first() // a second call does nothing
+	assert.True(t, keepalive().Enable, "one mark is still held")
+	second()
+	assert.False(t, keepalive().Enable, "the last release stops the probes")
+	idle, _ := budget5.Bounds()
+	assert.Equal(t, idle, lean.AwaitBound(), "awaiting, the budget's idle bound holds")
+
+	// Not Lean: keepalive is on already, and Awaiting leaves it so.
+	other, _ := pair(t, ln, dialWith(budget5))
+	release, err := other.(*Conn).Awaiting()
+	require.NoError(t, err)
+	release()
+	c, err := Read(other)
+	require.NoError(t, err)
+	assert.True(t, c.KeepAlive.Enable, "a connection that probes anyway keeps probing")
+}
