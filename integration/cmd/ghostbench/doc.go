@@ -26,6 +26,12 @@
 //     from Earliest() to Bounds() (GuardBound() for the Conn); then the
 //     same over the lab's phone-grade link at 200 ms (10 s) and 600 ms
 //     (30 s) with tuning.ForBudgetOnPath (not with -smoke).
+//  7. Live connections on bad paths (BENCHMARKS.md section 6 is not
+//     ghostbench's): ForBudget at 5 s and 20 s over the
+//     lab's link with 1 % and 5 % random loss, and behind a downlink queue
+//     of 1 s and 2 s kept full by a bulk download, busy and idle, each
+//     cell's ten connections held for three budgets: how many the kernel
+//     cuts although both ends are alive.
 //
 // Like the demo it builds its own network namespaces (as root, or as a
 // normal user where user namespaces are allowed) and sends nothing outside

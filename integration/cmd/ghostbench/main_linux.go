@@ -28,6 +28,7 @@ type options struct {
 	reapN            int
 	reapBudget       time.Duration
 	precisionBudgets []time.Duration
+	wan              bool
 	trials           int
 	parallel         int
 	count            int
@@ -43,7 +44,7 @@ func main() {
 	var parts, sizes string
 	flag.BoolVar(&o.smoke, "smoke", false, "a few seconds of each part (CI): small N, short holds, 1 run")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "where to write the report")
-	flag.StringVar(&parts, "parts", "12345", "which parts to run")
+	flag.StringVar(&parts, "parts", "123457", "which parts to run")
 	flag.DurationVar(&o.budget, "budget", 20*time.Second, "part 1: detection budget the pings and ghostsock settings meet")
 	flag.StringVar(&sizes, "fleet", "1000,5000,10000", "part 1: channel counts")
 	flag.DurationVar(&o.hold, "hold", 60*time.Second, "part 1: how long each fleet idles")
@@ -56,6 +57,7 @@ func main() {
 	precision := "3s,10s"
 	flag.StringVar(&precision, "precision-budgets", precision, "part 5: ForBudgets of the trials, comma-separated")
 	flag.IntVar(&o.trials, "trials", 50, "part 5: trials of each kind")
+	flag.BoolVar(&o.wan, "wan", true, "part 5: the phone paths too (200 ms at 10 s, 600 ms at 30 s)")
 	flag.IntVar(&o.parallel, "parallel", 10, "part 5: trials at a time")
 	flag.IntVar(&o.count, "count", 10, "parts 2 and 3: go test -count")
 	role := flag.String("role", "", "internal: run as a child process in this role")
@@ -114,7 +116,7 @@ func main() {
 			os.Remove(f.Name())
 			fmt.Fprintln(os.Stderr, "ghostbench:", err)
 			if errors.Is(err, lab.ErrNoNamespaces) {
-				fmt.Fprintln(os.Stderr, "Parts 1, 4 and 5 build private networks in network namespaces; run as root or where unprivileged user namespaces are allowed.")
+				fmt.Fprintln(os.Stderr, "Parts 1, 4, 5 and 7 build private networks in network namespaces; run as root or where unprivileged user namespaces are allowed.")
 			}
 			os.Exit(2)
 		}
@@ -148,6 +150,7 @@ func runInLab(o options) error {
 		{'3', "3. Dial and accept cost", func(options) (string, error) { return gotest[1], nil }},
 		{'4', "4. Reap at scale", runReap},
 		{'5', "5. Precision", runPrecision},
+		{'7', "7. Live connections on bad paths", runFalsePositives},
 	}
 	var b strings.Builder
 	b.WriteString(header(o))
@@ -202,7 +205,7 @@ func header(o options) string {
 		}
 	}
 	fmt.Fprintf(&b, "- %s, grpc-go %s\n", runtime.Version(), grpcVersion)
-	b.WriteString("- all traffic inside network namespaces on this machine (parts 1, 4, 5) or over loopback (parts 2, 3); the machine is shared, so single figures are noisy: compare the side-by-side ones\n")
+	b.WriteString("- all traffic inside network namespaces on this machine (parts 1, 4, 5, 7) or over loopback (parts 2, 3); the machine is shared, so single figures are noisy: compare the side-by-side ones\n")
 	return b.String()
 }
 

@@ -162,7 +162,7 @@ func precisionCells(o options) ([]precisionCell, error) {
 		add(budget, nil, c)
 	}
 	for _, w := range wanPaths {
-		if o.smoke {
+		if o.smoke || !o.wan {
 			break
 		}
 		p := lab.Phone(w.rtt)

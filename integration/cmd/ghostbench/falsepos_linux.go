@@ -1,0 +1,202 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/tuning"
+)
+
+// Part 7: live connections on bad paths. Every peer stays; the path loses
+// packets at random or queues them behind a bulk download for a second or
+// two, and the part counts the connections the kernel cut anyway.
+
+// badPath is one of part 7's paths.
+type badPath struct {
+	name string
+	path lab.Path
+	bulk bool // a bulk download shares the link and keeps its queue full
+}
+
+func badPaths() []badPath {
+	lossy := func(p float64) lab.Path {
+		s := lab.Shape{Delay: 20 * time.Millisecond, Loss: p, Rate: 2 << 20, Queue: 50 * time.Millisecond}
+		return lab.Path{Up: s, Down: s}
+	}
+	bloated := func(q time.Duration) lab.Path {
+		up := lab.Shape{Delay: 20 * time.Millisecond}
+		down := lab.Shape{Delay: 20 * time.Millisecond, Rate: 128 << 10, Queue: q} // 1 Mbit/s down
+		return lab.Path{Up: up, Down: down}
+	}
+	return []badPath{
+		{"1 % loss each way, 40 ms RTT", lossy(0.01), false},
+		{"5 % loss each way, 40 ms RTT", lossy(0.05), false},
+		{"1 s queue down (1 Mbit/s, full), 40 ms RTT", bloated(time.Second), true},
+		{"2 s queue down (1 Mbit/s, full), 40 ms RTT", bloated(2 * time.Second), true},
+	}
+}
+
+// falsePositives holds n live connections of c over p for hold, busy
+// (the server streams to the client, which reads) or idle, and returns how
+// many the kernel ended and the first of their errors.
+func falsePositives(c tuning.Config, p badPath, busy bool, n int, hold time.Duration) (cut int, first error, err error) {
+	l, err := lab.NewPath(p.path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer l.Close()
+	ln, err := l.Listen(c.Listen, "tcp", l.ServerAddrPort(0))
+	if err != nil {
+		return 0, nil, err
+	}
+	defer ln.Close()
+	dial := c.Dialer()
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	defer func() {
+		close(done)
+		mu.Lock()
+		for _, conn := range conns {
+			conn.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}()
+	record := func(once *sync.Once, e error) { // once per connection, whichever end saw it
+		once.Do(func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if first == nil {
+				first = e
+			}
+			cut++
+		})
+	}
+	ended := func(e error) bool { // an end the kernel chose, not the part's own Close
+		select {
+		case <-done:
+			return false
+		default:
+		}
+		return e != nil && !errors.Is(e, net.ErrClosed)
+	}
+	streams := n
+	if p.bulk {
+		streams++ // the last one is the bulk download, not counted
+	}
+	for i := range streams {
+		client, err := dial.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return 0, nil, err
+		}
+		server, err := ln.Accept()
+		if err != nil {
+			client.Close()
+			return 0, nil, err
+		}
+		mu.Lock()
+		conns = append(conns, client, server)
+		mu.Unlock()
+		counted := i < n
+		stream := busy || !counted
+		var once sync.Once
+		wg.Add(2)
+		go func() { // the client reads what comes
+			defer wg.Done()
+			_, e := io.Copy(io.Discard, client)
+			if e == nil {
+				e = io.EOF
+			}
+			if counted && ended(e) {
+				record(&once, e)
+			}
+		}()
+		go func() { // the server streams, or waits
+			defer wg.Done()
+			if !stream {
+				_, e := io.Copy(io.Discard, server) // idle: nothing comes
+				if counted && ended(e) && !errors.Is(e, io.EOF) {
+					record(&once, e)
+				}
+				return
+			}
+			buf := make([]byte, 16<<10)
+			for {
+				if _, e := server.Write(buf); e != nil {
+					if counted && ended(e) {
+						record(&once, e)
+					}
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(hold)
+	mu.Lock()
+	defer mu.Unlock()
+	return cut, first, nil
+}
+
+func runFalsePositives(o options) (string, error) {
+	const n = 10
+	budgets := []time.Duration{5 * time.Second, 20 * time.Second}
+	if o.smoke {
+		budgets = budgets[:1]
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Live connections only: %d per cell from tuning.Dialer to a tuning.Listen server over the lab's user-space link (lab.NewPath), held for three budgets, each cell in a lab of its own, all cells of a budget at once. Busy: the server streams to the client, which reads all it gets. Idle: nothing is sent but keepalive. On the queued paths a bulk download (not counted) keeps the 1 Mbit/s downlink's queue full for the whole hold. A cut is any connection the kernel ended (ETIMEDOUT) while both ends were alive.\n\n", n)
+	b.WriteString("| budget | path | connection | cut (of 10) | first error |\n| --- | --- | --- | ---: | --- |\n")
+	for _, d := range budgets {
+		c, err := tuning.ForBudget(d)
+		if err != nil {
+			return "", err
+		}
+		hold := 3 * d
+		if o.smoke {
+			hold = d
+		}
+		type result struct {
+			row string
+			err error
+		}
+		var rows []chan result
+		for _, p := range badPaths() {
+			for _, busy := range []bool{true, false} {
+				ch := make(chan result, 1)
+				rows = append(rows, ch)
+				go func() {
+					kind := "idle"
+					if busy {
+						kind = "busy"
+					}
+					cut, first, err := falsePositives(c, p, busy, n, hold)
+					why := "-"
+					if first != nil {
+						why = first.Error()
+						if i := strings.LastIndex(why, ": "); i >= 0 {
+							why = why[i+2:]
+						}
+					}
+					ch <- result{fmt.Sprintf("| %v | %s | %s | %d | %s |\n", d, p.name, kind, cut, why), err}
+				}()
+			}
+		}
+		fmt.Printf("part 7: budget %v, %d cells for %v\n", d, len(rows), hold)
+		for _, ch := range rows {
+			r := <-ch
+			if r.err != nil {
+				return "", r.err
+			}
+			b.WriteString(r.row)
+		}
+	}
+	return b.String(), nil
+}
