@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"weak"
 
 	"google.golang.org/grpc/stats"
 
@@ -16,11 +17,14 @@ import (
 // message, and sends nothing while the channel idles.
 //
 // grpc-go tells a client's stats handlers which connection an RPC went out
-// on in its OutHeader (LocalAddr), and when the RPC ends (End); the
-// channel's dialer records each connection it made by its local address,
-// and ConnEnd forgets it.
+// on in its OutHeader (its addresses), and when the attempt ends (End).
+// The channel's dialer records each connection it made, weakly: one whose
+// handshake fails never reaches grpc-go's stats and is only dropped. At
+// TagConn, grpc-go's transport is up, and the connection moves to conns,
+// until its ConnEnd.
 type awaiter struct {
-	conns sync.Map // connKey -> *tuning.Conn
+	dialed sync.Map // connKey -> weak.Pointer[tuning.Conn]: made, not yet a transport
+	conns  sync.Map // connKey -> *tuning.Conn: a transport's
 }
 
 // connKey names a connection by both its addresses, as grpc-go reports
@@ -43,18 +47,25 @@ func (a *awaiter) record(dial tuning.DialContextFunc) tuning.DialContextFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := dial(ctx, network, addr)
 		if err == nil {
-			a.dialed(conn)
+			a.made(conn)
 		}
 		return conn, err
 	}
 }
 
-// dialed records conn, if the kit made it, for the RPCs it will carry.
-func (a *awaiter) dialed(conn net.Conn) {
+// made records conn, if the kit made it, for the RPCs it will carry; it
+// also forgets the connections made before that were dropped unused.
+func (a *awaiter) made(conn net.Conn) {
+	a.dialed.Range(func(k, v any) bool {
+		if v.(weak.Pointer[tuning.Conn]).Value() == nil {
+			a.dialed.CompareAndDelete(k, v)
+		}
+		return true
+	})
 	for c := conn; c != nil; {
 		if kc, ok := c.(*tuning.Conn); ok {
 			if k, ok := keyOf(conn.LocalAddr(), conn.RemoteAddr()); ok {
-				a.conns.Store(k, kc)
+				a.dialed.Store(k, weak.Make(kc))
 			}
 			return
 		}
@@ -71,6 +82,12 @@ type (
 	connTagKey struct{}
 )
 
+// connTag is what TagConn leaves in a transport's context for its ConnEnd.
+type connTag struct {
+	key  connKey
+	conn *tuning.Conn
+}
+
 // rpcMark is an RPC's mark on its connection, taken at each attempt's
 // headers and released at its end.
 type rpcMark struct {
@@ -82,7 +99,7 @@ func (m *rpcMark) set(release func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.release != nil {
-		m.release() // a retry: the earlier attempt's connection is done with
+		m.release() // the attempt's End, or a second header of one attempt
 	}
 	m.release = release
 }
@@ -114,16 +131,27 @@ func (a *awaiter) HandleRPC(ctx context.Context, s stats.RPCStats) {
 }
 
 func (a *awaiter) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
-	if k, ok := keyOf(info.LocalAddr, info.RemoteAddr); ok {
-		return context.WithValue(ctx, connTagKey{}, k)
+	k, ok := keyOf(info.LocalAddr, info.RemoteAddr)
+	if !ok {
+		return ctx
 	}
-	return ctx
+	v, ok := a.dialed.LoadAndDelete(k)
+	if !ok {
+		return ctx
+	}
+	conn := v.(weak.Pointer[tuning.Conn]).Value()
+	if conn == nil {
+		return ctx
+	}
+	a.conns.Store(k, conn)
+	return context.WithValue(ctx, connTagKey{}, connTag{k, conn})
 }
 
 func (a *awaiter) HandleConn(ctx context.Context, s stats.ConnStats) {
 	if _, ok := s.(*stats.ConnEnd); ok {
-		if k, ok := ctx.Value(connTagKey{}).(connKey); ok {
-			a.conns.Delete(k)
+		if t, ok := ctx.Value(connTagKey{}).(connTag); ok {
+			// Not a newer connection that reuses the addresses.
+			a.conns.CompareAndDelete(t.key, t.conn)
 		}
 	}
 }

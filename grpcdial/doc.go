@@ -26,9 +26,12 @@
 // one waits, and the server's vanishing during the wait is found within
 // c.Lean().AwaitBound() (c's idle bound). It costs a setsockopt when a
 // connection goes from no RPC in flight to one and back, and nothing on
-// an idle channel (TestGRPCLeanClientLearns). A connection made by a
-// Settings.Dial whose result hides the kit's *tuning.Conn behind a wrapper
-// without NetConn is not marked, and learns only when it next sends.
+// an idle channel (TestGRPCLeanClientLearns). A client holding a stream
+// open for long (a push channel) therefore probes every KeepAlive.Idle
+// while the stream is open. A connection that the kit hands back as
+// something other than a *tuning.Conn is not marked and learns only when
+// it next sends: one from a Settings.Dial that returns a *tls.Conn or
+// another wrapper the kit leaves as it is.
 //
 // # Resolvers, credentials, proxies
 //

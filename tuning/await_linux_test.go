@@ -3,6 +3,7 @@ package tuning
 import (
 	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -38,6 +39,19 @@ func TestAwaiting(t *testing.T) {
 	assert.False(t, keepalive().Enable, "the last release stops the probes")
 	idle, _ := budget5.Bounds()
 	assert.Equal(t, idle, lean.AwaitBound(), "awaiting, the budget's idle bound holds")
+
+	// Apply keeps the marks: a Lean Config applied during a wait keeps it
+	// probing; a Config that probes anyway is not turned off by the
+	// release of a mark taken before it.
+	held, err := conn.Awaiting()
+	require.NoError(t, err)
+	longer := lean
+	longer.UserTimeout += time.Second
+	require.NoError(t, longer.Apply(conn))
+	assert.True(t, keepalive().Enable, "a Lean Config applied during a wait: still probing")
+	require.NoError(t, budget5.Apply(conn))
+	held()
+	assert.True(t, keepalive().Enable, "the release leaves a probing Config's keepalive on")
 
 	// Not Lean: keepalive is on already, and Awaiting leaves it so.
 	other, _ := pair(t, ln, dialWith(budget5))

@@ -293,7 +293,7 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 func (o *kernelOptions) sameOptions(p *kernelOptions) bool {
 	return o.userTimeout == p.userTimeout && o.keepAlive == p.keepAlive &&
 		o.idleSeconds == p.idleSeconds && o.intvlSeconds == p.intvlSeconds && o.count == p.count &&
-		o.rtoMax == p.rtoMax && o.stall == p.stall
+		o.rtoMax == p.rtoMax && o.stall == p.stall && o.learns == p.learns
 }
 
 // seconds converts a keepalive duration field to whole seconds, applying

@@ -87,9 +87,9 @@ type connState struct {
 	path  atomic.Int64          // opts.pathRTO, likewise
 	slow  atomic.Bool           // EventSlowPath told
 
-	awaitMu  sync.Mutex // orders Awaiting's keepalive switches
-	awaiting int        // Awaiting marks held
-	watch               // who to tell of the end
+	awaiting int  // Awaiting marks held, under mu
+	timed    bool // the kept schedule's timings are on the socket, under mu
+	watch         // who to tell of the end
 }
 
 func newConn(tcp *net.TCPConn, rc syscall.RawConn, o *kernelOptions) *Conn {
@@ -329,22 +329,22 @@ func (c *Conn) NetConn() net.Conn { return c.tcp }
 // that schedule while any mark is held, so that a peer that vanishes
 // during the wait is found within Config.AwaitBound; the last release
 // turns keepalive off again, and an idle connection with nothing awaited
-// sends nothing. Each switch is one setsockopt (the first, four). On a
-// connection whose keepalive is on already, or that keeps no schedule, it
-// does nothing. Release is safe to call more than once; its second call
-// does nothing. The error is the socket's, and the mark is not taken.
+// sends nothing. Each switch is one setsockopt (SO_KEEPALIVE; the first
+// also sets the schedule's three timings); the user timeout and the rest
+// are left as they are. On a connection whose keepalive is on already, or
+// that keeps no schedule, it does nothing. Apply keeps the marks: a Lean
+// Config applied during a wait keeps probing. Release is safe to call more
+// than once; its second call does nothing. The error is the socket's, and
+// the mark is not taken.
 func (c *Conn) Awaiting() (release func(), err error) {
-	c.s.mu.Lock()
-	o := c.s.opts
-	c.s.mu.Unlock()
-	if !o.learns {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.opts.learns {
 		return func() {}, nil
 	}
-	s := c.s
-	s.awaitMu.Lock()
-	defer s.awaitMu.Unlock()
 	if s.awaiting == 0 {
-		if err := rawControl(s.rc, func(fd uintptr) error { return o.setKeepAlive(fd, true) }); err != nil {
+		if err := s.switchKeepAlive(true); err != nil {
 			return func() {}, fmt.Errorf("ghostsock: Awaiting: %w", err)
 		}
 	}
@@ -352,13 +352,28 @@ func (c *Conn) Awaiting() (release func(), err error) {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			s.awaitMu.Lock()
-			defer s.awaitMu.Unlock()
-			if s.awaiting--; s.awaiting == 0 {
-				rawControl(s.rc, func(fd uintptr) error { return o.setKeepAlive(fd, false) }) // a closed socket has no keepalive to end
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.awaiting--; s.awaiting == 0 && s.opts.learns {
+				s.switchKeepAlive(false) // a closed socket has no keepalive to end
 			}
 		})
 	}, nil
+}
+
+// switchKeepAlive turns a Lean connection's kept schedule on or off, with
+// s.mu held.
+func (s *connState) switchKeepAlive(on bool) error {
+	o := s.opts
+	return rawControl(s.rc, func(fd uintptr) error {
+		if on && !s.timed {
+			if err := o.setKeepAliveTimings(fd); err != nil {
+				return err
+			}
+			s.timed = true
+		}
+		return setKeepAlive(fd, on)
+	})
 }
 
 // HeldWrites reports how many holds the Conn's writes (Write, ReadFrom's
@@ -546,6 +561,10 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 	s.path.Store(int64(o.pathRTO))
 	s.hold.calm.Store(mono()) // the hold may start now: a flight's age counts from here
 	s.opts.config = cfg
+	if s.timed = false; s.awaiting > 0 && o.learns {
+		// set turned keepalive off: the wait goes on probing.
+		return s.switchKeepAlive(true)
+	}
 	return nil
 }
 

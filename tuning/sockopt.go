@@ -92,33 +92,36 @@ func (o kernelOptions) set(fd uintptr) error {
 		}
 	}
 	if o.keepAlive {
-		for _, f := range [...]struct {
-			opt *sockopt
-			val int
-		}{{p.keepIdle, o.idleSeconds}, {p.keepIntvl, o.intvlSeconds}, {p.keepCount, o.count}} {
-			if f.val == Unchanged {
-				continue
-			}
-			if err := setInt(fd, f.opt, f.val); err != nil {
-				return err
-			}
+		if err := o.setKeepAliveTimings(fd); err != nil {
+			return err
 		}
 	}
-	return setInt(fd, p.keepAlive, boolInt(o.keepAlive))
+	return setKeepAlive(fd, o.keepAlive)
 }
 
-// setKeepAlive turns o's keepalive schedule on or off on fd, for a Lean
-// connection's Awaiting: the timings first, then SO_KEEPALIVE.
-func (o kernelOptions) setKeepAlive(fd uintptr, on bool) error {
-	if on {
-		if p := platform; p.keepIdle == nil || p.keepIntvl == nil || p.keepCount == nil {
-			return unsupported("keepalive timings (Awaiting)")
-		}
-		o.keepAlive = true
-		return o.set(fd)
+// setKeepAliveTimings sets o's keepalive schedule on fd without turning
+// keepalive on, for a Lean connection's Awaiting.
+func (o kernelOptions) setKeepAliveTimings(fd uintptr) error {
+	p := platform
+	if p.keepIdle == nil || p.keepIntvl == nil || p.keepCount == nil {
+		return unsupported("keepalive timings (Awaiting)")
 	}
-	return setInt(fd, platform.keepAlive, 0)
+	for _, f := range [...]struct {
+		opt *sockopt
+		val int
+	}{{p.keepIdle, o.idleSeconds}, {p.keepIntvl, o.intvlSeconds}, {p.keepCount, o.count}} {
+		if f.val == Unchanged {
+			continue
+		}
+		if err := setInt(fd, f.opt, f.val); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// setKeepAlive is SO_KEEPALIVE alone.
+func setKeepAlive(fd uintptr, on bool) error { return setInt(fd, platform.keepAlive, boolInt(on)) }
 
 // kernelLacks wraps errors.ErrUnsupported around a setsockopt error that
 // says the running kernel does not know the option (ENOPROTOOPT), keeping

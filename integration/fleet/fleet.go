@@ -87,7 +87,7 @@ func Get(name string, budget time.Duration) (*Setting, error) {
 		client := c
 		if name == "lean" {
 			client = c.Lean()
-			s.Desc = fmt.Sprintf("ForBudget(%v) on the server, Lean() on the client: only the server probes; an idle client learns of a vanished server when it next sends", budget)
+			s.Desc = fmt.Sprintf("ForBudget(%v) on the server, Lean() on the client: only the server probes; an idle client learns of a vanished server when it next sends, one waiting on an RPC by its own probes", budget)
 			// A channel reading a stream sends WINDOW_UPDATEs, so the
 			// user timeout catches it; an idle one is not caught.
 			s.Bound = [2]time.Duration{tuning.Never, max(idle, busy)}
