@@ -42,10 +42,14 @@ func badPaths() []badPath {
 	}
 }
 
+// errBulkEnded says a cell's queue was not kept full: not a measurement.
+var errBulkEnded = errors.New("the bulk download that keeps the queue full ended")
+
 // falsePositives holds n live connections of c over p for hold, busy
 // (the server streams to the client, which reads) or idle, and returns how
 // many the kernel ended and the first of their errors.
 func falsePositives(c tuning.Config, p badPath, busy bool, n int, hold time.Duration) (cut int, first error, err error) {
+	var bulkEnded error // the bulk download ended: the queue was not kept full
 	l, err := lab.NewPath(p.path)
 	if err != nil {
 		return 0, nil, err
@@ -70,14 +74,16 @@ func falsePositives(c tuning.Config, p badPath, busy bool, n int, hold time.Dura
 		mu.Unlock()
 		wg.Wait()
 	}()
+	var cuts int
+	var firstCut error
 	record := func(once *sync.Once, e error) { // once per connection, whichever end saw it
 		once.Do(func() {
 			mu.Lock()
 			defer mu.Unlock()
-			if first == nil {
-				first = e
+			if firstCut == nil {
+				firstCut = e
 			}
-			cut++
+			cuts++
 		})
 	}
 	ended := func(e error) bool { // an end the kernel chose, not the part's own Close
@@ -86,7 +92,10 @@ func falsePositives(c tuning.Config, p badPath, busy bool, n int, hold time.Dura
 			return false
 		default:
 		}
-		return e != nil && !errors.Is(e, net.ErrClosed)
+		return e != nil && !errors.Is(e, net.ErrClosed) && !errors.Is(e, io.EOF)
+	}
+	if d, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
+		d.SetDeadline(time.Now().Add(time.Minute)) // no Accept waits for ever
 	}
 	streams := n
 	if p.bulk {
@@ -115,15 +124,20 @@ func falsePositives(c tuning.Config, p badPath, busy bool, n int, hold time.Dura
 			if e == nil {
 				e = io.EOF
 			}
-			if counted && ended(e) {
+			switch {
+			case counted && ended(e):
 				record(&once, e)
+			case !counted && ended(e):
+				mu.Lock()
+				bulkEnded = e
+				mu.Unlock()
 			}
 		}()
 		go func() { // the server streams, or waits
 			defer wg.Done()
 			if !stream {
 				_, e := io.Copy(io.Discard, server) // idle: nothing comes
-				if counted && ended(e) && !errors.Is(e, io.EOF) {
+				if counted && ended(e) {
 					record(&once, e)
 				}
 				return
@@ -131,8 +145,13 @@ func falsePositives(c tuning.Config, p badPath, busy bool, n int, hold time.Dura
 			buf := make([]byte, 16<<10)
 			for {
 				if _, e := server.Write(buf); e != nil {
-					if counted && ended(e) {
+					switch {
+					case counted && ended(e):
 						record(&once, e)
+					case !counted && ended(e):
+						mu.Lock()
+						bulkEnded = e
+						mu.Unlock()
 					}
 					return
 				}
@@ -140,8 +159,13 @@ func falsePositives(c tuning.Config, p badPath, busy bool, n int, hold time.Dura
 		}()
 	}
 	time.Sleep(hold)
+	// What the hold saw, before the part's own Closes end anything.
 	mu.Lock()
-	defer mu.Unlock()
+	cut, first, bulk := cuts, firstCut, bulkEnded
+	mu.Unlock()
+	if bulk != nil {
+		return 0, nil, fmt.Errorf("%w (%w)", errBulkEnded, bulk)
+	}
 	return cut, first, nil
 }
 
@@ -178,6 +202,10 @@ func runFalsePositives(o options) (string, error) {
 						kind = "busy"
 					}
 					cut, first, err := falsePositives(c, p, busy, n, hold)
+					if errors.Is(err, errBulkEnded) {
+						ch <- result{fmt.Sprintf("| %v | %s | %s | not measured | %v |\n", d, p.name, kind, err), nil}
+						return
+					}
 					why := "-"
 					if first != nil {
 						why = first.Error()
