@@ -4,7 +4,6 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"math"
@@ -35,17 +34,13 @@ func newPathLab(t *testing.T, p lab.Path) *lab.Lab {
 	return l
 }
 
-// echo serves one connection of ln: everything read is written back.
-func echo(t *testing.T, ln net.Listener) {
+// echoPair connects, with dial, to a server on l's server host that
+// writes back everything it reads.
+func echoPair(t *testing.T, l *lab.Lab, dial func(network, addr string) (net.Conn, error)) net.Conn {
 	t.Helper()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		t.Cleanup(func() { c.Close() })
-		io.Copy(c, c)
-	}()
+	client, server := tcpPair(t, l, (&net.ListenConfig{}).Listen, dial)
+	go io.Copy(server, server)
+	return client
 }
 
 // roundTrip writes msg to c and reads it back, within limit.
@@ -74,13 +69,7 @@ func TestPathShape(t *testing.T) {
 		t.Parallel()
 		p := lab.Phone(200 * time.Millisecond)
 		l := newPathLab(t, p)
-		ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
-		require.NoError(t, err)
-		defer ln.Close()
-		echo(t, ln)
-		c, err := net.Dial("tcp", ln.Addr().String())
-		require.NoError(t, err)
-		defer c.Close()
+		c := echoPair(t, l, net.Dial)
 		began := time.Now()
 		for range 8 {
 			require.NoError(t, roundTrip(c, []byte("ping"), 5*time.Second))
@@ -139,16 +128,10 @@ func TestPathBlackhole(t *testing.T) {
 		t.Run(dir.String(), func(t *testing.T) {
 			t.Parallel()
 			l := newPathLab(t, lab.Phone(50*time.Millisecond))
-			ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
-			require.NoError(t, err)
-			defer ln.Close()
-			echo(t, ln)
-			c, err := net.Dial("tcp", ln.Addr().String())
-			require.NoError(t, err)
-			defer c.Close()
+			c := echoPair(t, l, net.Dial)
 			require.NoError(t, roundTrip(c, []byte("before"), 5*time.Second))
 			require.NoError(t, l.Blackhole(dir, true))
-			err = roundTrip(c, []byte("during"), time.Second)
+			err := roundTrip(c, []byte("during"), time.Second)
 			assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "nothing comes back through a blackhole")
 			info, ierr := lab.TCPInfo(rawConn(t, c))
 			require.NoError(t, ierr)
@@ -193,16 +176,10 @@ func TestMiddleboxIdleLimit(t *testing.T) {
 					Up: lab.Shape{Delay: 10 * time.Millisecond}, Down: lab.Shape{Delay: 10 * time.Millisecond},
 					Middlebox: lab.Middlebox{IdleLimit: limit, Reset: reset},
 				})
-				ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
-				require.NoError(t, err)
-				defer ln.Close()
-				echo(t, ln)
-				conn, err := c.cfg.DialFunc(nil)(context.Background(), "tcp", ln.Addr().String())
-				require.NoError(t, err)
-				defer conn.Close()
+				conn := echoPair(t, l, defaultDial(c.cfg))
 				require.NoError(t, roundTrip(conn, []byte("hello"), 5*time.Second))
 				time.Sleep(limit + 2*time.Second) // idle past the limit
-				err = roundTrip(conn, []byte("after"), 3*time.Second)
+				err := roundTrip(conn, []byte("after"), 3*time.Second)
 				s := l.PathStats()
 				t.Logf("Idle %v: after the idle, %v; the middlebox dropped %d packets and reset %d",
 					c.cfg.KeepAlive.Idle, err, s.Forgotten[lab.Up]+s.Forgotten[lab.Down], s.Resets[lab.Up]+s.Resets[lab.Down])

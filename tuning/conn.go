@@ -523,8 +523,8 @@ func (s *connState) attach(tcp *net.TCPConn, o *kernelOptions, side Side, mode g
 			return err
 		}
 	}
-	if o.observer != nil && side != 0 && s.watch.add(o.observer, side, s) {
-		s.checkOpenPath()
+	if o.observer != nil && side != 0 {
+		s.watch.add(o.observer, side, s)
 	}
 	return nil
 }

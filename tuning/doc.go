@@ -165,8 +165,9 @@
 // the probe 2 SRTT out again, so a Config with PathRTO set counts the
 // hold's start and that wait too (up to 2/3 PathRTO: SRTT is at most a
 // third of it). ForBudget(10s), whose user timeout is 8 s, has a busy
-// bound of 14 s at PathRTO 1.8 s. The idle rule does not depend on the
-// path: keepalive counts from the last segment received.
+// bound of 14 s at PathRTO 1.8 s (ExampleForBudgetOnPath). The idle rule
+// does not depend on the path: keepalive counts from the last segment
+// received.
 //
 // So a Config states its path. ForBudgetOnPath(d, rtt) keeps ForBudget's
 // keepalive, sets PathRTO to RTOForRTT(rtt) and cuts the user timeout
@@ -175,8 +176,9 @@
 // retransmission and its backoff would then end a live connection), is
 // refused with an error naming the smallest budget that fits. Past the
 // handshake the kit watches each connection against its Config: the first
-// time an observed connection's RTO before backoff exceeds PathRTO, at its
-// opening or at a write that samples TCP_INFO for the send hold, its
+// time an observed connection's RTO before backoff exceeds PathRTO, at a
+// write that samples TCP_INFO for the send hold (the first write's sample
+// shows the handshake's RTO), its
 // Observers get EventSlowPath; Snapshot.SlowPath says the same, and
 // Snapshot.EndsIn counts with the connection's own RTO. The kit does not
 // move a connection's user timeout on its own: the guard holds that

@@ -48,9 +48,11 @@ const (
 	// Bounds no longer hold for it: a busy connection whose peer vanishes
 	// now is found up to about twice the difference later (ForBudgetOnPath
 	// makes a Config for the path). At most once per connection, between
-	// its EventOpened and its EventEnded: when it is handed out (the
-	// handshake's RTO) or when a write finds it so (Linux, with a
-	// UserTimeout).
+	// its EventOpened and its EventEnded, when a write finds it so: the
+	// send hold's TCP_INFO sample, taken before the first write and then
+	// at most every 10 ms of writing, shows the RTO (Linux, with a
+	// UserTimeout); nothing is read at the opening. A connection that
+	// never writes has no busy bound to miss.
 	EventSlowPath
 )
 
@@ -129,17 +131,16 @@ func (w *watch) init(conn net.Conn) { w.local, w.peer = conn.LocalAddr(), conn.R
 
 // add makes o one of the connection's Observers and tells it the
 // connection opened, unless o watches it already (a second layer with the
-// same Observer) or the connection has ended. It reports whether o is the
-// connection's first Observer.
-func (w *watch) add(o Observer, side Side, s *connState) bool {
+// same Observer) or the connection has ended.
+func (w *watch) add(o Observer, side Side, s *connState) {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
 	if w.ended.Load() {
-		return false
+		return
 	}
 	for _, have := range w.obs {
 		if sameObserver(have, o) {
-			return false
+			return
 		}
 	}
 	if w.side == 0 {
@@ -148,18 +149,6 @@ func (w *watch) add(o Observer, side Side, s *connState) bool {
 	w.obs = append(w.obs, o)
 	w.observed.Store(true)
 	o.Observe(s.event(EventOpened))
-	return len(w.obs) == 1
-}
-
-// checkOpenPath reads a newly observed connection's RTO once: the
-// handshake's round trip has set it (RTOForRTT of that sample).
-func (s *connState) checkOpenPath() {
-	if !guardSupported || s.ut.Load() == 0 {
-		return
-	}
-	if w, err := sampleWindow(s.rc); err == nil && w.baseRTO() > 0 {
-		s.checkPath(w.baseRTO())
-	}
 }
 
 // checkPath tells the Observers, once, that the connection's RTO has grown

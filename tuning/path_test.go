@@ -96,9 +96,11 @@ func TestSnapshotSlowPath(t *testing.T) {
 	assert.Greater(t, s.EndsIn(), lanBusy, "and so past the LAN's bound")
 }
 
-// The user timeout a budget leaves on a phone's path.
+// The user timeout a budget leaves on a phone's path, the paths too slow
+// for it, and what ForBudget's own Config promises on the slowest (the
+// figures the README and the package doc quote).
 func ExampleForBudgetOnPath() {
-	for _, rtt := range []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 600 * time.Millisecond} {
+	for _, rtt := range []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 600 * time.Millisecond, time.Second} {
 		c, err := ForBudgetOnPath(10*time.Second, rtt)
 		if err != nil {
 			fmt.Println(err)
@@ -107,8 +109,14 @@ func ExampleForBudgetOnPath() {
 		_, busy := c.Bounds()
 		fmt.Printf("RTT %v: PathRTO %v, user timeout %v, busy bound %v\n", rtt, c.PathRTO, c.UserTimeout, busy.Round(time.Millisecond))
 	}
+	lan, _ := ForBudget(10 * time.Second)
+	lan.PathRTO = RTOForRTT(600 * time.Millisecond)
+	_, busy := lan.Bounds()
+	fmt.Printf("ForBudget(10s) at RTT 600ms: user timeout %v, busy bound %v\n", lan.UserTimeout, busy.Round(time.Second))
 	// Output:
 	// RTT 50ms: PathRTO 300ms, user timeout 8s, busy bound 9.419s
 	// RTT 200ms: PathRTO 600ms, user timeout 7.65s, busy bound 10s
 	// ghostsock: budget cannot be met: budget 10s on a 600ms round trip (RTO up to 1.8s) leaves a user timeout under three RTOs, so that one lost retransmission would end a live connection; the smallest budget for this path is 12s
+	// ghostsock: budget cannot be met: budget 10s on a 1s round trip (RTO up to 3s) leaves a user timeout under three RTOs, so that one lost retransmission would end a live connection; the smallest budget for this path is 19s
+	// ForBudget(10s) at RTT 600ms: user timeout 8s, busy bound 14s
 }

@@ -56,22 +56,12 @@ func New() (*Lab, error) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		return nil, fmt.Errorf("lab: the ip command is missing (apt-get install -y iproute2): %w", err)
 	}
-	n := labs.Add(1) % 250
-	l := &Lab{
-		ClientAddr:  netip.AddrFrom4([4]byte{198, 18, byte(n), 1}),
-		ServerAddr:  netip.AddrFrom4([4]byte{198, 18, byte(n), 2}),
-		ClientAddr6: netip.MustParseAddr(fmt.Sprintf("fd00:6873:%x::1", n)),
-		ServerAddr6: netip.MustParseAddr(fmt.Sprintf("fd00:6873:%x::2", n)),
-		link:        fmt.Sprintf("gs%dc", n),
-	}
-	if err := l.startServerHost(); err != nil {
+	l, n, err := newLab(18, 0x6873, "c")
+	if err != nil {
 		return nil, err
 	}
 	peer := fmt.Sprintf("gs%ds", n)
-	steps := []struct {
-		host Host
-		args string
-	}{
+	if err := l.run([]step{
 		{Client, "link set lo up"},
 		{Server, "link set lo up"},
 		{Client, fmt.Sprintf("link add %s type veth peer name %s netns %d", l.link, peer, l.serverTID)},
@@ -81,20 +71,43 @@ func New() (*Lab, error) {
 		{Server, fmt.Sprintf("addr add %s/64 dev %s nodad", l.ServerAddr6, peer)},
 		{Client, "link set " + l.link + " up"},
 		{Server, "link set " + peer + " up"},
-	}
-	for _, s := range steps {
-		if err := l.IP(s.host, splitArgs(s.args)...); err != nil {
-			l.Close()
-			return nil, err
-		}
+	}); err != nil {
+		l.Close()
+		return nil, err
 	}
 	return l, nil
 }
 
-// startServerHost starts the goroutine that owns the server host.
-func (l *Lab) startServerHost() (err error) {
+// newLab numbers a new lab n, gives it the addresses 198.third.n.1 and .2
+// and fd00:six:n::1 and ::2, names its client link gs<n><kind>, and starts
+// its server host.
+func newLab(third byte, six uint16, kind string) (l *Lab, n int32, err error) {
+	n = labs.Add(1) % 250
+	l = &Lab{
+		ClientAddr:  netip.AddrFrom4([4]byte{198, third, byte(n), 1}),
+		ServerAddr:  netip.AddrFrom4([4]byte{198, third, byte(n), 2}),
+		ClientAddr6: netip.MustParseAddr(fmt.Sprintf("fd00:%x:%x::1", six, n)),
+		ServerAddr6: netip.MustParseAddr(fmt.Sprintf("fd00:%x:%x::2", six, n)),
+		link:        fmt.Sprintf("gs%d%s", n, kind),
+	}
 	l.server, l.serverTID, err = startHost()
-	return err
+	return l, n, err
+}
+
+// step is one ip command on one host of a lab being built.
+type step struct {
+	host Host
+	args string
+}
+
+// run runs the steps in order, stopping at the first error.
+func (l *Lab) run(steps []step) error {
+	for _, s := range steps {
+		if err := l.IP(s.host, splitArgs(s.args)...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // startHost starts a goroutine that owns a host: it locks itself to an OS

@@ -88,22 +88,14 @@ type PathStats struct {
 // fd00:6874::/32; everything else (Listen, Vanish, Restore, TCPPair) is as
 // for New.
 func NewPath(path Path) (*Lab, error) {
-	n := labs.Add(1) % 250
-	l := &Lab{
-		ClientAddr:  netip.AddrFrom4([4]byte{198, 19, byte(n), 1}),
-		ServerAddr:  netip.AddrFrom4([4]byte{198, 19, byte(n), 2}),
-		ClientAddr6: netip.MustParseAddr(fmt.Sprintf("fd00:6874:%x::1", n)),
-		ServerAddr6: netip.MustParseAddr(fmt.Sprintf("fd00:6874:%x::2", n)),
-		link:        fmt.Sprintf("gs%dt", n),
-	}
-	if err := l.startServerHost(); err != nil {
+	l, n, err := newLab(19, 0x6874, "t")
+	if err != nil {
 		return nil, err
 	}
 	lk := &pathLink{done: make(chan struct{}), flows: map[flowKey]time.Time{}}
 	lk.path.Store(&path)
 	l.path = lk
 	peer := fmt.Sprintf("gs%du", n)
-	var err error
 	if lk.tun[Up], err = openTUN(l.link); err != nil {
 		l.Close()
 		return nil, err
@@ -115,10 +107,7 @@ func NewPath(path Path) (*Lab, error) {
 	}
 	net4 := netip.PrefixFrom(l.ClientAddr, 24).Masked().String()
 	net6 := netip.PrefixFrom(l.ClientAddr6, 64).Masked().String()
-	steps := []struct {
-		host Host
-		args string
-	}{
+	if err := l.run([]step{
 		{Client, "link set lo up"},
 		{Server, "link set lo up"},
 		{Client, fmt.Sprintf("addr add %s/32 dev %s", l.ClientAddr, l.link)},
@@ -131,12 +120,9 @@ func NewPath(path Path) (*Lab, error) {
 		{Client, fmt.Sprintf("route add %s dev %s", net6, l.link)},
 		{Server, fmt.Sprintf("route add %s dev %s", net4, peer)},
 		{Server, fmt.Sprintf("route add %s dev %s", net6, peer)},
-	}
-	for _, s := range steps {
-		if err := l.IP(s.host, splitArgs(s.args)...); err != nil {
-			l.Close()
-			return nil, err
-		}
+	}); err != nil {
+		l.Close()
+		return nil, err
 	}
 	lk.start()
 	return l, nil
@@ -312,10 +298,13 @@ func (lk *pathLink) carry(d Direction, q chan<- packet) {
 func (lk *pathLink) deliver(d Direction, q <-chan packet) {
 	defer lk.wg.Done()
 	to := lk.tun[1-d]
+	wake := time.NewTimer(0) // one timer for every packet's wait
+	defer wake.Stop()
 	for p := range q {
 		if wait := time.Until(p.due); wait > 0 {
+			wake.Reset(wait)
 			select {
-			case <-time.After(wait):
+			case <-wake.C:
 			case <-lk.done:
 				return
 			}

@@ -117,42 +117,36 @@ func falsePositives(c tuning.Config, p badPath, busy bool, n int, hold time.Dura
 		counted := i < n
 		stream := busy || !counted
 		var once sync.Once
-		wg.Add(2)
-		go func() { // the client reads what comes
-			defer wg.Done()
-			_, e := io.Copy(io.Discard, client)
-			if e == nil {
-				e = io.EOF
-			}
+		// end takes either end's error: a cut of a counted connection, or
+		// the end of the bulk download, which voids the cell.
+		end := func(e error) {
 			switch {
-			case counted && ended(e):
+			case !ended(e):
+			case counted:
 				record(&once, e)
-			case !counted && ended(e):
+			default:
 				mu.Lock()
 				bulkEnded = e
 				mu.Unlock()
 			}
+		}
+		wg.Add(2)
+		go func() { // the client reads what comes
+			defer wg.Done()
+			_, e := io.Copy(io.Discard, client)
+			end(e)
 		}()
 		go func() { // the server streams, or waits
 			defer wg.Done()
 			if !stream {
 				_, e := io.Copy(io.Discard, server) // idle: nothing comes
-				if counted && ended(e) {
-					record(&once, e)
-				}
+				end(e)
 				return
 			}
 			buf := make([]byte, 16<<10)
 			for {
 				if _, e := server.Write(buf); e != nil {
-					switch {
-					case counted && ended(e):
-						record(&once, e)
-					case !counted && ended(e):
-						mu.Lock()
-						bulkEnded = e
-						mu.Unlock()
-					}
+					end(e)
 					return
 				}
 			}
