@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/stats"
 )
 
-// Service implements UnaryCall and StreamingOutputCall.
+// Service implements UnaryCall, StreamingOutputCall and StreamingInputCall.
 type Service struct {
 	testpb.UnimplementedTestServiceServer
 }
@@ -62,6 +62,22 @@ func (*Service) StreamingOutputCall(in *testpb.StreamingOutputCallRequest, strea
 		}
 	}
 	return nil
+}
+
+// StreamingInputCall reads the client's messages until the client ends
+// its side, and answers with the bytes of payload it received.
+func (*Service) StreamingInputCall(stream testpb.TestService_StreamingInputCallServer) error {
+	var got int32
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			return stream.SendAndClose(&testpb.StreamingInputCallResponse{AggregatedPayloadSize: got})
+		}
+		if err != nil {
+			return err
+		}
+		got += int32(len(m.GetPayload().GetBody()))
+	}
 }
 
 // Endless starts StreamingOutputCall's endless stream, reads 1 MiB of it
