@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ghostsock/ghostsock/integration/lab"
@@ -31,7 +32,7 @@ const (
 // from tuning.Dialer, or for the burst kinds from the kit's default
 // DialFunc (a *tuning.Conn, whose send hold they need: a bare TCPConn's
 // streaming writer has no bound). path, if not nil, is the lab's link.
-func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, error) {
+func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, []string, error) {
 	var l *lab.Lab
 	var err error
 	if path != nil {
@@ -40,7 +41,7 @@ func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, erro
 		l, err = lab.New()
 	}
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer l.Close()
 	dial := c.Dialer().Dial
@@ -50,7 +51,7 @@ func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, erro
 	}
 	conn, s, err := l.TCPPair((&net.ListenConfig{}).Listen, dial)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer conn.Close()
 	defer s.Close()
@@ -73,9 +74,17 @@ func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, erro
 			errc <- err
 		}()
 	case writeTrial:
+		// The buffer is made and its pages touched before the vanishing:
+		// made after it, ten trials at a time faulting in 64 MiB each
+		// held the first byte back for up to 0.9 s on this machine's VM,
+		// so the write began that much after the clock did.
+		buf := make([]byte, 64<<20)
+		for i := 0; i < len(buf); i += 4096 {
+			buf[i] = 1
+		}
 		go func() {
 			<-vanished
-			_, err := conn.Write(make([]byte, 64<<20))
+			_, err := conn.Write(buf)
 			errc <- err
 		}()
 	case steadyTrial:
@@ -85,7 +94,7 @@ func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, erro
 		buf := make([]byte, 64<<10)
 		for range 16 {
 			if _, err := conn.Write(buf); err != nil {
-				return 0, err
+				return 0, nil, err
 			}
 		}
 		period := 5 * time.Millisecond
@@ -95,13 +104,54 @@ func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, erro
 		go stream(period)
 		time.Sleep(200 * time.Millisecond) // streaming, the window grown
 	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return 0, nil, fmt.Errorf("%T has no socket", conn)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, nil, err
+	}
 	if err := l.Vanish(lab.Server); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	start := time.Now()
 	close(vanished)
+	ended := make(chan struct{})
+	trace := make(chan []string, 1)
+	go func() { trace <- traceTCP(rc, start, ended) }()
 	<-errc
-	return time.Since(start), nil
+	took := time.Since(start)
+	close(ended)
+	return took, <-trace, nil
+}
+
+// traceTCP samples the socket's TCP_INFO every 2 ms from start until ended
+// is closed, and returns a line for each sample in which the kernel's
+// retransmission state changed: what a trial outside its window is
+// printed with.
+func traceTCP(rc syscall.RawConn, start time.Time, ended <-chan struct{}) []string {
+	var lines []string
+	var last string
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if info, err := lab.TCPInfo(rc); err == nil {
+			now := fmt.Sprintf("state %d ca %d retransmits %d backoff %d rto %v rtt %v/%v cwnd %d unacked %d lost %d retrans %d total %d notsent %d last ack %dms",
+				info.State, info.Ca_state, info.Retransmits, info.Backoff, time.Duration(info.Rto)*time.Microsecond,
+				time.Duration(info.Rtt)*time.Microsecond, time.Duration(info.Rttvar)*time.Microsecond, info.Snd_cwnd,
+				info.Unacked, info.Lost, info.Retrans, info.Total_retrans, info.Notsent_bytes, info.Last_ack_recv)
+			if key := now[:strings.Index(now, " last ack")]; key != last {
+				last = key
+				lines = append(lines, fmt.Sprintf("%8v %s", time.Since(start).Round(time.Millisecond), now))
+			}
+		}
+		select {
+		case <-ended:
+			return lines
+		case <-tick.C:
+		}
+	}
 }
 
 // slack is how far past Bounds a detection may come and still count:
@@ -199,7 +249,7 @@ func runPrecision(o options) (string, error) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				d, err := trial(k.c, k.kind, k.path)
+				d, trace, err := trial(k.c, k.kind, k.path)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -209,6 +259,8 @@ func runPrecision(o options) (string, error) {
 				took = append(took, d)
 				if d >= k.earliest-lab.Early && d <= k.bound+slack+k.late {
 					in++
+				} else {
+					fmt.Printf("part 5: a trial outside its window, %v; its socket from the vanishing:\n  %s\n", d.Round(time.Millisecond), strings.Join(trace, "\n  "))
 				}
 				if d <= k.budget {
 					under++
