@@ -33,6 +33,9 @@ type options struct {
 	parallel         int
 	count            int
 	benchtime        string
+	phoneBudgets     []time.Duration
+	phoneHold        time.Duration
+	phoneChannels    int
 }
 
 // envGoBench carries parts 2 and 3, run before entering the lab, into the
@@ -59,6 +62,10 @@ func main() {
 	flag.IntVar(&o.trials, "trials", 50, "part 5: trials of each kind")
 	flag.BoolVar(&o.wan, "wan", true, "part 5: the phone paths too (200 ms at 10 s, 600 ms at 30 s)")
 	flag.IntVar(&o.parallel, "parallel", 10, "part 5: trials at a time")
+	phone := "5s,10s,30s,1m,2m,5m,10m"
+	flag.StringVar(&phone, "phone-budgets", phone, "part 8: budgets to price, comma-separated")
+	flag.DurationVar(&o.phoneHold, "phone-hold", time.Hour, "part 8: how long every cell is held")
+	flag.IntVar(&o.phoneChannels, "phone-channels", 10, "part 8: channels per cell")
 	flag.IntVar(&o.count, "count", 10, "parts 2 and 3: go test -count")
 	role := flag.String("role", "", "internal: run as a child process in this role")
 	setting := flag.String("setting", "", "internal")
@@ -88,9 +95,11 @@ func main() {
 	}
 	o.fleetSizes = positives("fleet", sizes, strconv.Atoi)
 	o.precisionBudgets = positives("precision-budgets", precision, time.ParseDuration)
+	o.phoneBudgets = positives("phone-budgets", phone, time.ParseDuration)
 	if o.smoke {
 		o.precisionBudgets = o.precisionBudgets[:1]
 		o.reapBudget = 5 * time.Second // 500 connections: no probe load to speak of
+		o.phoneBudgets, o.phoneHold, o.phoneChannels = o.phoneBudgets[:1], 10*time.Second, 2
 		o.fleetSizes, o.hold, o.reapN, o.trials, o.parallel, o.count, o.benchtime = []int{50}, 3*time.Second, 500, 3, 3, 1, "100x"
 	}
 
@@ -116,7 +125,7 @@ func main() {
 			os.Remove(f.Name())
 			fmt.Fprintln(os.Stderr, "ghostbench:", err)
 			if errors.Is(err, lab.ErrNoNamespaces) {
-				fmt.Fprintln(os.Stderr, "Parts 1, 4, 5 and 7 build private networks in network namespaces; run as root or where unprivileged user namespaces are allowed.")
+				fmt.Fprintln(os.Stderr, "Parts 1, 4, 5, 7 and 8 build private networks in network namespaces; run as root or where unprivileged user namespaces are allowed.")
 			}
 			os.Exit(2)
 		}
@@ -151,6 +160,7 @@ func runInLab(o options) error {
 		{'4', "4. Reap at scale", runReap},
 		{'5', "5. Precision", runPrecision},
 		{'7', "7. Live connections on bad paths", runFalsePositives},
+		{'8', "8. What a budget costs a phone", runPhoneCost},
 	}
 	var b strings.Builder
 	b.WriteString(header(o))
@@ -205,7 +215,7 @@ func header(o options) string {
 		}
 	}
 	fmt.Fprintf(&b, "- %s, grpc-go %s\n", runtime.Version(), grpcVersion)
-	b.WriteString("- all traffic inside network namespaces on this machine (parts 1, 4, 5, 7) or over loopback (parts 2, 3); the machine is shared, so single figures are noisy: compare the side-by-side ones\n")
+	b.WriteString("- all traffic inside network namespaces on this machine (parts 1, 4, 5, 7, 8) or over loopback (parts 2, 3); the machine is shared, so single figures are noisy: compare the side-by-side ones\n")
 	return b.String()
 }
 
