@@ -173,12 +173,14 @@ func TestGhostscanCensus(t *testing.T) {
 		name      string
 		got, want census.Group
 	}{
-		{"hardened", *h, census.Group{Established: 7, Unwatched: 0, Retransmitting: 1, Stalled: 1, Suspected: 3, NeverEnds: 0, SettingsRead: 7}},
-		{"stock", *s, census.Group{Established: 5, Unwatched: 4, Retransmitting: 0, Stalled: 1, Suspected: 0, NeverEnds: 4, SettingsRead: 5}},
+		// A LAN: no connection on a slow path, the retransmitting one
+		// (its RTO backed off) included.
+		{"hardened", *h, census.Group{Established: 7, Unwatched: 0, Retransmitting: 1, Stalled: 1, Suspected: 3, NeverEnds: 0, SettingsRead: 7, SlowPath: 0}},
+		{"stock", *s, census.Group{Established: 5, Unwatched: 4, Retransmitting: 0, Stalled: 1, Suspected: 0, NeverEnds: 4, SettingsRead: 5, SlowPath: 0}},
 	} {
 		g := tc.got
 		assert.Equal(t, tc.want, census.Group{Established: g.Established, Unwatched: g.Unwatched, Retransmitting: g.Retransmitting,
-			Stalled: g.Stalled, Suspected: g.Suspected, NeverEnds: g.NeverEnds, SettingsRead: g.SettingsRead}, tc.name)
+			Stalled: g.Stalled, Suspected: g.Suspected, NeverEnds: g.NeverEnds, SettingsRead: g.SettingsRead, SlowPath: g.SlowPath}, tc.name)
 	}
 	assert.GreaterOrEqual(t, time.Duration(h.SilentFor), 11*time.Second-lab.Early, "the retransmitting one has been silent since the vanishing")
 
@@ -211,4 +213,36 @@ func TestGhostscanCensus(t *testing.T) {
 	for _, sv := range vanishedBusy {
 		check(sv, busyW, tuning.CauseReapedBusy)
 	}
+}
+
+// TestGhostscanSlowPath: a connection over the lab's phone-grade link (a
+// 200 ms round trip) is counted SLOW, with its own RTO marked in the
+// table.
+func TestGhostscanSlowPath(t *testing.T) {
+	bin := buildGhostscan(t)
+	c := kit(t)
+	l := newPathLab(t, lab.Phone(200*time.Millisecond))
+	conn := echoPair(t, l, defaultDial(c))
+	for range 5 {
+		require.NoError(t, roundTrip(conn, make([]byte, 1<<10), 5*time.Second))
+	}
+	got, _, _ := ghostscan(t, l, bin, "-peer", l.ClientAddr.String())
+	require.Len(t, got.Connections, 1, "the server's end of the one connection")
+	sc := got.Connections[0]
+	t.Logf("RTT %v, RTO %v (base %v), ends in %v", sc.Snapshot.RTT, sc.Snapshot.RTO, sc.Snapshot.BaseRTO(), sc.EndsIn)
+	assert.True(t, sc.SlowPath, "RTO %v past LANRTOMax %v", sc.Snapshot.BaseRTO(), tuning.LANRTOMax)
+	slow := 0
+	for _, g := range got.Groups {
+		slow += g.SlowPath
+	}
+	assert.Equal(t, 1, slow, "the groups count it")
+
+	var table bytes.Buffer
+	l.InServer(func() {
+		cmd := exec.Command(bin, "-conns", "-peer", l.ClientAddr.String())
+		cmd.Stdout, cmd.Stderr = &table, &table
+		cmd.Run() // exit 1: the stock echo server's end has no user timeout
+	})
+	t.Logf("ghostscan -conns:\n%s", table.String())
+	assert.Contains(t, table.String(), " slow", "the table marks its RTO")
 }

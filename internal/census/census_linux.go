@@ -47,6 +47,13 @@ type Conn struct {
 	Snapshot      tuning.Snapshot // in JSON with every duration in ms (see MarshalJSON)
 	Verdict       tuning.Verdict
 	EndsIn        Duration // Never is -1 in JSON, "never" in text
+	// SlowPath: the connection's path is slower than the LAN that a
+	// Config's bounds assume unless its PathRTO says otherwise (a census
+	// cannot read PathRTO, so LANRTOMax): its RTO, as Snapshot.BaseRTO
+	// gives it, is past LANRTOMax. EndsIn counts with its own RTO all the
+	// same; a ForBudget Config's Bounds do not hold for it (see
+	// tuning.ForBudgetOnPath).
+	SlowPath bool
 	// Timer is the kernel timer pending (sock_diag idiag_timer): "on"
 	// (retransmission), "keepalive", "probe0" (zero window) or "off".
 	Timer string
@@ -79,6 +86,9 @@ type Group struct {
 	// SettingsRead counts connections whose options were read, not
 	// assumed.
 	SettingsRead int
+	// SlowPath counts connections on a path slower than a LAN (see
+	// Conn.SlowPath).
+	SlowPath int
 }
 
 // Census is one scan's result.
@@ -261,6 +271,7 @@ func Scan(o Options) (*Census, error) {
 		conn.Snapshot = s
 		conn.Verdict = s.Verdict()
 		conn.EndsIn = Duration(s.EndsIn())
+		conn.SlowPath = s.SlowPath()
 		c.Connections = append(c.Connections, conn)
 	}
 	c.group()
@@ -328,6 +339,9 @@ func (c *Census) group() {
 		}
 		if s.OptionsKnown {
 			g.SettingsRead++
+		}
+		if conn.SlowPath {
+			g.SlowPath++
 		}
 	}
 	sort.Slice(c.Groups, func(i, j int) bool { return c.Groups[i].Name < c.Groups[j].Name })

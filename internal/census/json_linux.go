@@ -18,6 +18,7 @@ type connJSON struct {
 	Snapshot      snapshotJSON
 	Verdict       tuning.Verdict
 	EndsIn        Duration `json:"EndsInMs"`
+	SlowPath      bool
 	Timer         string
 	Settings      string
 }
@@ -81,7 +82,7 @@ func (conn Conn) MarshalJSON() ([]byte, error) {
 			},
 			Guarded: s.Guarded, OptionsKnown: s.OptionsKnown,
 		},
-		Verdict: conn.Verdict, EndsIn: conn.EndsIn, Timer: conn.Timer, Settings: conn.Settings,
+		Verdict: conn.Verdict, EndsIn: conn.EndsIn, SlowPath: conn.SlowPath, Timer: conn.Timer, Settings: conn.Settings,
 	})
 }
 
@@ -108,7 +109,7 @@ func (conn *Conn) UnmarshalJSON(b []byte) error {
 			},
 			Guarded: s.Guarded, OptionsKnown: s.OptionsKnown,
 		},
-		Verdict: v.Verdict, EndsIn: v.EndsIn, Timer: v.Timer, Settings: v.Settings,
+		Verdict: v.Verdict, EndsIn: v.EndsIn, SlowPath: v.SlowPath, Timer: v.Timer, Settings: v.Settings,
 	}
 	return nil
 }

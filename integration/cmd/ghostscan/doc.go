@@ -14,10 +14,16 @@
 //     included;
 //   - NEVER and MAX-ENDS: how many the kernel will never end, and the
 //     longest it may still take to end one if its peer is gone, by the
-//     rules of tuning.Config.Bounds.
+//     rules of tuning.Config.Bounds;
+//   - SLOW: connections on a path slower than a LAN (their RTO past
+//     tuning.LANRTOMax, as tuning.Snapshot.SlowPath judges it): MAX-ENDS
+//     counts them with their own RTO, but a tuning.ForBudget Config's
+//     Bounds do not hold for them; tuning.ForBudgetOnPath gives a Config
+//     for their path.
 //
 // With -conns it prints every connection: its verdict, when the kernel
-// will end it, and the settings the verdict used. Those are read from the
+// will end it, its RTO (tuning.Snapshot.BaseRTO, marked "slow" past
+// tuning.LANRTOMax), and the settings the verdict used. Those are read from the
 // process that holds the socket where permissions allow (root, or the same
 // user under the ptrace scope): ghostscan duplicates the descriptor with
 // pidfd_getfd (Linux 5.6+) and reads TCP_USER_TIMEOUT and the keepalive
@@ -58,9 +64,9 @@
 // With -json it prints the census as one JSON object, every connection
 // included: TookMs, Sockets, Groups (the table's rows: Name, Process,
 // Established, Unwatched, Retransmitting, SilentForMs, Stalled,
-// Suspected, NeverEnds, MaxEndsInMs, SettingsRead) and Connections
+// Suspected, NeverEnds, MaxEndsInMs, SettingsRead, SlowPath) and Connections
 // (Local, Remote, Listener, PID, Process, Snapshot, Verdict, EndsInMs,
-// Timer, Settings). Snapshot holds tuning.Snapshot's fields: State, RTTMs,
+// SlowPath, Timer, Settings). Snapshot holds tuning.Snapshot's fields: State, RTTMs,
 // RTTVarMs, RTOMs, UnackedSegments, UnackedBytes, NotSentBytes,
 // Retransmits, Probes, Backoff, SinceDataSentMs, SinceDataReceivedMs,
 // SinceACKMs, PeerWindow, Options (UserTimeoutMs, KeepAlive with Enable,

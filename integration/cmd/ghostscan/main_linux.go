@@ -92,24 +92,28 @@ func parsePeer(s string) (netip.Prefix, error) {
 
 func printTable(w io.Writer, c *census.Census, conns bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tPROCESS\tESTAB\tUNWATCHED\tRETRANSMIT (SILENT)\tSTALLED\tSUSPECT\tNEVER\tMAX-ENDS\tSETTINGS")
+	fmt.Fprintln(tw, "GROUP\tPROCESS\tESTAB\tUNWATCHED\tRETRANSMIT (SILENT)\tSTALLED\tSUSPECT\tNEVER\tMAX-ENDS\tSLOW\tSETTINGS")
 	for _, g := range c.Groups {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%v)\t%d\t%d\t%d\t%v\t%d/%d read\n", g.Name, orDash(g.Process), g.Established,
-			g.Unwatched, g.Retransmitting, g.SilentFor, g.Stalled, g.Suspected, g.NeverEnds, g.MaxEndsIn, g.SettingsRead, g.Established)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%v)\t%d\t%d\t%d\t%v\t%d\t%d/%d read\n", g.Name, orDash(g.Process), g.Established,
+			g.Unwatched, g.Retransmitting, g.SilentFor, g.Stalled, g.Suspected, g.NeverEnds, g.MaxEndsIn, g.SlowPath, g.SettingsRead, g.Established)
 	}
 	tw.Flush()
 	if conns {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "LOCAL\tPEER\tSTATE\tVERDICT\tENDS-IN\tSILENT\tUNACKED\tNOTSENT\tTIMER\tUT\tKEEPALIVE\tSETTINGS")
+		fmt.Fprintln(tw, "LOCAL\tPEER\tSTATE\tVERDICT\tENDS-IN\tRTO\tSILENT\tUNACKED\tNOTSENT\tTIMER\tUT\tKEEPALIVE\tSETTINGS")
 		for _, conn := range c.Connections {
 			s := conn.Snapshot
 			ka := "off"
 			if s.Options.KeepAlive.Enable {
 				ka = fmt.Sprintf("%v/%v/%d", s.Options.KeepAlive.Idle, s.Options.KeepAlive.Interval, s.Options.KeepAlive.Count)
 			}
-			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\t%d\t%d\t%s\t%v\t%s\t%s\n", conn.Local, conn.Remote, s.State, conn.Verdict, conn.EndsIn,
-				census.Duration(s.Silence()), s.UnackedBytes, s.NotSentBytes, conn.Timer, s.Options.UserTimeout, ka, conn.Settings)
+			rto := census.Duration(s.BaseRTO()).String()
+			if conn.SlowPath {
+				rto += " slow"
+			}
+			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%s\t%v\t%d\t%d\t%s\t%v\t%s\t%s\n", conn.Local, conn.Remote, s.State, conn.Verdict, conn.EndsIn,
+				rto, census.Duration(s.Silence()), s.UnackedBytes, s.NotSentBytes, conn.Timer, s.Options.UserTimeout, ka, conn.Settings)
 		}
 		tw.Flush()
 	}
