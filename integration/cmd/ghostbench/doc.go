@@ -32,6 +32,12 @@
 //     of 1 s and 2 s kept full by a bulk download, busy and idle, each
 //     cell's ten connections held for three budgets: how many the kernel
 //     cuts although both ends are alive.
+//  8. What a budget costs a phone (not in the default -parts: it holds
+//     an hour, -phone-hold): gRPC channels at budgets from 5 s to
+//     10 min (-phone-budgets) for the pings, ghostsock and lean
+//     settings, idle or waiting on an RPC, all at once, each in a lab of
+//     its own; the packets and bytes the lab's link carried each way,
+//     per channel per hour. Run it with -parts 8.
 //
 // Like the demo it builds its own network namespaces (as root, or as a
 // normal user where user namespaces are allowed) and sends nothing outside
