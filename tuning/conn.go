@@ -110,6 +110,8 @@ func (c *Conn) kitConn() *Conn { return c }
 
 // Read reads into b.
 func (c *Conn) Read(b []byte) (int, error) {
+	c.s.inflight.Add(1)
+	defer c.s.inflight.Add(-1)
 	n, err := c.tcp.Read(b)
 	if err != nil {
 		c.s.failed(err)
@@ -126,6 +128,8 @@ func (c *Conn) Read(b []byte) (int, error) {
 // (see "Writers that stream" in the package doc).
 func (c *Conn) Write(b []byte) (int, error) {
 	c.s.holdWrites()
+	c.s.inflight.Add(1)
+	defer c.s.inflight.Add(-1)
 	g := c.s.guard.Load()
 	if g == nil {
 		n, err := c.tcp.Write(b)
@@ -211,6 +215,8 @@ const (
 )
 
 func (c *Conn) readFromOnce(r io.Reader) (int64, error) {
+	c.s.inflight.Add(1)
+	defer c.s.inflight.Add(-1)
 	g := c.s.guard.Load()
 	if g == nil {
 		n, err := c.tcp.ReadFrom(r)
@@ -224,6 +230,8 @@ func (c *Conn) readFromOnce(r io.Reader) (int64, error) {
 
 // WriteTo is (*net.TCPConn).WriteTo: reading needs no guard.
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	c.s.inflight.Add(1)
+	defer c.s.inflight.Add(-1)
 	n, err := c.tcp.WriteTo(w)
 	if err != nil {
 		c.s.failed(err)

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -119,6 +120,10 @@ type Event struct {
 type watch struct {
 	observed atomic.Bool // some Observer watches: the fast check on every error
 	ended    atomic.Bool
+	// inflight counts the Reads and Writes in their system call or in
+	// reporting its error: Close waits for them to report the kernel's
+	// verdict that one of them took (see reportClose).
+	inflight atomic.Int32
 
 	wmu  sync.Mutex // guards obs and side
 	obs  []Observer
@@ -196,13 +201,37 @@ func (s *connState) failed(err error) {
 	}); rerr != nil || snap.State != TCPClosed {
 		return
 	}
+	// EPIPE is no verdict: the kernel had ended the connection and a
+	// Read of this Conn took its error (a reader and a writer each in
+	// their call when the user timeout fires); let that one report it.
+	if errors.Is(err, syscall.EPIPE) && s.awaitVerdict(1) {
+		return
+	}
 	s.end(err, snap, false)
 }
+
+// awaitVerdict waits, closeWait at most, while more than self Reads and
+// Writes of this Conn are in flight and none has reported the end, and
+// says whether one did. On a socket the kernel has closed every call
+// returns at once.
+func (s *connState) awaitVerdict(self int32) bool {
+	for deadline := time.Now().Add(closeWait); !s.ended.Load() && s.inflight.Load() > self && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Microsecond)
+	}
+	return s.ended.Load()
+}
+
+// closeWait is how long Close waits for a Read or Write in flight to
+// report the kernel's verdict on a connection the kernel has closed.
+const closeWait = 100 * time.Millisecond
 
 // reportClose reports the end at Close, or at the collection of a Conn
 // dropped without it, if none was reported before. If the kernel had ended
 // the connection and nobody read the error since, the socket still holds
-// it (SO_ERROR), and the end is that error's.
+// it (SO_ERROR), and the end is that error's; if a Read or Write of this
+// Conn took the error and has not reported it yet, Close waits for it to
+// (closeWait at most), so that the end is the kernel's verdict and not a
+// Close.
 func (s *connState) reportClose(dropped bool) {
 	if !s.observed.Load() || s.ended.Load() {
 		return
@@ -216,6 +245,16 @@ func (s *connState) reportClose(dropped bool) {
 		soErr, err = socketError(fd)
 		return err
 	})
+	if rerr == nil && soErr == nil && snap.State == TCPClosed {
+		// The kernel ended the connection and its error went to a Read
+		// or Write of this Conn that has not reported it yet: a client
+		// whose reader closes the connection at EOF (pgx does) can get
+		// here first, the writer's ETIMEDOUT still on its way. On a
+		// closed socket every call returns at once; wait for it.
+		if s.awaitVerdict(0) {
+			return
+		}
+	}
 	if rerr != nil || soErr == nil {
 		s.tell(func() Event {
 			e := s.event(EventEnded)

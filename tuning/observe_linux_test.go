@@ -218,3 +218,46 @@ func TestInspect(t *testing.T) {
 		assert.ErrorIs(t, err, ErrNotTCP)
 	})
 }
+
+// A client whose reader closes the connection at EOF (pgx's does) may get
+// there before its writer's Write has reported the kernel's ETIMEDOUT: the
+// kernel ends both calls at once, the error goes to one of them, and the
+// reader's EOF can win. Close must still report the kernel's verdict, not
+// a Close. Many connections at once, so that the reader wins some races.
+func TestObserverReapWhileReaderClosesAtEOF(t *testing.T) {
+	const n = 16
+	c := guardUT
+	c.NoGuard = true // the kernel's zero-window rule cuts the writer
+	var wg sync.WaitGroup
+	recs := make([]*recorder, n)
+	for i := range n {
+		recs[i] = &recorder{}
+		c := c
+		c.Observer = recs[i]
+		client, server := observedPair(t, c)
+		shrinkBuffers(t, client, syscall.SO_RCVBUF) // the client never reads
+		wg.Go(func() {
+			buf := make([]byte, 1)
+			for {
+				if _, err := server.Read(buf); err != nil {
+					server.Close() // at once, as pgx's reader does at EOF
+					return
+				}
+			}
+		})
+		wg.Go(func() {
+			big := make([]byte, 1<<20)
+			for {
+				if _, err := server.Write(big); err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i, rec := range recs {
+		e := rec.waitEnded(t, SideAccepted, 5*time.Second)
+		assert.Equal(t, CauseWindowStall, e.Cause, "connection %d: err %v", i, e.Err)
+		assert.ErrorIs(t, e.Err, syscall.ETIMEDOUT, "connection %d", i)
+	}
+}
