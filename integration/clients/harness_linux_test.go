@@ -1,0 +1,204 @@
+package clients
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ghostsock/ghostsock/integration/lab"
+	"github.com/ghostsock/ghostsock/tuning"
+)
+
+// budget is what every client here is given: tuning.ForBudget(budget).
+const budget = 5 * time.Second
+
+func kit(t *testing.T) tuning.Config {
+	t.Helper()
+	c, err := tuning.ForBudget(budget)
+	require.NoError(t, err)
+	return c
+}
+
+// ends is the kit's Observer for a client's connections: it keeps each
+// end and when it came.
+type ends struct {
+	mu     sync.Mutex
+	events []tuning.Event
+	at     []time.Time
+}
+
+func (e *ends) Observe(ev tuning.Event) {
+	if ev.Kind != tuning.EventEnded {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.events, e.at = append(e.events, ev), append(e.at, time.Now())
+}
+
+// since returns the ends that came after t.
+func (e *ends) since(t time.Time) ([]tuning.Event, []time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var evs []tuning.Event
+	var at []time.Time
+	for i, a := range e.at {
+		if a.After(t) {
+			evs, at = append(evs, e.events[i]), append(at, a)
+		}
+	}
+	return evs, at
+}
+
+// observed returns c with an ends as its Observer.
+func observed(c tuning.Config) (tuning.Config, *ends) {
+	e := &ends{}
+	c.Observer = e
+	return c, e
+}
+
+// dialed remembers the connections a dial function made.
+type dialed struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (d *dialed) wrap(dial tuning.DialContextFunc) tuning.DialContextFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err == nil {
+			d.mu.Lock()
+			d.conns = append(d.conns, conn)
+			d.mu.Unlock()
+		}
+		return conn, err
+	}
+}
+
+func (d *dialed) last(t *testing.T) net.Conn {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	require.NotEmpty(t, d.conns, "the client dialed nothing through the kit")
+	return d.conns[len(d.conns)-1]
+}
+
+// settingsOnSocket checks that the client's own socket holds c's options
+// (the guard's resting figures for a guarded connection).
+func settingsOnSocket(t *testing.T, conn net.Conn, c tuning.Config) {
+	t.Helper()
+	want := c
+	if snap, err := tuning.Inspect(conn); err == nil && snap.Guarded {
+		want = c.GuardHolds()
+	}
+	// A guard holds the user timeout at 0 while data it saw written is
+	// unacknowledged, and puts it back at its next look.
+	var got tuning.Config
+	require.Eventually(t, func() bool {
+		var err error
+		got, err = tuning.Read(conn)
+		require.NoError(t, err)
+		return got.UserTimeout == want.UserTimeout
+	}, 2*time.Second, 10*time.Millisecond, "TCP_USER_TIMEOUT on the client's socket: %v, want %v", got.UserTimeout, want.UserTimeout)
+	assert.Equal(t, want.UserTimeout, got.UserTimeout, "TCP_USER_TIMEOUT on the client's socket")
+	assert.Equal(t, want.KeepAlive, got.KeepAlive, "keepalive on the client's socket")
+}
+
+// outcome is one vanishing: how long the client's call took to fail
+// after it, with what error, and the kit's verdict on the connection.
+type outcome struct {
+	took  time.Duration
+	err   error
+	cause tuning.Cause
+	bound time.Duration
+}
+
+// vanish makes the server host vanish while op runs and measures op's
+// failure. idle: op is started first and the server vanishes while it
+// waits (its request delivered, nothing unacknowledged); busy: the server
+// vanishes first and op sends into the silence. The bound is Bounds' for
+// the case, GuardBound for a busy guarded connection.
+func vanish(t *testing.T, l *lab.Lab, c tuning.Config, e *ends, busy bool, op func(context.Context) error) outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 6*budget)
+	defer cancel()
+	errc := make(chan error, 1)
+	if !busy {
+		go func() { errc <- op(ctx) }()
+		time.Sleep(500 * time.Millisecond) // the request delivered and acknowledged
+	}
+	require.NoError(t, l.Vanish(lab.Server))
+	start := time.Now()
+	if busy {
+		go func() { errc <- op(ctx) }()
+	}
+	var o outcome
+	select {
+	case o.err = <-errc:
+		o.took = time.Since(start)
+	case <-time.After(4 * budget):
+		t.Fatalf("the call had not failed %v after the vanishing", 4*budget)
+	}
+	idle, busyBound := c.Bounds()
+	o.bound = idle
+	evs, _ := e.since(start)
+	for _, ev := range evs {
+		if ev.Cause.Reaped() || o.cause == tuning.CauseNone {
+			o.cause = ev.Cause
+		}
+		if busy {
+			o.bound = busyBound
+			if ev.Guarded {
+				o.bound = c.GuardBound()
+			}
+		}
+	}
+	if busy && len(evs) == 0 {
+		o.bound = busyBound
+	}
+	t.Logf("%s: failed after %v (bound %v) with %q; the Observer: %v", map[bool]string{false: "idle", true: "busy"}[busy],
+		o.took.Round(time.Millisecond), o.bound, o.err, o.cause)
+	assert.Error(t, o.err, "the call failed")
+	assert.LessOrEqual(t, o.took, o.bound+lab.Late, "within the bound plus the lab's tolerance")
+	want := tuning.CauseReapedIdle
+	if busy {
+		want = tuning.CauseReapedBusy
+	}
+	assert.Equal(t, want, o.cause, "the Observer counts the kernel's reap, whatever error the client shows")
+	return o
+}
+
+// restore brings the server host back and checks that the client serves
+// the next call.
+func restore(t *testing.T, l *lab.Lab, op func(context.Context) error) {
+	t.Helper()
+	require.NoError(t, l.Restore(lab.Server))
+	ctx, cancel := context.WithTimeout(t.Context(), 2*budget)
+	defer cancel()
+	assert.NoError(t, op(ctx), "the next call once the path is back")
+}
+
+// stockHangs checks that the client's stock setup, its call waiting on a
+// server that vanished, is still waiting three budgets later.
+func stockHangs(t *testing.T, l *lab.Lab, op func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- op(ctx) }()
+	time.Sleep(500 * time.Millisecond)
+	require.NoError(t, l.Vanish(lab.Server))
+	select {
+	case err := <-errc:
+		t.Errorf("the stock client's call ended %v into the vanishing: %v", 3*budget, err)
+	case <-time.After(3 * budget):
+		t.Logf("stock: still waiting %v after the vanishing", 3*budget)
+	}
+	require.NoError(t, l.Restore(lab.Server))
+	cancel()
+	<-errc
+}

@@ -1,0 +1,180 @@
+package clients
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ghostsock/ghostsock/integration/lab"
+)
+
+// server is a real server process the test started on the lab's server
+// host, stopped (by its own process id) when the test ends.
+type server struct {
+	name string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	addr string
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// requireTool returns the path of a server program (from Debian package
+// pkg), and fails the test if it is missing: a missing program is no
+// permission error, so it is never a skip. .ci/run installs them.
+func requireTool(t *testing.T, path, pkg string) string {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("%s is missing (apt-get install -y %s; .ci/run installs it): %v", path, pkg, err)
+	}
+	return path
+}
+
+// start runs cmd on the server host (the child inherits the namespace of
+// the thread that starts it) and waits until addr accepts connections.
+func start(t *testing.T, l *lab.Lab, name string, cmd *exec.Cmd, addr string) *server {
+	t.Helper()
+	s := &server{name: name, cmd: cmd, out: &lockedBuffer{}, addr: addr}
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	var err error
+	l.InServer(func() { err = cmd.Start() })
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+			return s
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s exited: %v\n%s", name, cmd.ProcessState, s.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not accept on %s within 30s: %v\n%s", name, addr, err, s.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+const pgBin = "/usr/lib/postgresql/15/bin"
+
+// startPostgres makes a database cluster in a directory of its own and
+// runs PostgreSQL 15 on the server host, trusting every connection. As
+// root it runs as the postgres user, which PostgreSQL requires.
+func startPostgres(t *testing.T, l *lab.Lab) *server {
+	t.Helper()
+	initdb := requireTool(t, filepath.Join(pgBin, "initdb"), "postgresql")
+	postgres := requireTool(t, filepath.Join(pgBin, "postgres"), "postgresql")
+	dir, err := os.MkdirTemp("", "ghostsock-pg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatalf("the postgres user (made by the postgresql package): %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	init := exec.Command(initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+	init.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := init.CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	hba, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = fmt.Fprintf(hba, "host all all %s/32 trust\n", l.ClientAddr)
+		hba.Close()
+	}
+	if err != nil {
+		t.Fatalf("pg_hba.conf: %v", err)
+	}
+	addr := net.JoinHostPort(l.ServerAddr.String(), "5432")
+	cmd := exec.Command(postgres, "-D", data, "-c", "listen_addresses="+l.ServerAddr.String(), "-p", "5432",
+		"-c", "unix_socket_directories="+dir, "-c", "fsync=off", "-c", "max_connections=50")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	s := start(t, l, "postgres", cmd, addr)
+	// It accepts before it serves ("the database system is starting up").
+	isready := filepath.Join(pgBin, "pg_isready")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := exec.Command(isready, "-q", "-h", l.ServerAddr.String(), "-p", "5432").Run()
+		if err == nil {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres not ready within 30s: %v\n%s", err, s.out.String())
+		}
+	}
+}
+
+// startRedis runs redis-server 7 on the server host, with no persistence.
+func startRedis(t *testing.T, l *lab.Lab) *server {
+	t.Helper()
+	bin := requireTool(t, "/usr/bin/redis-server", "redis-server")
+	addr := net.JoinHostPort(l.ServerAddr.String(), "6379")
+	cmd := exec.Command(bin, "--bind", l.ServerAddr.String(), "--port", "6379", "--save", "", "--appendonly", "no",
+		"--protected-mode", "no", "--daemonize", "no", "--dir", t.TempDir())
+	return start(t, l, "redis-server", cmd, addr)
+}
+
+// startNATS runs nats-server 2.9 on the server host.
+func startNATS(t *testing.T, l *lab.Lab) *server {
+	t.Helper()
+	bin := requireTool(t, "/usr/sbin/nats-server", "nats-server")
+	addr := net.JoinHostPort(l.ServerAddr.String(), "4222")
+	cmd := exec.Command(bin, "-a", l.ServerAddr.String(), "-p", "4222")
+	return start(t, l, "nats-server", cmd, addr)
+}
+
+func (s *server) String() string { return fmt.Sprintf("%s on %s", s.name, s.addr) }
