@@ -184,8 +184,17 @@ func restore(t *testing.T, l *lab.Lab, op func(context.Context) error) {
 }
 
 // stockHangs checks that the client's stock setup, its call waiting on a
-// server that vanished, is still waiting three budgets later.
-func stockHangs(t *testing.T, l *lab.Lab, op func(context.Context) error) {
+// server that vanished, is still waiting three budgets later. The call is
+// then ended by cancelling its context, and by stop if not nil (for a
+// client that ignores its context, as go-redis does by default).
+func stockHangs(t *testing.T, l *lab.Lab, op func(context.Context) error, stop func()) {
+	t.Helper()
+	stillWaiting(t, l, "stock", 3*budget, op, stop)
+}
+
+// stillWaiting checks that op, waiting on a server that vanished, has not
+// failed after wait.
+func stillWaiting(t *testing.T, l *lab.Lab, what string, wait time.Duration, op func(context.Context) error, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
@@ -194,11 +203,18 @@ func stockHangs(t *testing.T, l *lab.Lab, op func(context.Context) error) {
 	require.NoError(t, l.Vanish(lab.Server))
 	select {
 	case err := <-errc:
-		t.Errorf("the stock client's call ended %v into the vanishing: %v", 3*budget, err)
-	case <-time.After(3 * budget):
-		t.Logf("stock: still waiting %v after the vanishing", 3*budget)
+		t.Errorf("%s: the call ended within %v of the vanishing: %v", what, wait, err)
+	case <-time.After(wait):
+		t.Logf("%s: still waiting %v after the vanishing", what, wait)
 	}
 	require.NoError(t, l.Restore(lab.Server))
 	cancel()
-	<-errc
+	if stop != nil {
+		stop()
+	}
+	select {
+	case <-errc:
+	case <-time.After(2 * budget):
+		t.Errorf("%s: the call did not end when cancelled", what)
+	}
 }

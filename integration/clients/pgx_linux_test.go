@@ -57,5 +57,5 @@ func TestPgxStock(t *testing.T) {
 	l := newLab(t)
 	startPostgres(t, l)
 	pool := pgxPool(t, pgDSN(l), func(*pgxpool.Config) {})
-	stockHangs(t, l, func(ctx context.Context) error { _, err := pool.Exec(ctx, "SELECT pg_sleep(600)"); return err })
+	stockHangs(t, l, func(ctx context.Context) error { _, err := pool.Exec(ctx, "SELECT pg_sleep(600)"); return err }, nil)
 }
