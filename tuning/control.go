@@ -225,6 +225,40 @@ func (c Config) DialFunc(dial DialContextFunc) DialContextFunc {
 	return c.dialFunc(dial, guardDefault)
 }
 
+// ConnDialer dials as DialFunc(nil) does, for clients that take a dialer
+// with methods rather than a function: nats.SetCustomDialer wants a Dial
+// method, others a DialContext one (x/net/proxy.ContextDialer). Its
+// connections are DialFunc's: c's options set before connect(2), handed
+// out as *Conn, guarded where the guard applies, observed.
+type ConnDialer struct {
+	// Timeout bounds each dial, as net.Dialer's does; the kit's default
+	// is DialTimeout. A client whose own connect timeout applies only to
+	// a dialer it makes itself (nats.Timeout, 2 s by default) keeps it by
+	// setting it here.
+	Timeout time.Duration
+	dial    DialContextFunc
+}
+
+// ConnDialer returns a ConnDialer for c, its Timeout DialTimeout.
+func (c Config) ConnDialer() *ConnDialer {
+	return &ConnDialer{Timeout: DialTimeout, dial: c.DialFunc(nil)}
+}
+
+// Dial dials address on network within d.Timeout.
+func (d *ConnDialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialContext dials address on network within d.Timeout and ctx.
+func (d *ConnDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+	}
+	return d.dial(ctx, network, address)
+}
+
 // WrapDialContext returns a dial function that calls dial and sets c's
 // options on the TCP connection it returns (reaching through *tls.Conn),
 // for dialers you do not own: a service mesh's, a TLS dialer, a proxy's.

@@ -261,3 +261,37 @@ func TestObserverReapWhileReaderClosesAtEOF(t *testing.T) {
 		assert.ErrorIs(t, e.Err, syscall.ETIMEDOUT, "connection %d", i)
 	}
 }
+
+// ConnDialer's connections are DialFunc's: the kit's *Conn, the options
+// set, observed; its Timeout bounds the dial.
+func TestConnDialer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+		}
+	}()
+	rec := &recorder{}
+	c := guardUT
+	c.Observer = rec
+	d := c.ConnDialer()
+	assert.Equal(t, DialTimeout, d.Timeout)
+	conn, err := d.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	require.IsType(t, &Conn{}, conn)
+	got, err := Read(conn)
+	require.NoError(t, err)
+	assert.Equal(t, c.UserTimeout, got.UserTimeout)
+	assert.Equal(t, 1, rec.count(EventOpened), "observed")
+	require.NoError(t, conn.Close())
+
+	d.Timeout = time.Nanosecond
+	_, err = d.DialContext(context.Background(), "tcp", ln.Addr().String())
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "the Timeout bounds the dial")
+}
