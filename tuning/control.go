@@ -227,7 +227,9 @@ func (c Config) DialFunc(dial DialContextFunc) DialContextFunc {
 
 // ConnDialer dials as DialFunc(nil) does, for clients that take a dialer
 // with methods rather than a function: nats.SetCustomDialer wants a Dial
-// method, others a DialContext one (x/net/proxy.ContextDialer). Its
+// method, lib/pq's Connector.Dialer Dial and DialTimeout (it calls
+// DialContext where there is one), others DialContext alone
+// (x/net/proxy.ContextDialer). Its
 // connections are DialFunc's: c's options set before connect(2), handed
 // out as *Conn, guarded where the guard applies, observed.
 type ConnDialer struct {
@@ -247,6 +249,14 @@ func (c Config) ConnDialer() *ConnDialer {
 // Dial dials address on network within d.Timeout.
 func (d *ConnDialer) Dial(network, address string) (net.Conn, error) {
 	return d.DialContext(context.Background(), network, address)
+}
+
+// DialTimeout dials address on network within timeout, and d.Timeout if
+// shorter (lib/pq's Dialer has this method).
+func (d *ConnDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return d.DialContext(ctx, network, address)
 }
 
 // DialContext dials address on network within d.Timeout and ctx.

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/ghostsock/ghostsock v0.0.0
 	github.com/jackc/pgx/v5 v5.13.0
+	github.com/lib/pq v1.12.3
 	github.com/nats-io/nats.go v1.56.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/stretchr/testify v1.12.1
