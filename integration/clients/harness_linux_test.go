@@ -161,8 +161,8 @@ func vanish(t *testing.T, l *lab.Lab, c tuning.Config, e *ends, busy bool, op fu
 	if busy && len(evs) == 0 {
 		o.bound = busyBound
 	}
-	t.Logf("%s: failed after %v (bound %v) with %q; the Observer: %v", map[bool]string{false: "idle", true: "busy"}[busy],
-		o.took.Round(time.Millisecond), o.bound, o.err, o.cause)
+	t.Logf("%s: failed after %v (bound %v) with %q (Classify: %v); the Observer: %v", map[bool]string{false: "idle", true: "busy"}[busy],
+		o.took.Round(time.Millisecond), o.bound, o.err, tuning.Classify(o.err), o.cause)
 	assert.Error(t, o.err, "the call failed")
 	assert.LessOrEqual(t, o.took, o.bound+lab.Late, "within the bound plus the lab's tolerance")
 	want := tuning.CauseReapedIdle

@@ -177,4 +177,30 @@ func startNATS(t *testing.T, l *lab.Lab) *server {
 	return start(t, l, "nats-server", cmd, addr)
 }
 
+// startMariaDB runs MariaDB 10.11 on the server host, in a directory of
+// its own, with grant tables skipped (every user may connect).
+func startMariaDB(t *testing.T, l *lab.Lab) *server {
+	t.Helper()
+	install := requireTool(t, "/usr/bin/mariadb-install-db", "mariadb-server")
+	bin := requireTool(t, "/usr/sbin/mariadbd", "mariadb-server")
+	dir, err := os.MkdirTemp("", "ghostsock-mariadb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	data := filepath.Join(dir, "data")
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(install, "--no-defaults", "--user="+me.Username, "--datadir="+data, "--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput(); err != nil {
+		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+	}
+	addr := net.JoinHostPort(l.ServerAddr.String(), "3306")
+	cmd := exec.Command(bin, "--no-defaults", "--user="+me.Username, "--datadir="+data, "--bind-address="+l.ServerAddr.String(),
+		"--port=3306", "--socket="+filepath.Join(dir, "mysqld.sock"), "--pid-file="+filepath.Join(dir, "mysqld.pid"),
+		"--skip-grant-tables", "--innodb-buffer-pool-size=16M", "--max-allowed-packet=64M", "--skip-log-bin")
+	return start(t, l, "mariadbd", cmd, addr)
+}
+
 func (s *server) String() string { return fmt.Sprintf("%s on %s", s.name, s.addr) }
