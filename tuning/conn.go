@@ -242,6 +242,8 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 // CloseWrite shuts the sending side down. The FIN waits behind queued data
 // as any write does, so it arms the guard too.
 func (c *Conn) CloseWrite() error {
+	c.s.inflight.Add(1)
+	defer c.s.inflight.Add(-1)
 	g := c.s.guard.Load()
 	if g == nil {
 		return c.s.writeFailed(nil, c.tcp.CloseWrite())

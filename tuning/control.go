@@ -233,13 +233,17 @@ func (c Config) DialFunc(dial DialContextFunc) DialContextFunc {
 // connections are DialFunc's: c's options set before connect(2), handed
 // out as *Conn, guarded where the guard applies, observed.
 type ConnDialer struct {
-	// Timeout bounds each dial, as net.Dialer's does; the kit's default
-	// is DialTimeout. A client whose own connect timeout applies only to
-	// a dialer it makes itself (nats.Timeout, 2 s by default) keeps it by
-	// setting it here.
+	// Timeout bounds each dial (0: no bound of its own); DialFunc's
+	// DialTimeout applies too, so a longer Timeout has no effect. A
+	// client whose connect timeout applies only to a dialer it makes
+	// itself (nats.Timeout, 2 s by default) keeps it by setting it here:
+	// d.Timeout = the value given to nats.Timeout.
 	Timeout time.Duration
 	dial    DialContextFunc
 }
+
+// errNoConnDialer is the error of a ConnDialer not made by Config.ConnDialer.
+var errNoConnDialer = errors.New("tuning: a ConnDialer must come from Config.ConnDialer")
 
 // ConnDialer returns a ConnDialer for c, its Timeout DialTimeout.
 func (c Config) ConnDialer() *ConnDialer {
@@ -251,16 +255,23 @@ func (d *ConnDialer) Dial(network, address string) (net.Conn, error) {
 	return d.DialContext(context.Background(), network, address)
 }
 
-// DialTimeout dials address on network within timeout, and d.Timeout if
-// shorter (lib/pq's Dialer has this method).
+// DialTimeout dials address on network within timeout (0: none of its
+// own), and d.Timeout if shorter (lib/pq's Dialer has this method).
 func (d *ConnDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	return d.DialContext(ctx, network, address)
 }
 
 // DialContext dials address on network within d.Timeout and ctx.
 func (d *ConnDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if d.dial == nil {
+		return nil, errNoConnDialer
+	}
 	if d.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d.Timeout)

@@ -201,10 +201,11 @@ func (s *connState) failed(err error) {
 	}); rerr != nil || snap.State != TCPClosed {
 		return
 	}
-	// EPIPE is no verdict: the kernel had ended the connection and a
-	// Read of this Conn took its error (a reader and a writer each in
-	// their call when the user timeout fires); let that one report it.
-	if errors.Is(err, syscall.EPIPE) && s.awaitVerdict(1) {
+	// EPIPE (a Write) and ENOTCONN (a CloseWrite) are no verdict: the
+	// kernel had ended the connection and another call of this Conn took
+	// its error (a reader and a writer each in their call when the user
+	// timeout fires); let that one report it.
+	if (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ENOTCONN)) && s.awaitVerdict(1) {
 		return
 	}
 	s.end(err, snap, false)
@@ -212,8 +213,9 @@ func (s *connState) failed(err error) {
 
 // awaitVerdict waits, closeWait at most, while more than self Reads and
 // Writes of this Conn are in flight and none has reported the end, and
-// says whether one did. On a socket the kernel has closed every call
-// returns at once.
+// says whether one did. On a socket the kernel has closed every system
+// call returns at once; a ReadFrom or WriteTo may still be in the other
+// file's call, which the wait's bound covers.
 func (s *connState) awaitVerdict(self int32) bool {
 	for deadline := time.Now().Add(closeWait); !s.ended.Load() && s.inflight.Load() > self && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Microsecond)

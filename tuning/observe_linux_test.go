@@ -295,3 +295,20 @@ func TestConnDialer(t *testing.T) {
 	_, err = d.DialContext(context.Background(), "tcp", ln.Addr().String())
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "the Timeout bounds the dial")
 }
+
+func TestConnDialerZeroAndDialTimeout(t *testing.T) {
+	_, err := (&ConnDialer{}).Dial("tcp", "127.0.0.1:1")
+	assert.ErrorContains(t, err, "Config.ConnDialer", "a zero ConnDialer says how to make one")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		if conn, err := ln.Accept(); err == nil {
+			conn.Close()
+		}
+	}()
+	conn, err := guardUT.ConnDialer().DialTimeout("tcp", ln.Addr().String(), 0)
+	require.NoError(t, err, "a zero timeout is none of its own, as net.DialTimeout's")
+	require.IsType(t, &Conn{}, conn)
+	conn.Close()
+}

@@ -99,12 +99,12 @@ func settingsOnSocket(t *testing.T, conn net.Conn, c tuning.Config) {
 	// A guard holds the user timeout at 0 while data it saw written is
 	// unacknowledged, and puts it back at its next look.
 	var got tuning.Config
-	require.Eventually(t, func() bool {
+	assert.EventuallyWithT(t, func(ct *assert.CollectT) {
 		var err error
 		got, err = tuning.Read(conn)
-		require.NoError(t, err)
-		return got.UserTimeout == want.UserTimeout
-	}, 2*time.Second, 10*time.Millisecond, "TCP_USER_TIMEOUT on the client's socket: %v, want %v", got.UserTimeout, want.UserTimeout)
+		require.NoError(ct, err)
+		assert.Equal(ct, want.UserTimeout, got.UserTimeout)
+	}, 2*time.Second, 10*time.Millisecond, "TCP_USER_TIMEOUT on the client's socket")
 	assert.Equal(t, want.UserTimeout, got.UserTimeout, "TCP_USER_TIMEOUT on the client's socket")
 	assert.Equal(t, want.KeepAlive, got.KeepAlive, "keepalive on the client's socket")
 }
@@ -201,8 +201,10 @@ func stillWaiting(t *testing.T, l *lab.Lab, what string, wait time.Duration, op 
 	go func() { errc <- op(ctx) }()
 	time.Sleep(500 * time.Millisecond)
 	require.NoError(t, l.Vanish(lab.Server))
+	ended := false
 	select {
 	case err := <-errc:
+		ended = true
 		t.Errorf("%s: the call ended within %v of the vanishing: %v", what, wait, err)
 	case <-time.After(wait):
 		t.Logf("%s: still waiting %v after the vanishing", what, wait)
@@ -211,6 +213,9 @@ func stillWaiting(t *testing.T, l *lab.Lab, what string, wait time.Duration, op 
 	cancel()
 	if stop != nil {
 		stop()
+	}
+	if ended {
+		return
 	}
 	select {
 	case <-errc:

@@ -3,6 +3,7 @@ package clients
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,12 @@ import (
 func natsConn(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, <-chan error) {
 	t.Helper()
 	lost := make(chan error, 16)
-	opts = append(opts, nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { lost <- err }),
+	opts = append(opts, nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		select {
+		case lost <- err:
+		default: // a test reads only the losses it waits for
+		}
+	}),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	nc, err := nats.Connect(url, opts...)
 	require.NoError(t, err)
@@ -77,6 +83,9 @@ func TestNATS(t *testing.T) {
 	restore(t, l, next)
 	// Busy: a publisher sending into the silence.
 	stop := make(chan struct{})
+	var once sync.Once
+	stopPublishing := func() { once.Do(func() { close(stop) }) }
+	defer stopPublishing()
 	vanish(t, l, c, e, true, func(ctx context.Context) error {
 		go func() {
 			big := make([]byte, 512<<10)
@@ -93,7 +102,7 @@ func TestNATS(t *testing.T) {
 		}()
 		return disconnected(lost)(ctx)
 	})
-	close(stop)
+	stopPublishing()
 	restore(t, l, next)
 }
 

@@ -84,7 +84,7 @@ func fixture() *Census {
 		Took:    Duration(11523871 * time.Nanosecond),
 		Sockets: 4,
 		Groups: []*Group{{Name: "listen 127.0.0.1:8080", Process: "srv[42]", Established: 2, Unwatched: 1, Retransmitting: 1,
-			SilentFor: Duration(12 * time.Second), Stalled: 0, Suspected: 1, NeverEnds: 1, MaxEndsIn: Duration(95 * time.Second), SettingsRead: 2}},
+			SilentFor: Duration(12 * time.Second), Stalled: 0, Suspected: 1, NeverEnds: 1, MaxEndsIn: Duration(95 * time.Second), SettingsRead: 2, SlowPath: 5}},
 		Connections: []*Conn{{
 			Local: ln, Remote: netip.MustParseAddrPort("127.0.0.1:50000"), Listener: &ln, PID: 42, Process: "srv",
 			Snapshot: tuning.Snapshot{
@@ -100,7 +100,7 @@ func fixture() *Census {
 				},
 				Guarded: true, OptionsKnown: true,
 			},
-			Verdict: tuning.Suspected, EndsIn: Duration(95 * time.Second), Timer: "on", Settings: "read",
+			Verdict: tuning.Suspected, EndsIn: Duration(95 * time.Second), SlowPath: true, Timer: "on", Settings: "read",
 		}, {
 			Local: ln, Remote: netip.MustParseAddrPort("127.0.0.1:50001"), Listener: &ln,
 			Snapshot: tuning.Snapshot{State: tuning.TCPEstablished},
@@ -180,7 +180,7 @@ func TestCensusJSON(t *testing.T) {
 	}
 	nums("", raw)
 	sort.Float64s(others)
-	assert.Equal(t, []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 4, 42, 500, 3000, 65536}, others)
+	assert.Equal(t, []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 4, 5, 42, 500, 3000, 65536}, others)
 
 	// A duration added to tuning.Snapshot or tuning.Config must join the
 	// view: one ...Ms field in Snapshot per time.Duration in it.

@@ -57,6 +57,9 @@ func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, []st
 	defer s.Close()
 	go io.Copy(io.Discard, s)
 	errc, vanished := make(chan error, 1), make(chan struct{})
+	var once sync.Once
+	vanish := func() { once.Do(func() { close(vanished) }) }
+	defer vanish() // an early return lets the one-write goroutine go
 	stream := func(period time.Duration) {
 		buf := make([]byte, 1024)
 		for {
@@ -116,7 +119,7 @@ func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, []st
 		return 0, nil, err
 	}
 	start := time.Now()
-	close(vanished)
+	vanish()
 	ended := make(chan struct{})
 	trace := make(chan []string, 1)
 	go func() { trace <- traceTCP(rc, start, ended) }()
