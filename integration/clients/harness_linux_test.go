@@ -2,7 +2,9 @@ package clients
 
 import (
 	"context"
+	"database/sql"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -171,6 +173,41 @@ func vanish(t *testing.T, l *lab.Lab, c tuning.Config, e *ends, busy bool, op fu
 	}
 	assert.Equal(t, want, o.cause, "the Observer counts the kernel's reap, whatever error the client shows")
 	return o
+}
+
+// calls are the three a proof makes of a client.
+type calls struct {
+	waiting func(context.Context) error // waits on the server: a blocking query, a pop, a subscription
+	sending func(context.Context) error // sends big, 16 MiB, into the silence
+	next    func(context.Context) error // a plain call, once the path is back
+}
+
+// big is what a busy call sends: more than a socket's buffers hold.
+var big = strings.Repeat("x", 16<<20)
+
+// prove makes the server vanish while the client waits, then while it
+// sends, each failure within its bound and counted by the Observer, and
+// checks after each that the client serves the next call.
+func prove(t *testing.T, l *lab.Lab, c tuning.Config, e *ends, k calls) {
+	t.Helper()
+	vanish(t, l, c, e, false, k.waiting)
+	restore(t, l, k.next)
+	vanish(t, l, c, e, true, k.sending)
+	restore(t, l, k.next)
+}
+
+// sqlCalls are calls through database/sql: sleep a query that waits,
+// length one that returns the length of its one parameter.
+func sqlCalls(db *sql.DB, sleep, length string) calls {
+	exec := func(ctx context.Context, query string, args ...any) error {
+		_, err := db.ExecContext(ctx, query, args...)
+		return err
+	}
+	return calls{
+		waiting: func(ctx context.Context) error { return exec(ctx, sleep) },
+		sending: func(ctx context.Context) error { return exec(ctx, length, big) },
+		next:    func(ctx context.Context) error { return exec(ctx, "SELECT 1") },
+	}
 }
 
 // restore brings the server host back and checks that the client serves

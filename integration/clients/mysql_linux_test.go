@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"net"
-	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -32,17 +31,7 @@ func TestMySQL(t *testing.T) {
 	mysql.RegisterDialContext("ghostsock", func(ctx context.Context, addr string) (net.Conn, error) { return dial(ctx, "tcp", addr) })
 	db := mysqlDB(t, "root@ghostsock("+addr+")/")
 	settingsOnSocket(t, rec.last(t), c)
-	waiting := func(ctx context.Context) error { _, err := db.ExecContext(ctx, "SELECT SLEEP(600)"); return err }
-	sending := func(ctx context.Context) error {
-		_, err := db.ExecContext(ctx, "SELECT LENGTH(?)", strings.Repeat("x", 16<<20))
-		return err
-	}
-	next := func(ctx context.Context) error { _, err := db.ExecContext(ctx, "SELECT 1"); return err }
-
-	vanish(t, l, c, e, false, waiting)
-	restore(t, l, next)
-	vanish(t, l, c, e, true, sending)
-	restore(t, l, next)
+	prove(t, l, c, e, sqlCalls(db, "SELECT SLEEP(600)", "SELECT LENGTH(?)"))
 }
 
 func TestMySQLStock(t *testing.T) {
@@ -50,5 +39,5 @@ func TestMySQLStock(t *testing.T) {
 	l := newLab(t)
 	addr := startMariaDB(t, l).addr
 	db := mysqlDB(t, "root@tcp("+addr+")/")
-	stockHangs(t, l, func(ctx context.Context) error { _, err := db.ExecContext(ctx, "SELECT SLEEP(600)"); return err }, nil)
+	stockHangs(t, l, sqlCalls(db, "SELECT SLEEP(600)", "").waiting, nil)
 }

@@ -3,7 +3,6 @@ package clients
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,17 +38,15 @@ func TestPgx(t *testing.T) {
 		cfg.ConnConfig.DialFunc = rec.wrap(cfg.ConnConfig.DialFunc)
 	})
 	settingsOnSocket(t, rec.last(t), c)
-	waiting := func(ctx context.Context) error { _, err := pool.Exec(ctx, "SELECT pg_sleep(600)"); return err }
-	sending := func(ctx context.Context) error {
-		_, err := pool.Exec(ctx, "SELECT length($1::text)", strings.Repeat("x", 16<<20))
+	exec := func(ctx context.Context, query string, args ...any) error {
+		_, err := pool.Exec(ctx, query, args...)
 		return err
 	}
-	next := func(ctx context.Context) error { _, err := pool.Exec(ctx, "SELECT 1"); return err }
-
-	vanish(t, l, c, e, false, waiting)
-	restore(t, l, next)
-	vanish(t, l, c, e, true, sending)
-	restore(t, l, next)
+	prove(t, l, c, e, calls{
+		waiting: func(ctx context.Context) error { return exec(ctx, "SELECT pg_sleep(600)") },
+		sending: func(ctx context.Context) error { return exec(ctx, "SELECT length($1::text)", big) },
+		next:    func(ctx context.Context) error { return exec(ctx, "SELECT 1") },
+	})
 }
 
 func TestPgxStock(t *testing.T) {

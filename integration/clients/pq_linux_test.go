@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -50,17 +49,7 @@ func TestLibPQ(t *testing.T) {
 	db := pqDB(t, pgDSN(l), recordingPQDialer{recordingDialer{rec.wrap(d.DialContext)}})
 	db.SetMaxOpenConns(1)
 	settingsOnSocket(t, rec.last(t), c)
-	waiting := func(ctx context.Context) error { _, err := db.ExecContext(ctx, "SELECT pg_sleep(600)"); return err }
-	sending := func(ctx context.Context) error {
-		_, err := db.ExecContext(ctx, "SELECT length($1::text)", strings.Repeat("x", 16<<20))
-		return err
-	}
-	next := func(ctx context.Context) error { _, err := db.ExecContext(ctx, "SELECT 1"); return err }
-
-	vanish(t, l, c, e, false, waiting)
-	restore(t, l, next)
-	vanish(t, l, c, e, true, sending)
-	restore(t, l, next)
+	prove(t, l, c, e, sqlCalls(db, "SELECT pg_sleep(600)", "SELECT length($1::text)"))
 }
 
 func TestLibPQStock(t *testing.T) {
@@ -68,7 +57,7 @@ func TestLibPQStock(t *testing.T) {
 	l := newLab(t)
 	startPostgres(t, l)
 	db := pqDB(t, pgDSN(l), nil)
-	stockHangs(t, l, func(ctx context.Context) error { _, err := db.ExecContext(ctx, "SELECT pg_sleep(600)"); return err }, nil)
+	stockHangs(t, l, sqlCalls(db, "SELECT pg_sleep(600)", "").waiting, nil)
 }
 
 var _ pq.Dialer = (*tuning.ConnDialer)(nil) // the README's line compiles

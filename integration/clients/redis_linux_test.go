@@ -2,7 +2,6 @@ package clients
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -32,14 +31,11 @@ func TestGoRedis(t *testing.T) {
 	opts.Dialer = rec.wrap(opts.Dialer)
 	rdb := redisClient(t, opts)
 	settingsOnSocket(t, rec.last(t), c)
-	waiting := func(ctx context.Context) error { return rdb.BLPop(ctx, 0, "queue").Err() }
-	sending := func(ctx context.Context) error { return rdb.Set(ctx, "big", strings.Repeat("x", 16<<20), 0).Err() }
-	next := func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
-
-	vanish(t, l, c, e, false, waiting)
-	restore(t, l, next)
-	vanish(t, l, c, e, true, sending)
-	restore(t, l, next)
+	prove(t, l, c, e, calls{
+		waiting: func(ctx context.Context) error { return rdb.BLPop(ctx, 0, "queue").Err() },
+		sending: func(ctx context.Context) error { return rdb.Set(ctx, "big", big, 0).Err() },
+		next:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+	})
 }
 
 // TestGoRedisRetries: the kit's dialer alone, with go-redis's default
