@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -56,11 +57,11 @@ func New() (*Lab, error) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		return nil, fmt.Errorf("lab: the ip command is missing (apt-get install -y iproute2): %w", err)
 	}
-	l, n, err := newLab(18, 0x6873, "c")
+	l, _, err := newLab(18, 0x6873, "c")
 	if err != nil {
 		return nil, err
 	}
-	peer := fmt.Sprintf("gs%ds", n)
+	peer := l.serverLink()
 	if err := l.run([]step{
 		{Client, "link set lo up"},
 		{Server, "link set lo up"},
@@ -77,6 +78,9 @@ func New() (*Lab, error) {
 	}
 	return l, nil
 }
+
+// serverLink is the server end of a veth lab's pair.
+func (l *Lab) serverLink() string { return strings.TrimSuffix(l.link, "c") + "s" }
 
 // newLab numbers a new lab n, gives it the addresses 198.third.n.1 and .2
 // and fd00:six:n::1 and ::2, names its client link gs<n><kind>, and starts

@@ -19,7 +19,10 @@
 //     sendfile (go test -bench in tuning, with -benchmem).
 //  4. Reap at scale: gRPC servers holding many connections (100,000 by
 //     default) whose clients vanish at once, spread over as many server
-//     and client processes as the per-process descriptor limit requires.
+//     and client processes as the per-process descriptor limit requires,
+//     with where packets were lost while the fleet was opened (each host's
+//     end of the veth, each CPU's input backlog); -netdev-max-backlog sets
+//     the host's net.core.netdev_max_backlog for the part and restores it.
 //  5. Precision: repeated idle, one-write and steady-writer detections at
 //     budgets 3 s and 10 s (-precision-budgets), and writers that stream
 //     after a 1 MiB burst through the kit's Conn, each against the window

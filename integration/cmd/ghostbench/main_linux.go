@@ -27,6 +27,7 @@ type options struct {
 	hold             time.Duration
 	reapN            int
 	reapBudget       time.Duration
+	backlog          int // part 4: net.core.netdev_max_backlog for the part, 0 to leave it
 	precisionBudgets []time.Duration
 	wan              bool
 	trials           int
@@ -56,6 +57,7 @@ func main() {
 	// at a 5 s budget (1 s) are 100,000 probes a second each way, more
 	// than a 2-core VM's veth carries without drops, and live connections
 	// were cut. At 30 s (5 s) it is 20,000.
+	flag.IntVar(&o.backlog, "netdev-max-backlog", 0, "part 4: set the host's net.core.netdev_max_backlog (each CPU's input backlog, which a veth feeds) to this for the part and restore it after; 0 leaves it")
 	flag.DurationVar(&o.reapBudget, "reap-budget", 30*time.Second, "part 4: ForBudget of the server (probes per second = connections / its keepalive interval)")
 	precision := "3s,10s"
 	flag.StringVar(&precision, "precision-budgets", precision, "part 5: ForBudgets of the trials, comma-separated")

@@ -6,12 +6,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 
 	"github.com/ghostsock/ghostsock/grpcserver"
@@ -173,6 +176,59 @@ func readServer(c *child) (reading, error) {
 // fdHeadroom is what a process needs besides the connections.
 const fdHeadroom = 1024
 
+const backlogPath = "/proc/sys/net/core/netdev_max_backlog"
+
+// readBacklog reads net.core.netdev_max_backlog: how many packets each
+// CPU's input backlog holds (a veth delivers every packet through it).
+func readBacklog() (n int, err error) {
+	err = inHostNet(func() error {
+		b, err := os.ReadFile(backlogPath)
+		if err == nil {
+			n, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		return err
+	})
+	return n, err
+}
+
+// setBacklog sets net.core.netdev_max_backlog, for the whole host: it is
+// not a per-namespace setting.
+func setBacklog(n int) error {
+	if err := inHostNet(func() error { return os.WriteFile(backlogPath, []byte(strconv.Itoa(n)), 0o644) }); err != nil {
+		return fmt.Errorf("-netdev-max-backlog needs root in the host's namespaces: %w", err)
+	}
+	return nil
+}
+
+// inHostNet runs fn on a thread in the host's network namespace, where the
+// host-wide sysctls live: that of the process that entered the lab
+// (lab.Enter's parent), as the lab runs in a namespace of its own.
+func inHostNet(fn func() error) error {
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer self.Close()
+	host, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", os.Getppid())) // the process that entered the lab
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	runtime.LockOSThread()
+	if err := unix.Setns(int(host.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("setns to the host's network namespace: %w", err)
+	}
+	err = fn()
+	if back := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); back != nil {
+		// The thread stays locked and ends with the goroutine: it is in
+		// the wrong namespace.
+		return errors.Join(err, fmt.Errorf("setns back to the lab: %w", back))
+	}
+	runtime.UnlockOSThread()
+	return err
+}
+
 // reapPlan is how n connections are spread over processes: each server
 // process holds share[i], and as many processes as one process's
 // descriptor limit requires.
@@ -205,6 +261,17 @@ func runReap(o options) (string, error) {
 	c, err := tuning.ForBudget(o.reapBudget)
 	if err != nil {
 		return "", err
+	}
+	backlog, backlogErr := readBacklog() // only needed to set and restore it
+	if backlogErr != nil && o.backlog > 0 {
+		return "", backlogErr
+	}
+	if o.backlog > 0 {
+		if err := setBacklog(o.backlog); err != nil {
+			return "", err
+		}
+		defer setBacklog(backlog)
+		fmt.Printf("part 4: net.core.netdev_max_backlog %d for the part (was %d)\n", o.backlog, backlog)
 	}
 	// Idle connections, but some of the last frames may still be
 	// unacknowledged when the clients vanish: either bound may apply.
@@ -265,12 +332,36 @@ func runReap(o options) (string, error) {
 	if len(share) > 1 {
 		fmt.Fprintf(&b, "**%d connections over %d server processes** (and as many client processes): this machine's hard RLIMIT_NOFILE is %d per process and the benchmark may not raise it (raising it needs CAP_SYS_RESOURCE), so each process holds at most %d.\n\n", n, len(share), lim.Max, int(limit)-fdHeadroom)
 	}
+	if o.backlog > 0 {
+		fmt.Fprintf(&b, "**net.core.netdev_max_backlog set to %d for the part** (the host's is %d): each CPU's input backlog, through which a veth delivers every packet.\n\n", o.backlog, backlog)
+	} else if backlogErr == nil {
+		fmt.Fprintf(&b, "net.core.netdev_max_backlog as the host has it: %d (each CPU's input backlog, through which a veth delivers every packet).\n\n", backlog)
+	} else {
+		fmt.Fprintf(&b, "net.core.netdev_max_backlog could not be read from the lab (%v).\n\n", backlogErr)
+	}
 	fmt.Fprintf(&b, "%d gRPC server process(es) (grpcserver.WrapListener and grpcserver.Options with ForBudget(%v): worst case %v, either bound) holding %d connections in all (%v), from %d client addresses, each past the HTTP/2 preface so that the server holds a full transport. Then every client vanishes at once (blackhole routes). Done twice on the same server processes, to tell a leak from memory the runtime keeps for reuse. Figures for the servers are summed over the processes; the time is the last socket of any.\n\n", len(share), o.reapBudget, bound, n, share, len(srcs))
 	b.WriteString("| | first reap | second reap |\n| --- | ---: | ---: |\n")
-	fmt.Fprintf(&b, "| last socket gone after (worst case %v, goal + 2 s) | %.2f s | %.2f s |\n", bound, cycles[0].took.Seconds(), cycles[1].took.Seconds())
+	cores := runtime.NumCPU()
+	cost := func(r reapResult) time.Duration { // server CPU per connection reaped
+		if r.loaded.Open == 0 {
+			return 0
+		}
+		return r.cpu / time.Duration(r.loaded.Open)
+	}
+	goal := func(r reapResult) time.Duration { // the worst case, plus the reap's own work spread over the cores
+		return bound + cost(r)*time.Duration(r.loaded.Open)/time.Duration(cores)
+	}
+	fmt.Fprintf(&b, "| last socket gone after | %.2f s | %.2f s |\n", cycles[0].took.Seconds(), cycles[1].took.Seconds())
+	fmt.Fprintf(&b, "| server CPU per connection reaped | %v | %v |\n", cost(cycles[0]).Round(time.Microsecond), cost(cycles[1]).Round(time.Microsecond))
+	fmt.Fprintf(&b, "| goal: worst case (%v) + connections × CPU per connection / %d cores | %.2f s | %.2f s |\n", bound, cores, goal(cycles[0]).Seconds(), goal(cycles[1]).Seconds())
 	fmt.Fprintf(&b, "| connections the servers held at the vanishing (of %d) | %d | %d |\n", n, cycles[0].loaded.Open, cycles[1].loaded.Open)
 	fmt.Fprintf(&b, "| live connections the servers' kernel cut before the vanishing (TCPAbortOnTimeout) | %d | %d |\n", cycles[0].cutAlive, cycles[1].cutAlive)
 	fmt.Fprintf(&b, "| connections left open | %d | %d |\n", cycles[0].last.Open, cycles[1].last.Open)
+	fmt.Fprintf(&b, "| opening them took | %v | %v |\n", cycles[0].filled.Round(time.Second), cycles[1].filled.Round(time.Second))
+	fmt.Fprintf(&b, "| keepalive probes the servers sent while opening (TCPKeepAlive, retries included) | %d | %d |\n", cycles[0].fill.keepalives, cycles[1].fill.keepalives)
+	fmt.Fprintf(&b, "| packets dropped arriving at the client host while opening (the servers' probes: each is sent again 500 ms later) | %d | %d |\n", cycles[0].fill.atClient, cycles[1].fill.atClient)
+	fmt.Fprintf(&b, "| packets dropped arriving at the server host while opening (the clients' answers: each is a lost probe) | %d | %d |\n", cycles[0].fill.atServer, cycles[1].fill.atServer)
+	fmt.Fprintf(&b, "| per CPU input backlog drops while opening (softnet_stat) | %v | %v |\n", cycles[0].fill.cpu, cycles[1].fill.cpu)
 	fmt.Fprintf(&b, "| dials tried again (SYN unanswered within 30 s: a loaded server's accept queue full) | %d | %d |\n", cycles[0].retries, cycles[1].retries)
 	fmt.Fprintf(&b, "| server CPU from the vanishing to the last socket | %.2f s | %.2f s |\n", cycles[0].cpu.Seconds(), cycles[1].cpu.Seconds())
 	for i, what := range []string{"sock_diag and verdicts only (-settings=false)", "with every socket's settings read from its process (pidfd_getfd)"} {
@@ -314,6 +405,8 @@ type reapResult struct {
 	took, cpu                 time.Duration
 	retries                   int   // dials tried again after an unanswered SYN
 	cutAlive                  int64 // connections the servers' kernel aborted on timeout before the vanishing
+	fill                      drops // where packets were lost from the first dial to the vanishing
+	filled                    time.Duration
 	scans                     [2]scanResult
 }
 
@@ -342,11 +435,17 @@ func scanServers(l *lab.Lab, settings bool) (scanResult, error) {
 	return r, nil
 }
 
-// abortsOnTimeout reads the server host's TCPAbortOnTimeout counter (from
-// its thread in the server's network namespace): connections the kernel
-// ended because their peer went silent.
+// abortsOnTimeout reads the server host's TCPAbortOnTimeout counter:
+// connections the kernel ended because their peer went silent.
 func abortsOnTimeout(l *lab.Lab) (int64, error) {
-	var n int64
+	n, err := tcpExt(l, "TCPAbortOnTimeout")
+	return n[0], err
+}
+
+// tcpExt reads the server host's TcpExt counters of the given names (from
+// its thread in the server's network namespace).
+func tcpExt(l *lab.Lab, names ...string) ([]int64, error) {
+	out := make([]int64, len(names))
 	var err error
 	l.InServer(func() {
 		var b []byte
@@ -355,20 +454,93 @@ func abortsOnTimeout(l *lab.Lab) (int64, error) {
 		}
 		lines := strings.Split(string(b), "\n")
 		for i := 0; i+1 < len(lines); i++ {
-			names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
-			if len(names) == 0 || names[0] != "TcpExt:" || len(values) != len(names) {
+			heads, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			if len(heads) == 0 || heads[0] != "TcpExt:" || len(values) != len(heads) {
 				continue
 			}
-			for j, name := range names {
-				if name == "TCPAbortOnTimeout" {
-					n, err = strconv.ParseInt(values[j], 10, 64)
+			for k, want := range names {
+				j := slices.Index(heads, want)
+				if j < 0 {
+					err = fmt.Errorf("no TcpExt %s in /proc/net/netstat", want)
+					return
+				}
+				if out[k], err = strconv.ParseInt(values[j], 10, 64); err != nil {
 					return
 				}
 			}
+			return
 		}
-		err = fmt.Errorf("no TcpExt TCPAbortOnTimeout in /proc/net/netstat")
+		err = fmt.Errorf("no TcpExt in /proc/net/netstat")
 	})
-	return n, err
+	return out, err
+}
+
+// drops is where packets were lost, counted by the kernel: on arrival at
+// each end of the veth pair (the receiving CPU's input backlog full) and
+// in each CPU's backlog (softnet_stat: dropped, and time_squeeze, the
+// times its receive work ran out of budget with packets left).
+type drops struct {
+	atClient, atServer uint64   // dropped arriving: server to client (probes), client to server (answers)
+	cpu, squeezed      []uint64 // per CPU
+	keepalives         int64    // keepalive probes the server host sent (TCPKeepAlive)
+	aborts             int64    // TCPAbortOnTimeout on the server host
+}
+
+func readDrops(l *lab.Lab) (drops, error) {
+	var d drops
+	c, err := l.Counters()
+	if err != nil {
+		return d, err
+	}
+	s, err := l.ServerCounters()
+	if err != nil {
+		return d, err
+	}
+	d.atClient, d.atServer = c.RxDropped, s.RxDropped
+	if d.cpu, d.squeezed, err = softnet(); err != nil {
+		return d, err
+	}
+	n, err := tcpExt(l, "TCPKeepAlive", "TCPAbortOnTimeout")
+	d.keepalives, d.aborts = n[0], n[1]
+	return d, err
+}
+
+func (d drops) sub(e drops) drops {
+	r := drops{atClient: d.atClient - e.atClient, atServer: d.atServer - e.atServer,
+		keepalives: d.keepalives - e.keepalives, aborts: d.aborts - e.aborts}
+	for i := range d.cpu {
+		r.cpu = append(r.cpu, d.cpu[i]-e.cpu[i])
+		r.squeezed = append(r.squeezed, d.squeezed[i]-e.squeezed[i])
+	}
+	return r
+}
+
+func (d drops) String() string {
+	return fmt.Sprintf("dropped arriving at the client host %d, at the server host %d; per CPU backlog dropped %v, squeezed %v; keepalive probes sent %d; aborted on timeout %d",
+		d.atClient, d.atServer, d.cpu, d.squeezed, d.keepalives, d.aborts)
+}
+
+// softnet reads /proc/net/softnet_stat: per CPU, packets dropped because
+// its input backlog was full, and its time squeezes.
+func softnet() (dropped, squeezed []uint64, err error) {
+	b, err := os.ReadFile("/proc/net/softnet_stat")
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			return nil, nil, fmt.Errorf("/proc/net/softnet_stat: %q", line)
+		}
+		var v [2]uint64
+		for i := range v {
+			if v[i], err = strconv.ParseUint(f[i+1], 16, 64); err != nil {
+				return nil, nil, fmt.Errorf("/proc/net/softnet_stat: %w", err)
+			}
+		}
+		dropped, squeezed = append(dropped, v[0]), append(squeezed, v[1])
+	}
+	return dropped, squeezed, nil
 }
 
 // reapCycle has every client process open its share of connections, waits
@@ -385,6 +557,35 @@ func reapCycle(l *lab.Lab, servers, clients []*child, share []int, bound time.Du
 	if err != nil {
 		return r, err
 	}
+	drops0, err := readDrops(l)
+	if err != nil {
+		return r, err
+	}
+	start := time.Now()
+	stop := make(chan struct{})
+	monitored := make(chan struct{})
+	go func() { // where packets are lost while the fleet is opened, every 10 s
+		defer close(monitored)
+		last := drops0
+		for t := time.NewTicker(10 * time.Second); ; {
+			select {
+			case <-stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			d, err := readDrops(l)
+			open, _ := readServers(servers)
+			if err != nil {
+				fmt.Printf("part 4: %v\n", err)
+				continue
+			}
+			fmt.Printf("part 4: %v: open %d; last 10 s: %v\n", time.Since(start).Round(time.Second), open.Open, d.sub(last))
+			last = d
+		}
+	}()
+	stopMonitor := sync.OnceFunc(func() { close(stop); <-monitored })
+	defer stopMonitor()
 	// One client process at a time, 64 dials at once, as one process
 	// dialed before: more at once overflows the servers' accept queues
 	// on two cores, and the kernel drops the SYNs.
@@ -414,6 +615,13 @@ func reapCycle(l *lab.Lab, servers, clients []*child, share []int, bound time.Du
 		return r, err
 	}
 	r.cutAlive -= aborts0
+	stopMonitor()
+	d, err := readDrops(l)
+	if err != nil {
+		return r, err
+	}
+	r.fill, r.filled = d.sub(drops0), time.Since(start)
+	fmt.Printf("part 4: opened in %v: %v\n", r.filled.Round(time.Second), r.fill)
 	for i, settings := range []bool{false, true} {
 		if r.scans[i], err = scanServers(l, settings); err != nil {
 			return r, fmt.Errorf("ghostscan: %w", err)
