@@ -390,10 +390,13 @@ const probesPerBudget = 3
 // end a live connection. It is kinder to the host too: every idle
 // connection probes once an Interval, so a fleet sends connections /
 // Interval probes a second, in bursts (connections opened together have
-// their timers filed together). On a 2-core VM's virtual link, 100,000
-// connections at 5 s (Interval 1 s) lost enough probes that the kernel cut
-// 40,053 live connections; at 30 s (Interval 5 s), 9,661 in one fill of
-// 100,000 and 4 in the next (ghostbench part 4).
+// their timers filed together in the kernel's timer wheel). Through a veth
+// every packet passes the receiving CPU's input backlog
+// (net.core.netdev_max_backlog); a burst past it is lost, and on a 2-core
+// VM 100,000 connections at 5 s lost enough probes with the default backlog
+// of 1,000 that the kernel cut live connections, and none with 4,096
+// (ghostbench part 4; the README's "Many connections on one host" gives
+// the rule).
 //
 // d must lie between MinBudget and MaxBudget; otherwise the error wraps
 // ErrBudget and says which limit.
