@@ -13,11 +13,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/ghostsock/ghostsock/internal/procsock"
 	"github.com/ghostsock/ghostsock/tuning"
 )
 
@@ -60,6 +62,32 @@ type Conn struct {
 	// Settings says where Snapshot.Options came from: "read" from the
 	// socket, or why not and what was assumed.
 	Settings string
+	Socket
+}
+
+// Socket names one socket for the actions that change it (ghostscan
+// -reap and -harden): its inode, the sock_diag cookie the kernel gave it
+// (a destroy by cookie cannot end another socket that took the same
+// addresses since), and a descriptor of process PID that holds it (0 with
+// no PID).
+type Socket struct {
+	Inode  uint32 `json:",omitempty"`
+	Cookie uint64 `json:",omitempty"`
+	FD     int    `json:",omitempty"`
+}
+
+// Listener is a listening socket the filter picks (by its process or its
+// port; none with a peer filter), with the options it holds: a
+// connection it accepts later inherits them.
+type Listener struct {
+	Addr    netip.AddrPort
+	PID     int    `json:",omitempty"`
+	Process string `json:",omitempty"`
+	Socket
+	// Options are read from the socket, as a Conn's are; OptionsKnown
+	// says whether they could be.
+	Options      tuning.Config `json:"-"`
+	OptionsKnown bool
 }
 
 // Group is the census of one listening socket, or of the connections this
@@ -100,6 +128,7 @@ type Census struct {
 	Sockets     int      // TCP sockets in the namespace, every state
 	Groups      []*Group
 	Connections []*Conn
+	Listeners   []*Listener
 }
 
 // A census's JSON has one unit for every duration: milliseconds, as a
@@ -233,16 +262,34 @@ func Scan(o Options) (*Census, error) {
 			listeners[addrPort(r.InetDiagMsg.ID.Source, r.InetDiagMsg.ID.SourcePort)] = true
 		}
 	}
-	reader := newSettingsReader()
-	defer reader.close()
+	procs := procsock.New()
+	defer procs.Close()
+	read := func(own owner) (opts tuning.Config, err error) {
+		err = procs.Do(own.pid, own.fd, func(rc syscall.RawConn) error {
+			opts, err = tuning.ReadRawConn(rc)
+			return err
+		})
+		return opts, err
+	}
 	for _, r := range all {
 		m := r.InetDiagMsg
+		if m.State == netlink.TCP_LISTEN {
+			if ln := o.listener(r, owners); ln != nil {
+				if o.Settings && ln.PID != 0 {
+					ln.Options, err = read(owners[m.INode])
+					ln.OptionsKnown = err == nil
+				}
+				c.Listeners = append(c.Listeners, ln)
+			}
+			continue
+		}
 		if m.State != netlink.TCP_ESTABLISHED && m.State != netlink.TCP_CLOSE_WAIT || r.TCPInfo == nil {
 			continue
 		}
-		conn := &Conn{Local: addrPort(m.ID.Source, m.ID.SourcePort), Remote: addrPort(m.ID.Destination, m.ID.DestinationPort)}
+		conn := &Conn{Local: addrPort(m.ID.Source, m.ID.SourcePort), Remote: addrPort(m.ID.Destination, m.ID.DestinationPort),
+			Socket: Socket{Inode: m.INode, Cookie: cookie(m)}}
 		if own, ok := owners[m.INode]; ok {
-			conn.PID, conn.Process = own.pid, own.comm
+			conn.PID, conn.Process, conn.FD = own.pid, own.comm, own.fd
 		}
 		if !o.pick(conn) {
 			continue
@@ -262,7 +309,7 @@ func Scan(o Options) (*Census, error) {
 			conn.Settings += fmt.Sprintf(", keepalive %s (its timer)", map[bool]string{true: "on", false: "off"}[m.Timer == 2])
 		}
 		if o.Settings && conn.PID != 0 {
-			if opts, err := reader.read(conn.PID, owners[m.INode].fd); err == nil {
+			if opts, err := read(owners[m.INode]); err == nil {
 				s.Options, s.OptionsKnown, conn.Settings = opts, true, "read"
 			} else {
 				conn.Settings = fmt.Sprintf("unreadable (%v); %s", err, conn.Settings)
@@ -277,6 +324,26 @@ func Scan(o Options) (*Census, error) {
 	c.group()
 	c.Took = Duration(time.Since(start))
 	return c, nil
+}
+
+// listener is the listening socket of r if the filter picks it, or nil.
+func (o Options) listener(r *netlink.InetDiagTCPInfoResp, owners map[uint32]owner) *Listener {
+	m := r.InetDiagMsg
+	ln := &Listener{Addr: addrPort(m.ID.Source, m.ID.SourcePort), Socket: Socket{Inode: m.INode, Cookie: cookie(m)}}
+	if own, ok := owners[m.INode]; ok {
+		ln.PID, ln.Process, ln.FD = own.pid, own.comm, own.fd
+	}
+	switch {
+	case o.Peer.IsValid(), o.Port != 0 && int(ln.Addr.Port()) != o.Port, o.PID != 0 && ln.PID != o.PID:
+		return nil
+	}
+	return ln
+}
+
+// cookie is the socket's sock_diag cookie, as the kernel reports it (two
+// 32-bit halves, low first).
+func cookie(m *netlink.Socket) uint64 {
+	return uint64(m.ID.Cookie[0]) | uint64(m.ID.Cookie[1])<<32
 }
 
 func (o Options) pick(c *Conn) bool {
@@ -477,60 +544,4 @@ func socketOwners() (map[uint32]owner, error) {
 		}
 	}
 	return owners, nil
-}
-
-// settingsReader reads another process's socket options through a
-// duplicate of its descriptor (pidfd_getfd), one pidfd per process.
-type settingsReader struct {
-	pidfds map[int]int
-	errs   map[int]error
-}
-
-func newSettingsReader() *settingsReader {
-	return &settingsReader{pidfds: map[int]int{}, errs: map[int]error{}}
-}
-
-func (r *settingsReader) read(pid, fd int) (tuning.Config, error) {
-	if err := r.errs[pid]; err != nil {
-		return tuning.Config{}, err
-	}
-	pfd, ok := r.pidfds[pid]
-	if !ok {
-		var err error
-		if pfd, err = unix.PidfdOpen(pid, 0); err != nil {
-			r.errs[pid] = os.NewSyscallError("pidfd_open", err)
-			return tuning.Config{}, r.errs[pid]
-		}
-		r.pidfds[pid] = pfd
-	}
-	dup, err := unix.PidfdGetfd(pfd, fd, 0)
-	if err != nil {
-		err = os.NewSyscallError("pidfd_getfd", err)
-		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSYS) {
-			r.errs[pid] = err // the same for every socket of pid
-		}
-		return tuning.Config{}, err
-	}
-	defer unix.Close(dup)
-	return tuning.ReadRawConn(fdRawConn(dup))
-}
-
-// fdRawConn is a syscall.RawConn over a bare descriptor, for reading
-// options. An *os.File would register the duplicate with this process's
-// poller; in the one demo run whose census read the pairs' sockets so,
-// just before their servers vanished, the busy gRPC streams were found
-// idle at the vanishing; in the two runs since with bare descriptors,
-// they were busy as in runs without a census. The mechanism is not
-// established; a bare descriptor touches nothing but the options.
-type fdRawConn int
-
-func (fd fdRawConn) Control(f func(uintptr)) error { f(uintptr(fd)); return nil }
-
-func (fdRawConn) Read(func(uintptr) bool) error  { return errors.ErrUnsupported }
-func (fdRawConn) Write(func(uintptr) bool) error { return errors.ErrUnsupported }
-
-func (r *settingsReader) close() {
-	for _, fd := range r.pidfds {
-		unix.Close(fd)
-	}
 }

@@ -21,6 +21,7 @@ type connJSON struct {
 	SlowPath      bool
 	Timer         string
 	Settings      string
+	Socket
 }
 
 // snapshotJSON is tuning.Snapshot with its durations in milliseconds.
@@ -65,7 +66,7 @@ type keepAliveJSON struct {
 // MarshalJSON writes conn with every duration in milliseconds, its
 // Snapshot's included.
 func (conn Conn) MarshalJSON() ([]byte, error) {
-	s, o := conn.Snapshot, conn.Snapshot.Options
+	s := conn.Snapshot
 	return json.Marshal(connJSON{
 		Local: conn.Local, Remote: conn.Remote, Listener: conn.Listener, PID: conn.PID, Process: conn.Process,
 		Snapshot: snapshotJSON{
@@ -74,15 +75,11 @@ func (conn Conn) MarshalJSON() ([]byte, error) {
 			Retransmits: s.Retransmits, Probes: s.Probes, Backoff: s.Backoff,
 			SinceDataSent: Duration(s.SinceDataSent), SinceDataReceived: Duration(s.SinceDataReceived), SinceACK: Duration(s.SinceACK),
 			PeerWindow: s.PeerWindow,
-			Options: configJSON{
-				UserTimeout: Duration(o.UserTimeout),
-				KeepAlive: keepAliveJSON{Enable: o.KeepAlive.Enable, Idle: Duration(o.KeepAlive.Idle),
-					Interval: Duration(o.KeepAlive.Interval), Count: o.KeepAlive.Count},
-				RTOMax: Duration(o.RTOMax), StallTimeout: Duration(o.StallTimeout), PathRTO: Duration(o.PathRTO),
-			},
-			Guarded: s.Guarded, OptionsKnown: s.OptionsKnown,
+			Options:    OptionsJSON(s.Options),
+			Guarded:    s.Guarded, OptionsKnown: s.OptionsKnown,
 		},
 		Verdict: conn.Verdict, EndsIn: conn.EndsIn, SlowPath: conn.SlowPath, Timer: conn.Timer, Settings: conn.Settings,
+		Socket: conn.Socket,
 	})
 }
 
@@ -101,15 +98,63 @@ func (conn *Conn) UnmarshalJSON(b []byte) error {
 			Retransmits: s.Retransmits, Probes: s.Probes, Backoff: s.Backoff,
 			SinceDataSent: time.Duration(s.SinceDataSent), SinceDataReceived: time.Duration(s.SinceDataReceived),
 			SinceACK: time.Duration(s.SinceACK), PeerWindow: s.PeerWindow,
-			Options: tuning.Config{
-				UserTimeout: time.Duration(o.UserTimeout),
-				KeepAlive: net.KeepAliveConfig{Enable: o.KeepAlive.Enable, Idle: time.Duration(o.KeepAlive.Idle),
-					Interval: time.Duration(o.KeepAlive.Interval), Count: o.KeepAlive.Count},
-				RTOMax: time.Duration(o.RTOMax), StallTimeout: time.Duration(o.StallTimeout), PathRTO: time.Duration(o.PathRTO),
-			},
+			Options: o.Config(),
 			Guarded: s.Guarded, OptionsKnown: s.OptionsKnown,
 		},
 		Verdict: v.Verdict, EndsIn: v.EndsIn, SlowPath: v.SlowPath, Timer: v.Timer, Settings: v.Settings,
+		Socket: v.Socket,
 	}
+	return nil
+}
+
+// ConfigJSON is the socket options of c as a census writes them, every
+// duration in milliseconds (fields ending in Ms): what ghostscan's
+// -harden record keeps.
+type ConfigJSON = configJSON
+
+// OptionsJSON is c's socket options as JSON has them.
+func OptionsJSON(c tuning.Config) ConfigJSON {
+	return configJSON{
+		UserTimeout: Duration(c.UserTimeout),
+		KeepAlive: keepAliveJSON{Enable: c.KeepAlive.Enable, Idle: Duration(c.KeepAlive.Idle),
+			Interval: Duration(c.KeepAlive.Interval), Count: c.KeepAlive.Count},
+		RTOMax: Duration(c.RTOMax), StallTimeout: Duration(c.StallTimeout), PathRTO: Duration(c.PathRTO),
+	}
+}
+
+// Config is the tuning.Config j describes.
+func (j ConfigJSON) Config() tuning.Config {
+	return tuning.Config{
+		UserTimeout: time.Duration(j.UserTimeout),
+		KeepAlive: net.KeepAliveConfig{Enable: j.KeepAlive.Enable, Idle: time.Duration(j.KeepAlive.Idle),
+			Interval: time.Duration(j.KeepAlive.Interval), Count: j.KeepAlive.Count},
+		RTOMax: time.Duration(j.RTOMax), StallTimeout: time.Duration(j.StallTimeout), PathRTO: time.Duration(j.PathRTO),
+	}
+}
+
+// listenerJSON is a Listener as JSON has it.
+type listenerJSON struct {
+	Addr    netip.AddrPort
+	PID     int    `json:",omitempty"`
+	Process string `json:",omitempty"`
+	Socket
+	Options      configJSON
+	OptionsKnown bool
+}
+
+// MarshalJSON writes ln with its Options in milliseconds.
+func (ln Listener) MarshalJSON() ([]byte, error) {
+	return json.Marshal(listenerJSON{Addr: ln.Addr, PID: ln.PID, Process: ln.Process, Socket: ln.Socket,
+		Options: OptionsJSON(ln.Options), OptionsKnown: ln.OptionsKnown})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (ln *Listener) UnmarshalJSON(b []byte) error {
+	var v listenerJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*ln = Listener{Addr: v.Addr, PID: v.PID, Process: v.Process, Socket: v.Socket,
+		Options: v.Options.Config(), OptionsKnown: v.OptionsKnown}
 	return nil
 }
