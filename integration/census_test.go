@@ -26,8 +26,9 @@ import (
 func buildGhostscan(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "ghostscan")
-	out, err := exec.Command("go", "build", "-o", bin, "./cmd/ghostscan").CombinedOutput()
-	require.NoError(t, err, "go build ./cmd/ghostscan: %s", out)
+	// ghostscan is a module of its own (cmd/ghostscan/go.mod).
+	out, err := exec.Command("go", "build", "-C", "cmd/ghostscan", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build -C cmd/ghostscan: %s", out)
 	return bin
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -153,7 +154,9 @@ func startPostgres(t *testing.T, l *lab.Lab) *server {
 	}
 	hba, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err == nil {
-		_, err = fmt.Fprintf(hba, "host all all %s/32 trust\n", l.ClientAddr)
+		// The client host's addresses: its own and those AddClientAddrs
+		// gives.
+		_, err = fmt.Fprintf(hba, "host all all %s trust\n", netip.PrefixFrom(l.ClientAddr, 24).Masked())
 		hba.Close()
 	}
 	if err != nil {

@@ -69,7 +69,7 @@ func Reap(o census.Options, silent time.Duration, yes bool) ([]*Reaped, error) {
 	if err != nil {
 		return nil, err
 	}
-	var dead []*Reaped
+	dead := []*Reaped{} // [] in JSON when none
 	for _, conn := range c.Connections {
 		if Dead(conn, silent) {
 			dead = append(dead, &Reaped{Conn: conn, Outcome: WouldEnd})

@@ -36,15 +36,87 @@
 // Usage:
 //
 //	ghostscan [-port N] [-pid N] [-peer CIDR] [-settings=true] [-conns] [-json] [-limit D]
+//	ghostscan -reap [-silent D] [-yes] [-port N] [-pid N] [-peer CIDR] [-json]
+//	ghostscan -harden BUDGET [-keepalive-only] [-yes] [-record FILE] (-pid N | -port N) [-json]
+//	ghostscan -undo [-yes] [-record FILE] [-json]
+//	ghostscan -watch INTERVAL [-listen ADDR] [-port N] [-pid N] [-peer CIDR] [-settings=true]
+//
+// # Acting on the census
+//
+// Without -yes, each action prints what it would do and changes nothing.
+//
+// -reap ends the connections that have been sending into silence for at
+// least -silent (2 minutes by default: longer than any silence of a live
+// path, see reclaim.DefaultSilent): suspected by the census (data or
+// probes unanswered) with nothing from the peer for that long. It never
+// ends a connection whose peer answered within -silent, nor an idle one
+// nothing probes (keepalive off): those cannot be told from quiet live
+// peers, and -harden is the way for them. With -yes it takes a second
+// census, leaves any connection that answered since, and ends the rest
+// through SOCK_DESTROY (what ss -K uses) by each socket's sock_diag cookie,
+// so that a socket that took the same addresses since is never ended in
+// its place. The kernel sends the peer a RST and the process holding the
+// socket gets ECONNABORTED at its next read, write or poll, and frees it.
+// It needs CAP_NET_ADMIN in the namespace (root) and a kernel built with
+// CONFIG_INET_DIAG_DESTROY.
+//
+// -harden BUDGET sets the options tuning.ForBudget(BUDGET) chooses (its
+// user timeout and keepalive) on the sockets of the processes -pid names
+// or of the port -port names, listening sockets included: a connection
+// accepted later inherits them (a server that sets its own options on
+// each accepted connection, as Go's net package does for keepalive,
+// replaces those it sets). It reads every socket first and changes
+// nothing if it cannot read one. Before acting it says how many of the
+// connections are window-stalled now: the window guard that keeps a user
+// timeout from cutting a live reader that keeps its window shut runs only
+// in a process built with ghostsock, so the user timeout cuts such a reader
+// once it has been stalled that long. -keepalive-only sets keepalive alone:
+// it ends idle ghosts and never a live reader, and leaves a busy ghost to
+// the process's own user timeout, or to tcp_retries2. With -yes it first
+// records every socket's options in -record (/run/ghostscan/harden.json by
+// default; a socket hardened twice keeps its first record), then sets
+// them and reads them back. It needs ptrace rights over the processes
+// (root, or CAP_SYS_PTRACE) for pidfd_getfd.
+//
+// -undo (also written -harden -undo) puts back what the record says
+// -harden replaced, option by option: an option the process has changed
+// since is left as the process set it. For a listening socket it also
+// puts back the connections accepted from it since, which inherited what
+// -harden set. With -yes it removes from the record what it put back or
+// found gone.
+//
+// -watch INTERVAL takes the census every INTERVAL and serves the latest
+// as metrics in the Prometheus text format at http://ADDR/metrics
+// (-listen, 127.0.0.1:9464 by default; :9464 for a scraper on another
+// host), through OpenTelemetry's Prometheus exporter, until SIGINT or
+// SIGTERM: ghostscan_connections{group, process, state} for each group of
+// the census (a listening socket, or a remote address this namespace
+// dialed) and each of the states established, unwatched, retransmitting,
+// stalled, suspected, never_ending and slow_path (the table's columns);
+// ghostscan_ends_in_longest_seconds{group, process}; and
+// ghostscan_scan_duration_seconds, ghostscan_scan_sockets and
+// ghostscan_scan_errors_total for the census itself. A census that fails
+// is counted and logged, and the metrics keep the last one that did not.
+// ghostscan is a module of its own so that the exporter and the
+// Prometheus client are none of the kit's dependencies: a service that
+// imports the kit's packages gets neither in its build nor in its module
+// graph, where they could raise the versions it selects.
+//
+// Exit status of an action: 0 when it is done (or a dry run found nothing
+// to do); 1 when something is left for the operator (a dry run found
+// ghosts to end or sockets to change, or a ghost or socket could not be
+// ended or set); 2 for bad usage, a refusal (no -pid or -port for
+// -harden, a process that does not exist, no permission) or a failure,
+// with nothing changed.
 //
 // The module is not published, so @latest cannot fetch it: build it from
 // a clone. From the clone's root,
 //
-//	go install ./integration/cmd/ghostscan
+//	go install -C integration/cmd/ghostscan .
 //
 // puts ghostscan in $(go env GOPATH)/bin (or $GOBIN), and
 //
-//	go run ./integration/cmd/ghostscan -h
+//	go run -C integration/cmd/ghostscan . -h
 //
 // runs it without installing. Run it as root to read every process's
 // settings; sudo's PATH seldom holds Go's bin directory, hence

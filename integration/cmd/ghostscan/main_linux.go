@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ghostsock/ghostsock/internal/census"
+	"github.com/ghostsock/ghostsock/internal/reclaim"
 	"github.com/ghostsock/ghostsock/tuning"
 )
 
@@ -23,12 +24,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ghostscan [-port N] [-pid N] [-peer CIDR] [-settings=true] [-conns] [-json] [-limit D]")
+		fmt.Fprintln(stderr, "       ghostscan -reap [-silent D] [-yes] [filters]")
+		fmt.Fprintln(stderr, "       ghostscan -harden BUDGET [-keepalive-only] [-yes] [-record FILE] -pid N | -port N")
+		fmt.Fprintln(stderr, "       ghostscan -undo [-yes] [-record FILE]")
+		fmt.Fprintln(stderr, "       ghostscan -watch INTERVAL [-listen ADDR] [filters]")
 		fs.PrintDefaults()
 	}
 	var o census.Options
 	var peer string
 	var conns, asJSON bool
 	var limit time.Duration
+	var a action
+	fs.BoolVar(&a.reap, "reap", false, "end the connections sending into silence for at least -silent (dry run without -yes)")
+	fs.DurationVar(&a.silent, "silent", reclaim.DefaultSilent, "-reap: how long a connection must have sent into silence")
+	fs.StringVar(&a.harden, "harden", "", "set the options ForBudget(`BUDGET`) chooses on the sockets of -pid or -port, listening ones included (dry run without -yes)")
+	fs.BoolVar(&a.keepAliveOnly, "keepalive-only", false, "-harden: set keepalive alone, no user timeout (never cuts a live reader; a busy ghost is left to tcp_retries2)")
+	fs.BoolVar(&a.undo, "undo", false, "put back what -harden replaced, as its record says (dry run without -yes)")
+	fs.StringVar(&a.record, "record", reclaim.DefaultRecord, "-harden, -undo: the `file` that records what -harden replaced")
+	fs.BoolVar(&a.yes, "yes", false, "-reap, -harden, -undo: act; without it they change nothing")
+	var every time.Duration
+	var listen string
+	fs.DurationVar(&every, "watch", 0, "take a census every `INTERVAL` and serve it as Prometheus metrics on -listen, until SIGINT or SIGTERM")
+	fs.StringVar(&listen, "listen", "127.0.0.1:9464", "-watch: the `address` of the metrics endpoint (/metrics); :9464 for a scraper on another host")
 	fs.IntVar(&o.Port, "port", 0, "only connections with this local or remote `port`")
 	fs.IntVar(&o.PID, "pid", 0, "only sockets this process holds")
 	fs.StringVar(&peer, "peer", "", "only peers in this `CIDR` (or one address)")
@@ -53,6 +70,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		o.Peer = p
+	}
+	if a.harden == "-undo" { // ghostscan -harden -undo
+		a.harden, a.undo = "", true
+	}
+	switch {
+	case every != 0 && (a.requested() || conns || asJSON || limit != 0):
+		fmt.Fprintln(stderr, "ghostscan: -watch takes only the census's filters and -settings")
+		return 2
+	case every != 0:
+		return watch(o, every, listen, stdout, stderr)
+	case a.requested():
+		return a.run(o, asJSON, stdout, stderr)
 	}
 	c, err := census.Scan(o)
 	if err != nil {
