@@ -2,6 +2,7 @@ package clients
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -81,6 +82,14 @@ func TestGhostscanReap(t *testing.T) {
 	rs := reapUntil(t, l, bin, echoPort, remote(ghostBusy))
 	require.Len(t, rs, 1, "the one connection sending into silence, and no other")
 	assert.NotNil(t, view(scan(t, l, echoPort)).connFrom(remote(ghostBusy)), "the dry run ended nothing")
+
+	// The cookie is what keeps a destroy on the socket judged: a live
+	// connection's addresses with any other cookie end nothing.
+	lb := view(scan(t, l, echoPort)).connFrom(remote(liveBusy))
+	require.NotNil(t, lb)
+	l.InServer(func() { err = reclaim.Destroy(lb.Local, lb.Remote, lb.Cookie^1, lb.Interface) })
+	assert.ErrorIs(t, err, reclaim.ErrGone, "another cookie finds no socket")
+	assert.NotNil(t, view(scan(t, l, echoPort)).connFrom(remote(liveBusy)), "and the live connection is untouched")
 
 	r := ghostscanAs(t, l, bin, nobody, "-reap", "-silent", reapSilent.String(), "-yes", "-port", strconv.Itoa(echoPort))
 	assert.Equal(t, 2, r.code, "a normal user may not end sockets")
@@ -236,13 +245,20 @@ func TestGhostscanHarden(t *testing.T) {
 	assert.NoError(t, ping(liveIdle), "the live idle client, open before, survives")
 	assert.NoError(t, ping(liveAfter), "the live idle client, accepted after, survives")
 
+	hardened := options(t, l, echoPort)
+	r = ghostscanAs(t, l, bin, nil, "-undo", "-record", record)
+	assert.Equal(t, 1, r.code, "a dry run with sockets to put back exits 1")
+	assert.Equal(t, hardened, options(t, l, echoPort), "the dry run changed nothing")
 	r = ghostscanAs(t, l, bin, nil, "-undo", "-yes", "-record", record)
 	assert.Equal(t, 0, r.code)
 	back := options(t, l, echoPort)
 	for peer, o := range back {
 		want, ok := before[peer]
 		if !ok {
-			want = before["listen "+l.ServerAddrPort(echoPort)] // accepted since: the listener's own
+			// Accepted since: the listener's own, keepalive left on (the
+			// server might have turned it on itself).
+			want = before["listen "+l.ServerAddrPort(echoPort)]
+			want.KeepAlive.Enable = true
 		}
 		assert.Equal(t, want, o, "%s: put back", peer)
 	}
@@ -384,11 +400,14 @@ func TestGhostscanHardenPostgres(t *testing.T) {
 	before := pgConnFrom(t, l, addrs[0])
 	pgExec(t, before, "BEGIN")
 	pgExec(t, before, "LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
-	listenBefore := options(t, l, 5432)["listen "+l.ServerAddrPort(5432)]
+	opts := options(t, l, 5432)
+	listenBefore := opts["listen "+l.ServerAddrPort(5432)]
+	backendBefore := opts[pgRemote(live).String()] // what PostgreSQL gives a backend by itself
 
 	r := ghostscanAs(t, l, bin, nil, "-harden", "10s", "-yes", "-record", record, "-port", "5432")
 	require.Equal(t, 0, r.code)
 	after := pgConnFrom(t, l, addrs[1])
+	liveAfter := pgConnFrom(t, l, netip.Addr{})
 	pgExec(t, after, "BEGIN")
 	pgExec(t, after, "LOCK TABLE u IN ACCESS EXCLUSIVE MODE")
 	c := view(scan(t, l, 5432))
@@ -413,7 +432,11 @@ func TestGhostscanHardenPostgres(t *testing.T) {
 
 	r = ghostscanAs(t, l, bin, nil, "-undo", "-yes", "-record", record)
 	assert.Equal(t, 0, r.code)
-	assert.Equal(t, listenBefore, options(t, l, 5432)["listen "+l.ServerAddrPort(5432)], "the listener's options put back")
+	back := options(t, l, 5432)
+	assert.Equal(t, listenBefore, back["listen "+l.ServerAddrPort(5432)], "the listener's options put back")
+	assert.Equal(t, backendBefore, back[pgRemote(live).String()], "the backend open before, put back")
+	assert.Equal(t, backendBefore, back[pgRemote(liveAfter).String()], "the backend accepted since (a child of the listener's process), put back")
+	pgExec(t, liveAfter, "SELECT 1")
 }
 
 // exited reports whether process pid has ended: gone, or a zombie its
@@ -503,8 +526,11 @@ func TestGhostscanWatch(t *testing.T) {
 	}, 10*time.Second, 100*time.Millisecond, "the endpoint serves the census: %s", &out)
 	t.Logf("scraped:\n%s", text)
 	for state, n := range want {
-		assert.Equal(t, float64(n), got[[2]string{g.Name, state}], "%s: %s", g.Name, state)
+		v, ok := got[[2]string{g.Name, state}]
+		assert.True(t, ok, "%s: %s is served", g.Name, state)
+		assert.Equal(t, float64(n), v, "%s: %s", g.Name, state)
 	}
+	assert.Contains(t, text, fmt.Sprintf("ghostscan_ends_in_longest_seconds{group=%q", g.Name))
 	assert.Contains(t, text, "ghostscan_scan_duration_seconds")
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {

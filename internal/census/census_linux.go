@@ -68,12 +68,15 @@ type Conn struct {
 // Socket names one socket for the actions that change it (ghostscan
 // -reap and -harden): its inode, the sock_diag cookie the kernel gave it
 // (a destroy by cookie cannot end another socket that took the same
-// addresses since), and a descriptor of process PID that holds it (0 with
-// no PID).
+// addresses since), the interface it is bound to (0: none; sock_diag
+// finds a socket bound to a device, by SO_BINDTODEVICE, a VRF or an IPv6
+// link-local address, only with it), and a descriptor of process PID that
+// holds it (0 with no PID).
 type Socket struct {
-	Inode  uint32 `json:",omitempty"`
-	Cookie uint64 `json:",omitempty"`
-	FD     int    `json:",omitempty"`
+	Inode     uint32 `json:",omitempty"`
+	Cookie    uint64 `json:",omitempty"`
+	Interface uint32 `json:",omitempty"`
+	FD        int    `json:",omitempty"`
 }
 
 // Listener is a listening socket the filter picks (by its process or its
@@ -287,7 +290,7 @@ func Scan(o Options) (*Census, error) {
 			continue
 		}
 		conn := &Conn{Local: addrPort(m.ID.Source, m.ID.SourcePort), Remote: addrPort(m.ID.Destination, m.ID.DestinationPort),
-			Socket: Socket{Inode: m.INode, Cookie: cookie(m)}}
+			Socket: Socket{Inode: m.INode, Cookie: cookie(m), Interface: m.ID.Interface}}
 		if own, ok := owners[m.INode]; ok {
 			conn.PID, conn.Process, conn.FD = own.pid, own.comm, own.fd
 		}
@@ -329,7 +332,7 @@ func Scan(o Options) (*Census, error) {
 // listener is the listening socket of r if the filter picks it, or nil.
 func (o Options) listener(r *netlink.InetDiagTCPInfoResp, owners map[uint32]owner) *Listener {
 	m := r.InetDiagMsg
-	ln := &Listener{Addr: addrPort(m.ID.Source, m.ID.SourcePort), Socket: Socket{Inode: m.INode, Cookie: cookie(m)}}
+	ln := &Listener{Addr: addrPort(m.ID.Source, m.ID.SourcePort), Socket: Socket{Inode: m.INode, Cookie: cookie(m), Interface: m.ID.Interface}}
 	if own, ok := owners[m.INode]; ok {
 		ln.PID, ln.Process, ln.FD = own.pid, own.comm, own.fd
 	}

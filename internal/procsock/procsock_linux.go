@@ -25,8 +25,12 @@ import (
 var ErrPermission = errors.New("procsock: no ptrace rights over the process (run as root, or with CAP_SYS_PTRACE)")
 
 // ErrNoProcess is wrapped by the errors of a process that does not exist
-// (or has exited).
+// (or has exited, or is another process that took its pid since).
 var ErrNoProcess = errors.New("procsock: no such process")
+
+// ErrChanged is wrapped by Socket's error when the descriptor no longer
+// holds the socket asked for: closed, or another socket took its number.
+var ErrChanged = errors.New("procsock: the descriptor no longer holds that socket")
 
 // Procs holds a pidfd per process it has been asked for. Its zero value
 // is not usable: make one with New, and Close it.
@@ -65,6 +69,9 @@ func (p *Procs) Do(pid, fd int, fn func(rc syscall.RawConn) error) error {
 		p.pidfds[pid] = pfd
 	}
 	dup, err := unix.PidfdGetfd(pfd, fd, 0)
+	if errors.Is(err, unix.EBADF) {
+		return fmt.Errorf("process %d descriptor %d: %w: %w", pid, fd, ErrChanged, os.NewSyscallError("pidfd_getfd", err))
+	}
 	if err != nil {
 		err = procErr(pid, "pidfd_getfd", err)
 		if errors.Is(err, ErrPermission) || errors.Is(err, ErrNoProcess) || errors.Is(err, unix.ENOSYS) {
@@ -74,6 +81,33 @@ func (p *Procs) Do(pid, fd int, fn func(rc syscall.RawConn) error) error {
 	}
 	defer unix.Close(dup)
 	return fn(fdRawConn(dup))
+}
+
+// Socket is Do for the socket with inode held as descriptor fd by the
+// process with pid and start time start (StartTime; 0: any): it checks
+// the process once its pidfd is open (the pidfd then pins it), and the
+// duplicate's inode before fn runs, so that a pid or a descriptor number
+// taken by another since can never be acted on.
+func (p *Procs) Socket(pid int, start uint64, fd int, inode uint32, fn func(rc syscall.RawConn) error) error {
+	first := true
+	return p.Do(pid, fd, func(rc syscall.RawConn) error {
+		if first && start != 0 {
+			first = false
+			if got, err := StartTime(pid); err != nil || got != start {
+				return fmt.Errorf("process %d: %w (it started again since)", pid, ErrNoProcess)
+			}
+		}
+		var st unix.Stat_t
+		var err error
+		rc.Control(func(dup uintptr) { err = unix.Fstat(int(dup), &st) })
+		if err != nil {
+			return fmt.Errorf("process %d descriptor %d: %w", pid, fd, os.NewSyscallError("fstat", err))
+		}
+		if st.Ino != uint64(inode) {
+			return fmt.Errorf("process %d descriptor %d: %w", pid, fd, ErrChanged)
+		}
+		return fn(rc)
+	})
 }
 
 func procErr(pid int, call string, err error) error {

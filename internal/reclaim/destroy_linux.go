@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -39,15 +40,15 @@ type inetDiagReqV2 struct {
 	Cookie                     [2]uint32
 }
 
-// Destroy ends the TCP socket with these addresses and this sock_diag
-// cookie, as ss -K does, through SOCK_DESTROY in the calling thread's
+// Destroy ends the TCP socket with these addresses, this sock_diag cookie
+// and this interface (0: bound to none), as ss -K does, through SOCK_DESTROY in the calling thread's
 // network namespace: the kernel sends the peer a RST, moves the socket to
 // CLOSE and reports ECONNABORTED to the process holding it at its next
 // read, write or poll, so that the process frees it. The cookie keeps a
 // socket that took the same addresses since the census from being ended
 // in its place.
-func Destroy(local, remote netip.AddrPort, cookie uint64) error {
-	req := inetDiagReqV2{Protocol: unix.IPPROTO_TCP, Cookie: [2]uint32{uint32(cookie), uint32(cookie >> 32)}}
+func Destroy(local, remote netip.AddrPort, cookie uint64, ifindex uint32) error {
+	req := inetDiagReqV2{Protocol: unix.IPPROTO_TCP, If: ifindex, Cookie: [2]uint32{uint32(cookie), uint32(cookie >> 32)}}
 	l, r := local.Addr().Unmap(), remote.Addr().Unmap()
 	switch {
 	case l.Is4() && r.Is4():
@@ -74,13 +75,22 @@ func Destroy(local, remote netip.AddrPort, cookie uint64) error {
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ESTALE):
 		return fmt.Errorf("destroy %v - %v: %w: %w", local, remote, ErrGone, err)
 	case errors.Is(err, unix.EOPNOTSUPP):
-		return fmt.Errorf("destroy %v - %v: this kernel cannot end sockets (CONFIG_INET_DIAG_DESTROY is off): %w", local, remote, err)
+		return fmt.Errorf("destroy %v - %v: %w: %w", local, remote, ErrCannotDestroy, err)
 	}
 	return fmt.Errorf("destroy %v - %v: %w", local, remote, err)
 }
 
 // DestroySocket is Destroy for a census connection.
-func DestroySocket(conn *census.Conn) error { return Destroy(conn.Local, conn.Remote, conn.Cookie) }
+func DestroySocket(conn *census.Conn) error {
+	return Destroy(conn.Local, conn.Remote, conn.Cookie, conn.Interface)
+}
+
+// ErrCannotDestroy is wrapped by Destroy's error on a kernel built without
+// CONFIG_INET_DIAG_DESTROY: no socket can be ended.
+var ErrCannotDestroy = errors.New("reclaim: this kernel cannot end sockets (built without CONFIG_INET_DIAG_DESTROY)")
+
+// The request is struct inet_diag_req_v2, 56 bytes.
+var _ [56]byte = [unsafe.Sizeof(inetDiagReqV2{})]byte{}
 
 // netlinkCall sends one NETLINK_SOCK_DIAG request of type typ with payload
 // and waits for its acknowledgement, returning the kernel's error.
@@ -93,6 +103,10 @@ func netlinkCall(typ uint16, payload []byte) error {
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return os.NewSyscallError("bind", err)
 	}
+	tv := unix.NsecToTimeval((5 * time.Second).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
+	}
 	const seq = 1
 	msg := make([]byte, unix.NLMSG_HDRLEN+len(payload))
 	hdr := (*unix.NlMsghdr)(unsafe.Pointer(&msg[0]))
@@ -103,9 +117,12 @@ func netlinkCall(typ uint16, payload []byte) error {
 	}
 	buf := make([]byte, 4096)
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, from, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
 			return os.NewSyscallError("recvfrom", err)
+		}
+		if nl, ok := from.(*unix.SockaddrNetlink); !ok || nl.Pid != 0 {
+			continue // not the kernel's
 		}
 		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
 		if err != nil {

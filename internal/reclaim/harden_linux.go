@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -67,7 +68,7 @@ type Plan struct {
 	// vanishes from now on is ended within them (busy: not with
 	// KeepAliveOnly, which leaves a busy connection to the process's
 	// own user timeout or tcp_retries2).
-	IdleBound, BusyBound time.Duration `json:"-"`
+	IdleBound, BusyBound time.Duration
 	Changes              []*Change
 	// Stalled counts the connections whose data waits behind a window
 	// their peer keeps shut now: a live reader that stays so for the user
@@ -78,13 +79,18 @@ type Plan struct {
 	// connection not yet accepted, or a socket held where this process
 	// cannot look): left alone. A plan of none but such sockets is refused.
 	Unowned int
+	// Gone counts sockets that closed between the census and the reading
+	// of their options.
+	Gone int
 }
 
 // PlanHarden takes a census with o and plans to set ForBudget(budget)'s
 // options, or with keepAliveOnly its keepalive alone, on every listening
-// socket and connection it picks. o must name a process or a port. It
-// reads every socket's options first, and fails (ErrUnreadable) if it
-// cannot read one: without them, Undo could not put them back.
+// socket and connection it picks; o.Port names a port of this host (a
+// connection to a peer's port of that number is not picked). o must name a
+// process or a port. It reads every socket's options first, and fails
+// (ErrUnreadable, wrapping the cause) if it cannot read one: without them,
+// Undo could not put them back.
 func PlanHarden(o census.Options, budget time.Duration, keepAliveOnly bool) (*Plan, error) {
 	if o.PID == 0 && o.Port == 0 {
 		return nil, ErrNoFilter
@@ -116,17 +122,35 @@ func PlanHarden(o census.Options, budget time.Duration, keepAliveOnly bool) (*Pl
 		}
 		return after
 	}
+	procs := procsock.New()
+	defer procs.Close()
 	starts := map[int]uint64{}
-	add := func(ch *Change, known bool, before tuning.Config) error {
-		if !known {
-			return fmt.Errorf("%w: %s %v of %s[%d]", ErrUnreadable, ch.Kind, ch.Local, ch.Process, ch.PID)
-		}
+	// add reads the socket's options itself, through a duplicate checked
+	// to be that socket, so that the record holds what it replaces. A
+	// socket closed since the census is left; one it may not read stops
+	// the plan.
+	add := func(ch *Change) error {
 		if _, ok := starts[ch.PID]; !ok {
-			if starts[ch.PID], err = procsock.StartTime(ch.PID); err != nil {
-				return err
+			start, err := procsock.StartTime(ch.PID)
+			if err != nil {
+				p.Gone++
+				return nil // it exited since the census
 			}
+			starts[ch.PID] = start
 		}
 		ch.Start = starts[ch.PID]
+		var before tuning.Config
+		err := procs.Socket(ch.PID, ch.Start, ch.FD, ch.Inode, func(rc syscall.RawConn) (err error) {
+			before, err = tuning.ReadRawConn(rc)
+			return err
+		})
+		switch {
+		case errors.Is(err, procsock.ErrChanged), errors.Is(err, procsock.ErrNoProcess):
+			p.Gone++
+			return nil
+		case err != nil:
+			return fmt.Errorf("%w: %s %v of %s[%d]: %w", ErrUnreadable, ch.Kind, ch.Local, ch.Process, ch.PID, err)
+		}
 		ch.Before, ch.After, ch.Outcome = census.OptionsJSON(before), census.OptionsJSON(target(before)), "would set"
 		p.Changes = append(p.Changes, ch)
 		return nil
@@ -136,25 +160,25 @@ func PlanHarden(o census.Options, budget time.Duration, keepAliveOnly bool) (*Pl
 			p.Unowned++
 			continue
 		}
-		if err := add(&Change{Kind: Listening, Local: ln.Addr, PID: ln.PID, Process: ln.Process, Socket: ln.Socket}, ln.OptionsKnown, ln.Options); err != nil {
+		if err := add(&Change{Kind: Listening, Local: ln.Addr, PID: ln.PID, Process: ln.Process, Socket: ln.Socket}); err != nil {
 			return nil, err
 		}
 	}
 	for _, conn := range c.Connections {
+		if o.Port != 0 && int(conn.Local.Port()) != o.Port {
+			continue // -port names this host's port, not a peer's
+		}
 		if conn.PID == 0 {
 			p.Unowned++
 			continue
 		}
-		if conn.Verdict == tuning.WindowStalled {
-			p.Stalled++
-		}
 		remote := conn.Remote
 		ch := &Change{Kind: Connected, Local: conn.Local, Remote: &remote, PID: conn.PID, Process: conn.Process, Socket: conn.Socket, Verdict: conn.Verdict}
-		if err := add(ch, conn.Snapshot.OptionsKnown, conn.Snapshot.Options); err != nil {
-			if errors.Is(err, procsock.ErrNoProcess) {
-				continue // it exited since the census
-			}
+		if err := add(ch); err != nil {
 			return nil, err
+		}
+		if conn.Verdict == tuning.WindowStalled {
+			p.Stalled++
 		}
 	}
 	if len(p.Changes) == 0 && p.Unowned > 0 {
@@ -189,14 +213,8 @@ func (p *Plan) Apply(record string) error {
 // setOn sets want on the socket ch names, if its descriptor still holds
 // it, and reads it back: the Outcome.
 func setOn(procs *procsock.Procs, ch *Change, want tuning.Config) string {
-	if start, err := procsock.StartTime(ch.PID); err != nil || start != ch.Start {
-		return "gone: the process ended"
-	}
-	if ino, err := procsock.Inode(ch.PID, ch.FD); err != nil || ino != ch.Inode {
-		return "gone: the socket closed"
-	}
 	var got tuning.Config
-	err := procs.Do(ch.PID, ch.FD, func(rc syscall.RawConn) error {
+	err := procs.Socket(ch.PID, ch.Start, ch.FD, ch.Inode, func(rc syscall.RawConn) error {
 		if err := setOptions(rc, want); err != nil {
 			return err
 		}
@@ -205,12 +223,20 @@ func setOn(procs *procsock.Procs, ch *Change, want tuning.Config) string {
 		return err
 	})
 	switch {
+	case gone(err):
+		return "gone: " + err.Error()
 	case err != nil:
 		return "failed: " + err.Error()
 	case !sameOptions(got, want):
 		return fmt.Sprintf("failed: read back %+v", census.OptionsJSON(got))
 	}
 	return "set"
+}
+
+// gone says whether err means that the socket, or its process, is no
+// longer there: nothing to do for it, and nothing to keep in the record.
+func gone(err error) bool {
+	return errors.Is(err, procsock.ErrChanged) || errors.Is(err, procsock.ErrNoProcess)
 }
 
 // setOptions sets want's user timeout, keepalive (its schedule even when
@@ -315,9 +341,12 @@ func mergeRecord(path string, changes []*Change) error {
 
 // Undo puts back what the record says Harden replaced, option by option
 // (see restore): an option still as Harden set it gets its Before again;
-// one the process changed since is left as the process set it. For a listening socket it
-// also restores the connections accepted from it since (which inherited
-// Harden's options), by the same rule against the listener's record.
+// one the process changed since is left as the process set it. For a
+// listening socket it also restores the connections accepted from it since
+// (which inherited Harden's options), whichever process holds them, by the
+// same rule against the listener's record, except that their keepalive
+// stays on where it is on (with the listener's schedule put back): the
+// server may have turned it on itself.
 // Without yes it changes nothing and says what it would do. With yes it
 // removes from the record every socket it restored or found gone, and
 // keeps those it failed on.
@@ -341,8 +370,13 @@ func Undo(record string, yes bool) ([]*Change, error) {
 		u := *ch
 		out = append(out, &u)
 		cur, err := current(procs, &u)
-		if err != nil {
+		switch {
+		case gone(err):
 			u.Before, u.After, u.Outcome = ch.After, ch.Before, "gone: "+err.Error()
+			continue
+		case err != nil:
+			u.Before, u.After, u.Outcome = ch.After, ch.Before, "failed: "+err.Error()
+			keep = append(keep, ch)
 			continue
 		}
 		want := restore(cur, ch.Before.Config(), ch.After.Config())
@@ -358,7 +392,7 @@ func Undo(record string, yes bool) ([]*Change, error) {
 		default:
 			if u.Outcome = setOn(procs, &u, want); u.Outcome == "set" {
 				u.Outcome = "put back"
-			} else {
+			} else if strings.HasPrefix(u.Outcome, "failed") {
 				keep = append(keep, ch)
 			}
 		}
@@ -375,14 +409,8 @@ func Undo(record string, yes bool) ([]*Change, error) {
 // current reads the options of the socket ch names, if the process and
 // the descriptor still hold it.
 func current(procs *procsock.Procs, ch *Change) (tuning.Config, error) {
-	if start, err := procsock.StartTime(ch.PID); err != nil || start != ch.Start {
-		return tuning.Config{}, errors.New("the process ended")
-	}
-	if ino, err := procsock.Inode(ch.PID, ch.FD); err != nil || ino != ch.Inode {
-		return tuning.Config{}, errors.New("the socket closed")
-	}
 	var cur tuning.Config
-	err := procs.Do(ch.PID, ch.FD, func(rc syscall.RawConn) error {
+	err := procs.Socket(ch.PID, ch.Start, ch.FD, ch.Inode, func(rc syscall.RawConn) error {
 		var err error
 		cur, err = tuning.ReadRawConn(rc)
 		return err
@@ -408,29 +436,44 @@ func restore(cur, before, after tuning.Config) tuning.Config {
 	return want
 }
 
-// undoAccepted restores the connections that listener ln's process
-// accepted from it since Harden (those not in the record).
+// undoAccepted restores the connections accepted from listener ln since
+// Harden (those not in the record), whichever process holds them: a
+// server that forks per connection, as PostgreSQL does, hands each to a
+// child.
 func undoAccepted(procs *procsock.Procs, ln *Change, recorded map[key]bool, yes bool) []*Change {
-	if start, err := procsock.StartTime(ln.PID); err != nil || start != ln.Start {
-		return nil
-	}
-	c, err := census.Scan(census.Options{Filter: census.Filter{PID: ln.PID, Port: int(ln.Local.Port())}, Settings: true})
+	c, err := census.Scan(census.Options{Filter: census.Filter{Port: int(ln.Local.Port())}})
 	if err != nil {
 		return []*Change{{Kind: Accepted, Local: ln.Local, PID: ln.PID, Process: ln.Process, Outcome: "failed: " + err.Error()}}
 	}
 	var out []*Change
 	for _, conn := range c.Connections {
-		if conn.Listener == nil || *conn.Listener != ln.Local || conn.PID != ln.PID || !conn.Snapshot.OptionsKnown {
+		if conn.Listener == nil || *conn.Listener != ln.Local || conn.PID == 0 {
 			continue
+		}
+		start, err := procsock.StartTime(conn.PID)
+		if err != nil {
+			continue // it exited since the census
 		}
 		remote := conn.Remote
 		u := &Change{Kind: Accepted, Local: conn.Local, Remote: &remote, PID: conn.PID, Process: conn.Process,
-			Start: ln.Start, Socket: conn.Socket, Verdict: conn.Verdict}
+			Start: start, Socket: conn.Socket, Verdict: conn.Verdict}
 		if recorded[u.key()] {
 			continue
 		}
-		cur := conn.Snapshot.Options
+		cur, err := current(procs, u)
+		switch {
+		case gone(err):
+			continue
+		case err != nil:
+			u.Outcome = "failed: " + err.Error()
+			out = append(out, u)
+			continue
+		}
 		want := restore(cur, ln.Before.Config(), ln.After.Config())
+		// Keepalive stays on: whether it came from the listener or from the
+		// server itself (PostgreSQL turns it on for every backend) cannot be
+		// told, and on is the safe side (its schedule is put back).
+		want.KeepAlive.Enable = cur.KeepAlive.Enable
 		u.Before, u.After = census.OptionsJSON(cur), census.OptionsJSON(want)
 		switch {
 		case sameOptions(cur, want):
@@ -445,4 +488,19 @@ func undoAccepted(procs *procsock.Procs, ln *Change, recorded map[key]bool, yes 
 		out = append(out, u)
 	}
 	return out
+}
+
+// MarshalJSON writes p with every duration in milliseconds, in fields
+// ending in Ms, as a census does.
+func (p *Plan) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Budget                 census.Duration `json:"BudgetMs"`
+		KeepAliveOnly          bool
+		Config                 census.ConfigJSON
+		IdleBound              census.Duration `json:"IdleBoundMs"`
+		BusyBound              census.Duration `json:"BusyBoundMs"`
+		Changes                []*Change
+		Stalled, Unowned, Gone int
+	}{census.Duration(p.Budget), p.KeepAliveOnly, census.OptionsJSON(p.Config), census.Duration(p.IdleBound),
+		census.Duration(p.BusyBound), p.Changes, p.Stalled, p.Unowned, p.Gone})
 }

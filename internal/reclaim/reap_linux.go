@@ -63,7 +63,8 @@ type Reaped struct {
 // peer that answered since is left alone) and ends those still dead, by
 // their sock_diag cookie, in the calling thread's network namespace. The
 // error is for a census that failed, or for ending that is not permitted
-// (ErrNotPermitted), in which case nothing was ended.
+// (ErrNotPermitted) or not possible (ErrCannotDestroy), in which case
+// nothing was ended.
 func Reap(o census.Options, silent time.Duration, yes bool) ([]*Reaped, error) {
 	c, err := census.Scan(o)
 	if err != nil {
@@ -102,7 +103,7 @@ func Reap(o census.Options, silent time.Duration, yes bool) ([]*Reaped, error) {
 			r.Outcome = Ended
 		case errors.Is(err, ErrGone):
 			r.Outcome = Gone
-		case errors.Is(err, ErrNotPermitted):
+		case errors.Is(err, ErrNotPermitted), errors.Is(err, ErrCannotDestroy):
 			// The same for every socket: nothing was ended.
 			return dead, err
 		default:

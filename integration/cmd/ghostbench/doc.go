@@ -25,10 +25,13 @@
 //     the host's net.core.netdev_max_backlog for the part and restores it.
 //  5. Precision: repeated idle, one-write and steady-writer detections at
 //     budgets 3 s and 10 s (-precision-budgets), and writers that stream
-//     after a 1 MiB burst through the kit's Conn, each against the window
-//     from Earliest() to Bounds() (GuardBound() for the Conn); then the
-//     same over the lab's phone-grade link at 200 ms (10 s) and 600 ms
-//     (30 s) with tuning.ForBudgetOnPath (not with -smoke).
+//     after a burst through the kit's Conn (1 MiB then 1 KiB every 1, 5,
+//     8, 10 or 20 ms, 4 MiB then every 5 ms, guarded; 1 MiB then every
+//     5 ms with NoGuard), each against the window from Earliest() to
+//     Bounds() (GuardBound() for a guarded Conn); then idle, steady and
+//     the 5 and 10 ms burst writers over the lab's phone-grade link at
+//     200 ms (10 s) and 600 ms (30 s) with tuning.ForBudgetOnPath (not
+//     with -smoke).
 //  7. Live connections on bad paths (BENCHMARKS.md section 6 is not
 //     ghostbench's): ForBudget at 5 s and 20 s over the
 //     lab's link with 1 % and 5 % random loss, and behind a downlink queue

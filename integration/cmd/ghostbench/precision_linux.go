@@ -19,20 +19,31 @@ import (
 type trialKind int
 
 const (
-	idleTrial    trialKind = iota // reads, nothing to send
-	writeTrial                    // one large write, blocked when the window fills
-	steadyTrial                   // 1 KiB every 5 ms until the error, as a streaming server writes
-	burst5Trial                   // 1 MiB, then 1 KiB every 5 ms: a window grown first (the send hold's case)
-	burst10Trial                  // 1 MiB, then 1 KiB every 10 ms
+	idleTrial   trialKind = iota // reads, nothing to send
+	writeTrial                   // one large write, blocked when the window fills
+	steadyTrial                  // 1 KiB every 5 ms until the error, as a streaming server writes
+	burstTrial                   // a burst, then 1 KiB every period: a window grown first (the send hold's case)
 )
+
+// burstWriter is what a burstTrial writes: burst bytes in 64 KiB writes,
+// then 1 KiB every period.
+type burstWriter struct {
+	burst  int
+	period time.Duration
+}
+
+func (w burstWriter) String() string {
+	return fmt.Sprintf("%d MiB then 1 KiB every %v", w.burst>>20, w.period)
+}
 
 // trial measures one detection: a connection to a stock server that keeps
 // reading, whose server vanishes (blackhole routes on the server's side
 // only, so the client's sends meet no local error). The connection comes
-// from tuning.Dialer, or for the burst kinds from the kit's default
-// DialFunc (a *tuning.Conn, whose send hold they need: a bare TCPConn's
-// streaming writer has no bound). path, if not nil, is the lab's link.
-func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, []string, error) {
+// from tuning.Dialer, or for a burstTrial from the kit's DialFunc (a
+// *tuning.Conn, guarded unless c.NoGuard, whose send hold it needs: a bare
+// TCPConn's streaming writer has no bound). path, if not nil, is the lab's
+// link.
+func trial(c tuning.Config, kind trialKind, w burstWriter, path *lab.Path) (time.Duration, []string, error) {
 	var l *lab.Lab
 	var err error
 	if path != nil {
@@ -45,7 +56,7 @@ func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, []st
 	}
 	defer l.Close()
 	dial := c.Dialer().Dial
-	if kind == burst5Trial || kind == burst10Trial {
+	if kind == burstTrial {
 		df := c.DialFunc(nil)
 		dial = func(network, addr string) (net.Conn, error) { return df(context.Background(), network, addr) }
 	}
@@ -93,18 +104,14 @@ func trial(c tuning.Config, kind trialKind, path *lab.Path) (time.Duration, []st
 	case steadyTrial:
 		go stream(5 * time.Millisecond)
 		time.Sleep(time.Second) // a stream in full flow
-	case burst5Trial, burst10Trial:
+	case burstTrial:
 		buf := make([]byte, 64<<10)
-		for range 16 {
+		for range w.burst / len(buf) {
 			if _, err := conn.Write(buf); err != nil {
 				return 0, nil, err
 			}
 		}
-		period := 5 * time.Millisecond
-		if kind == burst10Trial {
-			period = 10 * time.Millisecond
-		}
-		go stream(period)
+		go stream(w.period)
 		time.Sleep(200 * time.Millisecond) // streaming, the window grown
 	}
 	sc, ok := conn.(syscall.Conn)
@@ -169,6 +176,7 @@ type precisionCell struct {
 	name            string
 	c               tuning.Config
 	kind            trialKind
+	w               burstWriter // a burstTrial's
 	earliest, bound time.Duration
 	late            time.Duration // what the window allows past bound + slack
 }
@@ -190,21 +198,31 @@ func precisionCells(o options) ([]precisionCell, error) {
 			// they arrive up to one way's delay and jitter later.
 			late = path.Down.Delay + path.Down.Jitter
 		}
+		noGuard := c
+		noGuard.NoGuard = true
 		for _, k := range []struct {
 			name            string
 			kind            trialKind
+			c               tuning.Config
+			w               burstWriter
 			earliest, bound time.Duration
+			lan             bool // not over a phone path: the writers above cover it
 		}{
-			{"idle", idleTrial, ei, idle},
-			{"busy, one write", writeTrial, eb, busy},
-			{"busy, steady writer", steadyTrial, eb, busy},
-			{"busy, 1 MiB then 1 KiB every 5 ms (DialFunc)", burst5Trial, eb, c.GuardBound()},
-			{"busy, 1 MiB then 1 KiB every 10 ms (DialFunc)", burst10Trial, eb, c.GuardBound()},
+			{"idle", idleTrial, c, burstWriter{}, ei, idle, false},
+			{"busy, one write", writeTrial, c, burstWriter{}, eb, busy, true},
+			{"busy, steady writer", steadyTrial, c, burstWriter{}, eb, busy, false},
+			{"busy, 1 MiB then 1 KiB every 5 ms (DialFunc)", burstTrial, c, burstWriter{1 << 20, 5 * time.Millisecond}, eb, c.GuardBound(), false},
+			{"busy, 1 MiB then 1 KiB every 10 ms (DialFunc)", burstTrial, c, burstWriter{1 << 20, 10 * time.Millisecond}, eb, c.GuardBound(), false},
+			{"busy, 1 MiB then 1 KiB every 1 ms (DialFunc)", burstTrial, c, burstWriter{1 << 20, time.Millisecond}, eb, c.GuardBound(), true},
+			{"busy, 1 MiB then 1 KiB every 8 ms (DialFunc)", burstTrial, c, burstWriter{1 << 20, 8 * time.Millisecond}, eb, c.GuardBound(), true},
+			{"busy, 1 MiB then 1 KiB every 20 ms (DialFunc)", burstTrial, c, burstWriter{1 << 20, 20 * time.Millisecond}, eb, c.GuardBound(), true},
+			{"busy, 4 MiB then 1 KiB every 5 ms (DialFunc)", burstTrial, c, burstWriter{4 << 20, 5 * time.Millisecond}, eb, c.GuardBound(), true},
+			{"busy, 1 MiB then 1 KiB every 5 ms (DialFunc, NoGuard)", burstTrial, noGuard, burstWriter{1 << 20, 5 * time.Millisecond}, eb, busy, true},
 		} {
-			if path != nil && k.kind == writeTrial {
-				continue // the steady and burst writers cover a phone's busy case
+			if path != nil && k.lan {
+				continue
 			}
-			cells = append(cells, precisionCell{budget, path, k.name, c, k.kind, k.earliest, k.bound, late})
+			cells = append(cells, precisionCell{budget, path, k.name, k.c, k.kind, k.w, k.earliest, k.bound, late})
 		}
 	}
 	for _, budget := range o.precisionBudgets {
@@ -234,7 +252,7 @@ func runPrecision(o options) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Raw TCP, the server vanishing (blackhole routes on its side); %d trials of each kind and budget, %d at a time, each in a lab of its own: a veth pair (LAN), or the lab's phone-grade link (lab.Phone: the round trip with a tenth of it as jitter) with tuning.ForBudgetOnPath(budget, the link's longest round trip). A detection is in the window when it comes no earlier than Earliest() − %v (the peer's last packet precedes the vanishing) and no later than the bound + %v (on a phone path, + one way's delay and jitter too: the server's last packets were still on the link). Idle, one 64 MiB write and a steady writer (1 KiB every 5 ms, in full flow for a second before the vanishing) go through tuning.Dialer, bound Bounds(); the writers that burst 1 MiB first go through DialFunc (the kit's *tuning.Conn, with its send hold), bound GuardBound().\n\n", o.trials, o.parallel, lab.Early, slack)
+	fmt.Fprintf(&b, "Raw TCP, the server vanishing (blackhole routes on its side); %d trials of each kind and budget, %d at a time, each in a lab of its own: a veth pair (LAN), or the lab's phone-grade link (lab.Phone: the round trip with a tenth of it as jitter) with tuning.ForBudgetOnPath(budget, the link's longest round trip). A detection is in the window when it comes no earlier than Earliest() − %v (the peer's last packet precedes the vanishing) and no later than the bound + %v (on a phone path, + one way's delay and jitter too: the server's last packets were still on the link). Idle, one 64 MiB write and a steady writer (1 KiB every 5 ms, in full flow for a second before the vanishing) go through tuning.Dialer, bound Bounds(); the writers that burst first (1 or 4 MiB, in 64 KiB writes) go through DialFunc (the kit's *tuning.Conn, with its send hold), guarded with bound GuardBound(), or with NoGuard and bound Bounds(); over the phone paths, only those at 5 and 10 ms.\n\n", o.trials, o.parallel, lab.Early, slack)
 	b.WriteString("| budget | path | connection | earliest | worst | min | p10 | p50 | p90 | max | max / worst | in window | under the budget |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, k := range cells {
 		path := "LAN"
@@ -252,7 +270,7 @@ func runPrecision(o options) (string, error) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				d, trace, err := trial(k.c, k.kind, k.path)
+				d, trace, err := trial(k.c, k.kind, k.w, k.path)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {

@@ -67,20 +67,31 @@ func (a action) run(o census.Options, asJSON bool, stdout, stderr io.Writer) int
 		if err != nil {
 			return fail(err)
 		}
+		if !asJSON {
+			printPlan(stdout, p, a) // the warning comes before anything is set
+		}
 		if a.yes {
 			if err := p.Apply(a.record); err != nil {
-				return fail(err)
+				return fail(err) // the record is written first: nothing was set
 			}
 		}
 		if asJSON {
 			return encode(stdout, stderr, p, changeStatus(p.Changes, a.yes))
 		}
-		printPlan(stdout, p, a)
+		printChanges(stdout, p.Changes)
 		return changeStatus(p.Changes, a.yes)
 	default:
 		chs, err := reclaim.Undo(a.record, a.yes)
-		if err != nil {
+		if err != nil && len(chs) == 0 {
 			return fail(err)
+		}
+		if err != nil {
+			// The sockets were put back; the record could not be
+			// rewritten. Say what was done, and that something is left.
+			fmt.Fprintf(stdout, "undo, from %s:\n", a.record)
+			printChanges(stdout, chs)
+			fmt.Fprintln(stderr, "ghostscan:", err)
+			return 1
 		}
 		if asJSON {
 			return encode(stdout, stderr, chs, changeStatus(chs, a.yes))
@@ -167,10 +178,12 @@ func printPlan(w io.Writer, p *reclaim.Plan, a action) {
 	if p.Unowned > 0 {
 		fmt.Fprintf(w, "%s that no process is seen to hold (not yet accepted) left alone\n", count(p.Unowned, "socket"))
 	}
-	if a.yes {
-		fmt.Fprintf(w, "recorded in %s: ghostscan -undo -yes puts back what was replaced\n", a.record)
+	if p.Gone > 0 {
+		fmt.Fprintf(w, "%s closed since the census, left\n", count(p.Gone, "socket"))
 	}
-	printChanges(w, p.Changes)
+	if a.yes && len(p.Changes) > 0 {
+		fmt.Fprintf(w, "recording in %s: ghostscan -undo -yes puts back what is replaced\n", a.record)
+	}
 }
 
 func printChanges(w io.Writer, chs []*reclaim.Change) {

@@ -61,8 +61,9 @@
 // CONFIG_INET_DIAG_DESTROY.
 //
 // -harden BUDGET sets the options tuning.ForBudget(BUDGET) chooses (its
-// user timeout and keepalive) on the sockets of the processes -pid names
-// or of the port -port names, listening sockets included: a connection
+// user timeout and keepalive) on the sockets of the process -pid names or
+// of this host's port -port names (not connections to a peer's port of
+// that number), listening sockets included: a connection
 // accepted later inherits them (a server that sets its own options on
 // each accepted connection, as Go's net package does for keepalive,
 // replaces those it sets). It reads every socket first and changes
@@ -82,7 +83,8 @@
 // -harden replaced, option by option: an option the process has changed
 // since is left as the process set it. For a listening socket it also
 // puts back the connections accepted from it since, which inherited what
-// -harden set. With -yes it removes from the record what it put back or
+// -harden set, whichever process holds them; their keepalive stays on (its
+// schedule put back), since the server may have turned it on itself. With -yes it removes from the record what it put back or
 // found gone.
 //
 // -watch INTERVAL takes the census every INTERVAL and serves the latest

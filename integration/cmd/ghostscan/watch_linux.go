@@ -31,7 +31,7 @@ import (
 // never_ending (the kernel will never end them) and slow_path, and
 // ghostscan_ends_in_longest_seconds{group, process}; for the scan,
 // ghostscan_scan_duration_seconds, ghostscan_scan_sockets and
-// ghostscan_scan_errors (scans that failed; the metrics then keep the
+// ghostscan_scan_errors_total (scans that failed; the metrics then keep the
 // last census that did not).
 func watch(o census.Options, interval time.Duration, listen string, stdout, stderr io.Writer) int {
 	fail := func(err error) int { fmt.Fprintln(stderr, "ghostscan:", err); return 2 }
