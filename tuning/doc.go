@@ -191,6 +191,27 @@
 // (an SLA in, consistent values out); the integration package proves the
 // bounds on a real kernel with peers that vanish in network namespaces.
 //
+// # Lean connections and middleboxes
+//
+// Lean turns keepalive off on a client, so that an idle one sends nothing
+// and its server, which probes, does the finding. A lean client that waits
+// on its peer (a response, a server stream) would then never learn that
+// the peer vanished: it sends nothing, so neither rule runs. Conn.Awaiting
+// turns the Config's keepalive schedule on while a wait is marked, and
+// off again after: such a wait ends within AwaitBound, the idle bound of
+// that schedule, and an unmarked idle connection still sends nothing.
+// grpcdial.Options marks every RPC in flight. An HTTP client of package
+// httptransport is not marked: it learns of a vanished server when it next
+// sends (the busy bound).
+//
+// A middlebox that forgets idle flows (a cloud load balancer after 4 to 10
+// minutes, a NAT) ends a connection whose keepalive idles past its limit:
+// the next packet is dropped or reset. ForBudgetWithIdleLimit(d, limit)
+// keeps keepalive's idle and interval under the limit within the same
+// worst cases (IdleLimitAWSNLB, IdleLimitAzureLB, IdleLimitGCPCloud name
+// the common ones); it costs more probes, one per interval, and
+// TestMiddleboxIdleLimit shows a flow kept with it and lost without.
+//
 // # Where the options go
 //
 // Dialer sets them on every socket it creates, before connect(2). Listen
