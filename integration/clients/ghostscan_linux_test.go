@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/ghostsock/ghostsock/integration/lab"
 	"github.com/ghostsock/ghostsock/internal/census"
+	"github.com/ghostsock/ghostsock/internal/procsock"
 	"github.com/ghostsock/ghostsock/internal/reclaim"
 	"github.com/ghostsock/ghostsock/tuning"
 )
@@ -162,9 +162,7 @@ func TestGhostscanHarden(t *testing.T) {
 	l := newLab(t)
 	bin := ghostscanBin(t)
 	startEcho(t, l)
-	cfg, err := tuning.ForBudget(10 * time.Second)
-	require.NoError(t, err)
-	idleBound, _ := cfg.Bounds()
+	cfg, idleBound := hardenBudget(t)
 	addrs, err := l.AddClientAddrs(4)
 	require.NoError(t, err)
 	port := strconv.Itoa(echoPort)
@@ -264,6 +262,16 @@ func TestGhostscanHarden(t *testing.T) {
 	}
 }
 
+// hardenBudget is the Config of -harden 10s, ForBudget(10s), and its idle
+// bound.
+func hardenBudget(t *testing.T) (tuning.Config, time.Duration) {
+	t.Helper()
+	cfg, err := tuning.ForBudget(10 * time.Second)
+	require.NoError(t, err)
+	idle, _ := cfg.Bounds()
+	return cfg, idle
+}
+
 // exitedPID is the id of a process that has ended.
 func exitedPID(t *testing.T) int {
 	t.Helper()
@@ -336,7 +344,7 @@ func backendGone(t *testing.T, live *pgx.Conn, done <-chan error, pids ...int) {
 		var n int
 		require.NoError(t, live.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n))
 		assert.Zero(t, n, "backend %d is gone", pid)
-		assert.Eventually(t, func() bool { return exited(pid) }, 10*time.Second, 50*time.Millisecond, "backend process %d has exited", pid)
+		assert.Eventually(t, func() bool { return procsock.Exited(pid) }, 10*time.Second, 50*time.Millisecond, "backend process %d has exited", pid)
 	}
 }
 
@@ -388,9 +396,7 @@ func TestGhostscanHardenPostgres(t *testing.T) {
 	l := newLab(t)
 	bin := ghostscanBin(t)
 	startPostgres(t, l)
-	cfg, err := tuning.ForBudget(10 * time.Second)
-	require.NoError(t, err)
-	idleBound, _ := cfg.Bounds()
+	cfg, idleBound := hardenBudget(t)
 	addrs, err := l.AddClientAddrs(2)
 	require.NoError(t, err)
 	record := filepath.Join(t.TempDir(), "harden.json")
@@ -437,17 +443,6 @@ func TestGhostscanHardenPostgres(t *testing.T) {
 	assert.Equal(t, backendBefore, back[pgRemote(live).String()], "the backend open before, put back")
 	assert.Equal(t, backendBefore, back[pgRemote(liveAfter).String()], "the backend accepted since (a child of the listener's process), put back")
 	pgExec(t, liveAfter, "SELECT 1")
-}
-
-// exited reports whether process pid has ended: gone, or a zombie its
-// parent has not collected yet.
-func exited(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
 
 // metrics scrapes url with curl and returns the value of every sample of

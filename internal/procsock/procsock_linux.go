@@ -35,12 +35,15 @@ var ErrChanged = errors.New("procsock: the descriptor no longer holds that socke
 // Procs holds a pidfd per process it has been asked for. Its zero value
 // is not usable: make one with New, and Close it.
 type Procs struct {
-	pidfds map[int]int
-	errs   map[int]error
+	pidfds  map[int]int
+	errs    map[int]error
+	started map[int]uint64 // start times Socket has checked, by pid
 }
 
 // New returns an empty Procs.
-func New() *Procs { return &Procs{pidfds: map[int]int{}, errs: map[int]error{}} }
+func New() *Procs {
+	return &Procs{pidfds: map[int]int{}, errs: map[int]error{}, started: map[int]uint64{}}
+}
 
 // Close closes every pidfd.
 func (p *Procs) Close() {
@@ -89,13 +92,13 @@ func (p *Procs) Do(pid, fd int, fn func(rc syscall.RawConn) error) error {
 // duplicate's inode before fn runs, so that a pid or a descriptor number
 // taken by another since can never be acted on.
 func (p *Procs) Socket(pid int, start uint64, fd int, inode uint32, fn func(rc syscall.RawConn) error) error {
-	first := true
 	return p.Do(pid, fd, func(rc syscall.RawConn) error {
-		if first && start != 0 {
-			first = false
+		if start != 0 && p.started[pid] != start {
+			// Once per process: its pidfd, open now, pins it from here on.
 			if got, err := StartTime(pid); err != nil || got != start {
 				return fmt.Errorf("process %d: %w (it started again since)", pid, ErrNoProcess)
 			}
+			p.started[pid] = start
 		}
 		var st unix.Stat_t
 		var err error
@@ -139,23 +142,33 @@ func (fdRawConn) Write(func(uintptr) bool) error { return errors.ErrUnsupported 
 // (field 22 of /proc/PID/stat): with the pid, it names one process across
 // pid reuse.
 func StartTime(pid int) (uint64, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(f[19], 10, 64) // field 22
+}
+
+// statFields are the fields of /proc/PID/stat after the command name
+// (field 3 on), at least 20 of them.
+func statFields(pid int) ([]string, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return 0, fmt.Errorf("process %d: %w", pid, ErrNoProcess)
+			return nil, fmt.Errorf("process %d: %w", pid, ErrNoProcess)
 		}
-		return 0, err
+		return nil, err
 	}
 	// The command name, field 2, is in parentheses and may hold spaces.
 	i := strings.LastIndexByte(string(b), ')')
 	if i < 0 {
-		return 0, fmt.Errorf("process %d: /proc/%d/stat: no command name", pid, pid)
+		return nil, fmt.Errorf("process %d: /proc/%d/stat: no command name", pid, pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 20 {
-		return 0, fmt.Errorf("process %d: /proc/%d/stat: %d fields", pid, pid, len(f)+2)
+		return nil, fmt.Errorf("process %d: /proc/%d/stat: %d fields", pid, pid, len(f)+2)
 	}
-	return strconv.ParseUint(f[19], 10, 64) // field 22
+	return f, nil
 }
 
 // Inode is the inode of the socket behind descriptor fd of process pid
@@ -177,4 +190,11 @@ func Inode(pid, fd int) (uint32, error) {
 	}
 	n, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 32)
 	return uint32(n), err
+}
+
+// Exited reports whether process pid has ended: gone, or a zombie its
+// parent has not collected yet.
+func Exited(pid int) bool {
+	f, err := statFields(pid)
+	return err != nil || f[0] == "Z"
 }

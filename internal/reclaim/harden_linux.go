@@ -54,8 +54,16 @@ type Change struct {
 	Verdict tuning.Verdict    `json:",omitempty"`
 	Before  census.ConfigJSON // what the socket held
 	After   census.ConfigJSON // what Harden set, or Undo puts back
+	// Outcome: "would set" or "would put back" in a dry run; "set", "put
+	// back", "nothing to put back", "gone: why" or "failed: why" after.
 	Outcome string
 }
+
+// Pending reports whether a dry run left the change to be made.
+func (ch *Change) Pending() bool { return strings.HasPrefix(ch.Outcome, "would ") }
+
+// Failed reports whether the change was tried and not made.
+func (ch *Change) Failed() bool { return strings.HasPrefix(ch.Outcome, "failed") }
 
 // Plan is what Harden will do.
 type Plan struct {
@@ -107,7 +115,9 @@ func PlanHarden(o census.Options, budget time.Duration, keepAliveOnly bool) (*Pl
 			return nil, fmt.Errorf("process %d: %w: %w", o.PID, procsock.ErrPermission, err)
 		}
 	}
-	o.Settings = true
+	// The plan reads each socket itself, through a checked duplicate
+	// (add): the census need not read them too.
+	o.Settings = false
 	c, err := census.Scan(o)
 	if err != nil {
 		return nil, err
@@ -392,7 +402,7 @@ func Undo(record string, yes bool) ([]*Change, error) {
 		default:
 			if u.Outcome = setOn(procs, &u, want); u.Outcome == "set" {
 				u.Outcome = "put back"
-			} else if strings.HasPrefix(u.Outcome, "failed") {
+			} else if u.Failed() {
 				keep = append(keep, ch)
 			}
 		}

@@ -134,7 +134,7 @@ func reapStatus(rs []*reclaim.Reaped) int {
 // otherwise one that failed.
 func changeStatus(chs []*reclaim.Change, yes bool) int {
 	for _, ch := range chs {
-		if !yes && (ch.Outcome == "would set" || ch.Outcome == "would put back") || len(ch.Outcome) > 6 && ch.Outcome[:6] == "failed" {
+		if !yes && ch.Pending() || ch.Failed() {
 			return 1
 		}
 	}
