@@ -170,32 +170,77 @@ func (s Snapshot) Silence() time.Duration { return min(s.SinceACK, s.SinceDataRe
 // Verdict judges the peer by the snapshot's evidence alone:
 //
 //   - Ended for a connection in TCP_CLOSE;
-//   - Suspected if a retransmission timeout fired unanswered, if data in
-//     flight has waited longer than the RTO since the last ACK, if a
-//     keepalive probe is out and the silence is past KeepAlive.Idle plus
-//     the RTO, or if two zero-window probes are out unanswered (one may
-//     be in flight: a live reader's cut shows one);
+//   - Suspected if the kernel has retransmitted or probed (keepalive or
+//     zero window) at least twice in a row without an answer (Tries): one
+//     try may be in flight to a live peer, or lost on a lossy path;
 //   - WindowStalled if data waits behind a shut window and the peer
 //     answers its probes;
 //   - Unwatched if idle with keepalive off;
 //   - Alive otherwise.
+//
+// The time since the peer was last heard from never counts: a connection
+// idle for an hour that has just sent a request is not suspected while
+// its answer is on the way.
 func (s Snapshot) Verdict() Verdict {
 	switch {
 	case s.State == TCPClosed:
 		return Ended
-	case s.Retransmits > 0, s.UnackedSegments > 0 && s.SinceACK > s.RTO:
+	case s.Tries() >= 2:
 		return Suspected
 	case s.Shut():
-		if s.Probes >= 2 && s.SinceACK > s.RTO {
-			return Suspected
-		}
 		return WindowStalled
-	case !s.Options.KeepAlive.Enable:
+	case s.Idle() && !s.Options.KeepAlive.Enable:
 		return Unwatched
-	case s.Probes > 0 && s.Silence() > s.Options.keepAliveIdle()+s.RTO:
-		return Suspected
 	}
 	return Alive
+}
+
+// Tries is how many retransmission timeouts or probes in a row the kernel
+// has sent without an answer: Retransmits while data is in flight, Probes
+// otherwise. An ACK that acknowledges data resets the first, any ACK the
+// second (tcp_ack).
+func (s Snapshot) Tries() int {
+	if s.Busy() {
+		return int(s.Retransmits)
+	}
+	return int(s.Probes)
+}
+
+// Unanswered is a lower bound on how long the oldest data or probe still
+// unanswered has waited, from the kernel's own counters, never from the
+// time the peer was last heard from:
+//
+//   - data in flight: no longer than since the last ACK (a duplicate or
+//     a SACK answers too, without resetting Retransmits); at least the
+//     intervals of Retransmits timeouts plus the time since the last
+//     transmission. Of those timeouts, Backoff doubled the RTO (each at
+//     least half the next, the last the RTO now in force); the rest
+//     (a retransmission the local queue dropped, retried in 500 ms, or a
+//     thin stream's linear timeouts) kept it. Each is shortened by a
+//     jiffy at most. Before a timeout: the time since the last ACK or
+//     transmission, whichever is shorter.
+//   - keepalive: Probes less one times KeepAlive.Interval (1 s, the
+//     kernel's least, where the options are unknown);
+//   - zero window: Probes less one times the RTO (each probe's timer is
+//     at least it: tcp_probe0_when).
+//
+// Zero for an idle connection nothing probes. ghostscan -reap ends a
+// connection only when Tries is at least 2 and both Unanswered and
+// Silence reach its -silent.
+func (s Snapshot) Unanswered() time.Duration {
+	switch {
+	case s.Busy():
+		return min(s.SinceACK, s.waited())
+	case s.Probes == 0:
+		return 0
+	case s.Shut():
+		return time.Duration(s.Probes-1) * s.RTO
+	}
+	every := time.Second // TCP_KEEPINTVL's least (tcp_sock_set_keepintvl)
+	if s.OptionsKnown && s.Options.KeepAlive.Interval > every {
+		every = s.Options.KeepAlive.Interval
+	}
+	return time.Duration(s.Probes-1) * every
 }
 
 // EndsIn is the longest the kernel may still take to end the connection
@@ -271,26 +316,31 @@ func (s Snapshot) BaseRTO() time.Duration {
 func (s Snapshot) SlowPath() bool { return s.BaseRTO() > s.Options.pathRTO() }
 
 // waited is a lower bound on how long the oldest unacknowledged byte has
-// waited. Every transmission, retransmissions included, moves
-// SinceDataSent (tcp_event_data_sent), so alone it says little once the
-// kernel retransmits; but k retransmission timeouts in a row take at least
-// the base RTO doubled k-1 times, capped at RTOMax, summed.
+// waited, by the rules Unanswered gives: every transmission,
+// retransmissions included, moves SinceDataSent (tcp_event_data_sent), so
+// alone it says little once the kernel retransmits, but k retransmission
+// timeouts in a row took at least their intervals. Counted down from the
+// RTO now in force, the cap on the RTO can only make the sum short of the
+// truth, never past it.
 func (s Snapshot) waited() time.Duration {
 	w := min(s.SinceACK, s.SinceDataSent)
-	if s.Retransmits == 0 || s.Backoff > 30 {
+	n := int(s.Retransmits)
+	if n == 0 {
 		return w
 	}
-	rtoMax := s.Options.RTOMax
-	if rtoMax == 0 {
-		rtoMax = MaxRTOMax
-	}
-	iv := s.RTO >> s.Backoff
+	const (
+		retry = 500 * time.Millisecond // TCP_RESOURCE_PROBE_INTERVAL
+		jiffy = 10 * time.Millisecond  // HZ=100's; at most one lost per timer
+	)
+	doubled := min(int(s.Backoff), n, 62)
 	var t time.Duration
-	for range s.Retransmits {
+	iv := s.RTO
+	for range doubled {
+		iv /= 2
 		t += iv
-		iv = min(2*iv, rtoMax)
 	}
-	return max(w, t+s.SinceDataSent)
+	t += time.Duration(n-doubled) * min(iv, retry)
+	return max(w, t-time.Duration(n)*jiffy+s.SinceDataSent)
 }
 
 // Inspect takes a Snapshot of conn's socket: one getsockopt(TCP_INFO), one

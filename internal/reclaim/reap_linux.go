@@ -12,31 +12,26 @@ import (
 	"github.com/ghostsock/ghostsock/tuning"
 )
 
-// DefaultSilent is how long a connection must have been sending into
-// silence before -reap ends it, unless told otherwise. Two minutes is
-// longer than any silence a live path shows: a live peer answers a
-// retransmission within its RTO, which is well under a second on a LAN
-// and a few seconds on the slowest phone paths ghostsock's lab measures
-// (600 ms round trips, queues of 2 s); TCP's own backoff, which can leave
-// a connection silent up to about twice an outage before its next
-// retransmission gets through, still ends well inside it for the outages
-// of seconds that handovers and tunnels cause. It is past the 100 seconds
-// RFC 1122 (4.2.3.5) sets as the least time before TCP itself may give
-// up on a connection, and past TCP_RTO_MAX (120 s), so that by then the
-// kernel has sent several retransmissions or probes that went
-// unanswered.
+// DefaultSilent is how long a connection's oldest data or probe must have
+// gone unanswered before -reap ends it, unless told otherwise. It is past
+// TCP_RTO_MAX (120 s) and the 100 s RFC 1122 (4.2.3.5) sets as the least
+// time before TCP itself may give up, so that a live path's outages of
+// seconds, handovers and tunnels, never reach it.
 const DefaultSilent = 2 * time.Minute
 
-// Dead reports whether conn has been sending into silence for at least
-// silent: the census suspects it (a retransmission timeout fired
-// unanswered, data waited past the RTO, keepalive or zero-window probes
-// went unanswered) and nothing came from the peer for silent. An idle
-// connection that nothing probes is never dead by this rule, whatever its
-// silence: it cannot be told from a quiet live peer (ghostscan -harden
-// turns probes on for it), nor is a connection whose peer answers its
-// window probes (stalled, not dead).
+// Dead reports whether conn is sending into silence: the kernel has
+// retransmitted or probed it at least twice in a row without an answer
+// (Snapshot.Tries), its oldest data or probe has gone unanswered for at
+// least silent (Snapshot.Unanswered, a lower bound from the kernel's
+// counters), and nothing came from the peer for silent either. A live
+// peer cannot meet it: its answer to the first try resets the count, so a
+// connection idle for long that has just sent a request, or whose first
+// keepalive probe is on the wire, is never dead however long it was
+// quiet. Nor is an idle connection that nothing probes (ghostscan -harden
+// turns probes on for it), or one whose peer answers its window probes.
 func Dead(conn *census.Conn, silent time.Duration) bool {
-	return conn.Verdict == tuning.Suspected && conn.Snapshot.Silence() >= silent
+	s := conn.Snapshot
+	return s.State == tuning.TCPEstablished && s.Tries() >= 2 && s.Unanswered() >= silent && s.Silence() >= silent
 }
 
 // Outcome is what -reap did, or would do, with one connection.
