@@ -25,8 +25,8 @@ import (
 
 // Filter picks connections. Zero values pick everything.
 type Filter struct {
-	Port int          // local or remote port
-	PID  int          // the process holding the socket
+	Port int          // local or remote port (a listening socket's local port), as ss's sport or dport
+	PID  int          // a process holding the socket, among all that do
 	Peer netip.Prefix // the remote address is in it
 }
 
@@ -36,7 +36,9 @@ type Options struct {
 	// Settings reads the user timeout and keepalive options of each
 	// socket from the process holding it (pidfd_getfd, Linux 5.6+): as
 	// root, or as the same user where ptrace is allowed. Where it cannot,
-	// the connection is judged on the kernel's defaults and says so.
+	// or where the duplicate would re-tag the socket's cgroup class
+	// (procsock.Retags), the connection is judged on what sock_diag gives
+	// and the kernel's defaults, and says so.
 	Settings bool
 }
 
@@ -44,11 +46,15 @@ type Options struct {
 type Conn struct {
 	Local, Remote netip.AddrPort
 	Listener      *netip.AddrPort `json:",omitempty"` // the listening socket it was accepted on
-	PID           int             `json:",omitempty"`
-	Process       string          `json:",omitempty"`
-	Snapshot      tuning.Snapshot // in JSON with every duration in ms (see MarshalJSON)
-	Verdict       tuning.Verdict
-	EndsIn        Duration // Never is -1 in JSON, "never" in text
+	// PID and Process name the holder the actions go through (the one the
+	// filter's PID names, or the first found); Holders are all of them,
+	// as ss -p lists them.
+	PID      int             `json:",omitempty"`
+	Process  string          `json:",omitempty"`
+	Holders  []Holder        `json:",omitempty"`
+	Snapshot tuning.Snapshot // in JSON with every duration in ms (see MarshalJSON)
+	Verdict  tuning.Verdict
+	EndsIn   Duration // Never is -1 in JSON, "never" in text
 	// SlowPath: the connection's path is slower than the LAN that a
 	// Config's bounds assume unless its PathRTO says otherwise (a census
 	// cannot read PathRTO, so LANRTOMax): its RTO, as Snapshot.BaseRTO
@@ -79,13 +85,40 @@ type Socket struct {
 	FD        int    `json:",omitempty"`
 }
 
+// Holder is a process that holds a socket, and the descriptor it holds
+// it as.
+type Holder struct {
+	PID     int
+	Process string `json:",omitempty"`
+	FD      int
+}
+
+// Holders is every process holding one socket.
+type Holders []Holder
+
+// String is the holders as ss -p names them: python3[812]:6,python3[813]:6.
+func (hs Holders) String() string {
+	if len(hs) == 0 {
+		return "-"
+	}
+	var b strings.Builder
+	for i, h := range hs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s[%d]:%d", h.Process, h.PID, h.FD)
+	}
+	return b.String()
+}
+
 // Listener is a listening socket the filter picks (by its process or its
 // port; none with a peer filter), with the options it holds: a
 // connection it accepts later inherits them.
 type Listener struct {
 	Addr    netip.AddrPort
-	PID     int    `json:",omitempty"`
-	Process string `json:",omitempty"`
+	PID     int      `json:",omitempty"`
+	Process string   `json:",omitempty"`
+	Holders []Holder `json:",omitempty"`
 	Socket
 	// Options are read from the socket, as a Conn's are; OptionsKnown
 	// says whether they could be.
@@ -127,8 +160,12 @@ type Group struct {
 // In JSON every duration, here and in Group and Conn, is a number of
 // milliseconds (see Duration) in a field whose name ends in Ms.
 type Census struct {
-	Took        Duration `json:"TookMs"`
-	Sockets     int      // TCP sockets in the namespace, every state
+	Took    Duration `json:"TookMs"`
+	NetNS   uint64   // the network namespace's inode, as /proc/PID/ns/net shows it (net:[NetNS])
+	Sockets int      // TCP sockets in the namespace, every state
+	// Settings says why no socket's options were read, if none could be
+	// (a duplicate would re-tag them: procsock.ErrRetags); empty otherwise.
+	Settings    string `json:",omitempty"`
 	Groups      []*Group
 	Connections []*Conn
 	Listeners   []*Listener
@@ -253,12 +290,16 @@ func Scan(o Options) (*Census, error) {
 		}
 		all = append(all, r...)
 	}
-	owners, err := socketOwners()
+	owners, err := SocketHolders()
+	if err != nil {
+		return nil, err
+	}
+	ns, err := NetNS()
 	if err != nil {
 		return nil, err
 	}
 	defaults := kernelDefaults()
-	c := &Census{Sockets: len(all)}
+	c := &Census{Sockets: len(all), NetNS: ns}
 	listeners := map[netip.AddrPort]bool{}
 	for _, r := range all {
 		if r.InetDiagMsg.State == netlink.TCP_LISTEN {
@@ -267,19 +308,23 @@ func Scan(o Options) (*Census, error) {
 	}
 	procs := procsock.New()
 	defer procs.Close()
-	read := func(own owner) (opts tuning.Config, err error) {
-		err = procs.Do(own.pid, own.fd, func(rc syscall.RawConn) error {
+	if err := procs.Safe(); err != nil && o.Settings {
+		c.Settings = err.Error()
+	}
+	read := func(h Holder) (opts tuning.Config, err error) {
+		err = procs.Do(h.PID, h.FD, func(rc syscall.RawConn) error {
 			opts, err = tuning.ReadRawConn(rc)
 			return err
 		})
 		return opts, err
 	}
+	zone := zoner()
 	for _, r := range all {
 		m := r.InetDiagMsg
 		if m.State == netlink.TCP_LISTEN {
-			if ln := o.listener(r, owners); ln != nil {
-				if o.Settings && ln.PID != 0 {
-					ln.Options, err = read(owners[m.INode])
+			if ln := o.listener(r, owners, zone); ln != nil {
+				if o.Settings && ln.PID != 0 && c.Settings == "" {
+					ln.Options, err = read(Holder{PID: ln.PID, FD: ln.FD})
 					ln.OptionsKnown = err == nil
 				}
 				c.Listeners = append(c.Listeners, ln)
@@ -289,15 +334,18 @@ func Scan(o Options) (*Census, error) {
 		if m.State != netlink.TCP_ESTABLISHED && m.State != netlink.TCP_CLOSE_WAIT || r.TCPInfo == nil {
 			continue
 		}
-		conn := &Conn{Local: addrPort(m.ID.Source, m.ID.SourcePort), Remote: addrPort(m.ID.Destination, m.ID.DestinationPort),
+		conn := &Conn{Local: zone(addrPort(m.ID.Source, m.ID.SourcePort), m.ID.Interface),
+			Remote: zone(addrPort(m.ID.Destination, m.ID.DestinationPort), m.ID.Interface),
 			Socket: Socket{Inode: m.INode, Cookie: cookie(m), Interface: m.ID.Interface}}
-		if own, ok := owners[m.INode]; ok {
-			conn.PID, conn.Process, conn.FD = own.pid, own.comm, own.fd
-		}
+		conn.Holders = owners[m.INode]
 		if !o.pick(conn) {
 			continue
 		}
-		for _, ln := range []netip.AddrPort{conn.Local, netip.AddrPortFrom(netip.IPv4Unspecified(), conn.Local.Port()), netip.AddrPortFrom(netip.IPv6Unspecified(), conn.Local.Port())} {
+		if h, ok := o.holder(conn.Holders); ok {
+			conn.PID, conn.Process, conn.FD = h.PID, h.Process, h.FD
+		}
+		for _, ln := range []netip.AddrPort{conn.Local, netip.AddrPortFrom(conn.Local.Addr().WithZone(""), conn.Local.Port()),
+			netip.AddrPortFrom(netip.IPv4Unspecified(), conn.Local.Port()), netip.AddrPortFrom(netip.IPv6Unspecified(), conn.Local.Port())} {
 			if listeners[ln] {
 				conn.Listener = &ln
 				break
@@ -311,8 +359,10 @@ func Scan(o Options) (*Census, error) {
 			s.Options.KeepAlive.Enable = m.Timer == 2
 			conn.Settings += fmt.Sprintf(", keepalive %s (its timer)", map[bool]string{true: "on", false: "off"}[m.Timer == 2])
 		}
-		if o.Settings && conn.PID != 0 {
-			if opts, err := read(owners[m.INode]); err == nil {
+		if o.Settings && c.Settings != "" {
+			conn.Settings = "not read: a duplicate would re-tag the socket's cgroup class; " + conn.Settings
+		} else if o.Settings && conn.PID != 0 {
+			if opts, err := read(Holder{PID: conn.PID, FD: conn.FD}); err == nil {
 				s.Options, s.OptionsKnown, conn.Settings = opts, true, "read"
 			} else {
 				conn.Settings = fmt.Sprintf("unreadable (%v); %s", err, conn.Settings)
@@ -330,17 +380,29 @@ func Scan(o Options) (*Census, error) {
 }
 
 // listener is the listening socket of r if the filter picks it, or nil.
-func (o Options) listener(r *netlink.InetDiagTCPInfoResp, owners map[uint32]owner) *Listener {
+func (o Options) listener(r *netlink.InetDiagTCPInfoResp, owners map[uint32][]Holder, zone func(netip.AddrPort, uint32) netip.AddrPort) *Listener {
 	m := r.InetDiagMsg
-	ln := &Listener{Addr: addrPort(m.ID.Source, m.ID.SourcePort), Socket: Socket{Inode: m.INode, Cookie: cookie(m), Interface: m.ID.Interface}}
-	if own, ok := owners[m.INode]; ok {
-		ln.PID, ln.Process, ln.FD = own.pid, own.comm, own.fd
-	}
+	ln := &Listener{Addr: zone(addrPort(m.ID.Source, m.ID.SourcePort), m.ID.Interface),
+		Socket: Socket{Inode: m.INode, Cookie: cookie(m), Interface: m.ID.Interface}, Holders: owners[m.INode]}
+	h, held := o.holder(ln.Holders)
 	switch {
-	case o.Peer.IsValid(), o.Port != 0 && int(ln.Addr.Port()) != o.Port, o.PID != 0 && ln.PID != o.PID:
+	case o.Peer.IsValid(), o.Port != 0 && int(ln.Addr.Port()) != o.Port, o.PID != 0 && !held:
 		return nil
 	}
+	if held {
+		ln.PID, ln.Process, ln.FD = h.PID, h.Process, h.FD
+	}
 	return ln
+}
+
+// holder is the holder the filter names (its PID), or else the first.
+func (o Options) holder(hs []Holder) (Holder, bool) {
+	for _, h := range hs {
+		if o.PID == 0 || h.PID == o.PID {
+			return h, true
+		}
+	}
+	return Holder{}, false
 }
 
 // cookie is the socket's sock_diag cookie, as the kernel reports it (two
@@ -353,8 +415,10 @@ func (o Options) pick(c *Conn) bool {
 	switch {
 	case o.Port != 0 && int(c.Local.Port()) != o.Port && int(c.Remote.Port()) != o.Port:
 		return false
-	case o.PID != 0 && c.PID != o.PID:
-		return false
+	case o.PID != 0:
+		if _, ok := o.holder(c.Holders); !ok {
+			return false
+		}
 	case o.Peer.IsValid() && !o.Peer.Contains(c.Remote.Addr().Unmap()):
 		return false
 	}
@@ -500,20 +564,15 @@ func kernelDefaults() tuning.Config {
 	return c
 }
 
-type owner struct {
-	pid, fd int
-	comm    string
-}
-
-// socketOwners maps socket inodes to a process and descriptor holding
-// them, from /proc/*/fd. Processes this user may not look into are left
-// out (their sockets show no owner).
-func socketOwners() (map[uint32]owner, error) {
+// SocketHolders maps socket inodes to every process and descriptor
+// holding them, from /proc/*/fd, in pid order. Processes this user may not
+// look into are left out (their sockets show no holder).
+func SocketHolders() (map[uint32][]Holder, error) {
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("census: %w", err)
 	}
-	owners := map[uint32]owner{}
+	owners := map[uint32][]Holder{}
 	buf := make([]byte, 64)
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
@@ -535,16 +594,42 @@ func socketOwners() (map[uint32]owner, error) {
 			if err != nil {
 				continue
 			}
-			if _, seen := owners[uint32(ino)]; seen {
-				continue
-			}
 			if comm == "" {
 				b, _ := os.ReadFile("/proc/" + p.Name() + "/comm")
 				comm = strings.TrimSpace(string(b))
 			}
 			fd, _ := strconv.Atoi(f.Name())
-			owners[uint32(ino)] = owner{pid: pid, fd: fd, comm: comm}
+			owners[uint32(ino)] = append(owners[uint32(ino)], Holder{PID: pid, Process: comm, FD: fd})
 		}
 	}
 	return owners, nil
+}
+
+// NetNS is the inode of the calling thread's network namespace.
+func NetNS() (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return 0, fmt.Errorf("census: the network namespace: %w", os.NewSyscallError("stat", err))
+	}
+	return st.Ino, nil
+}
+
+// zoner gives an IPv6 link-local address the zone of the interface its
+// socket is bound to, by name where this namespace has it, as ss does.
+func zoner() func(netip.AddrPort, uint32) netip.AddrPort {
+	names := map[uint32]string{}
+	return func(a netip.AddrPort, ifindex uint32) netip.AddrPort {
+		if ifindex == 0 || !a.Addr().Is6() || !a.Addr().IsLinkLocalUnicast() {
+			return a
+		}
+		name, ok := names[ifindex]
+		if !ok {
+			name = strconv.Itoa(int(ifindex))
+			if ifi, err := net.InterfaceByIndex(int(ifindex)); err == nil {
+				name = ifi.Name
+			}
+			names[ifindex] = name
+		}
+		return netip.AddrPortFrom(a.Addr().WithZone(name), a.Port())
+	}
 }

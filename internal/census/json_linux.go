@@ -15,12 +15,17 @@ type connJSON struct {
 	Listener      *netip.AddrPort `json:",omitempty"`
 	PID           int             `json:",omitempty"`
 	Process       string          `json:",omitempty"`
+	Holders       []Holder        `json:",omitempty"`
 	Snapshot      snapshotJSON
 	Verdict       tuning.Verdict
-	EndsIn        Duration `json:"EndsInMs"`
-	SlowPath      bool
-	Timer         string
-	Settings      string
+	// Unanswered and Tries are the Snapshot's, for -reap's readers
+	// (written, not read back: they follow from the Snapshot).
+	Unanswered Duration `json:"UnansweredMs"`
+	Tries      int
+	EndsIn     Duration `json:"EndsInMs"`
+	SlowPath   bool
+	Timer      string
+	Settings   string
 	Socket
 }
 
@@ -68,7 +73,8 @@ type keepAliveJSON struct {
 func (conn Conn) MarshalJSON() ([]byte, error) {
 	s := conn.Snapshot
 	return json.Marshal(connJSON{
-		Local: conn.Local, Remote: conn.Remote, Listener: conn.Listener, PID: conn.PID, Process: conn.Process,
+		Local: conn.Local, Remote: conn.Remote, Listener: conn.Listener, PID: conn.PID, Process: conn.Process, Holders: conn.Holders,
+		Unanswered: Duration(s.Unanswered()), Tries: s.Tries(),
 		Snapshot: snapshotJSON{
 			State: s.State, RTT: Duration(s.RTT), RTTVar: Duration(s.RTTVar), RTO: Duration(s.RTO),
 			UnackedSegments: s.UnackedSegments, UnackedBytes: s.UnackedBytes, NotSentBytes: s.NotSentBytes,
@@ -91,7 +97,7 @@ func (conn *Conn) UnmarshalJSON(b []byte) error {
 	}
 	s, o := v.Snapshot, v.Snapshot.Options
 	*conn = Conn{
-		Local: v.Local, Remote: v.Remote, Listener: v.Listener, PID: v.PID, Process: v.Process,
+		Local: v.Local, Remote: v.Remote, Listener: v.Listener, PID: v.PID, Process: v.Process, Holders: v.Holders,
 		Snapshot: tuning.Snapshot{
 			State: s.State, RTT: time.Duration(s.RTT), RTTVar: time.Duration(s.RTTVar), RTO: time.Duration(s.RTO),
 			UnackedSegments: s.UnackedSegments, UnackedBytes: s.UnackedBytes, NotSentBytes: s.NotSentBytes,

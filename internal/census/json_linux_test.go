@@ -154,6 +154,7 @@ func TestCensusJSON(t *testing.T) {
 		".Connections[0].Snapshot.Options.RTOMaxMs":             2000.0,
 		".Connections[0].Snapshot.Options.StallTimeoutMs":       60000.0,
 		".Connections[0].Snapshot.Options.PathRTOMs":            0.0,
+		".Connections[0].UnansweredMs":                          1152.25, // 102+51+25.5+12.75 ms, four jiffies less, plus 1001
 	}, ms, "%s", b)
 	never := raw["Connections"].([]any)[1].(map[string]any)
 	assert.Equal(t, -1.0, never["EndsInMs"], "never is -1")
@@ -180,17 +181,17 @@ func TestCensusJSON(t *testing.T) {
 	}
 	nums("", raw)
 	sort.Float64s(others)
-	assert.Equal(t, []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 4, 5, 42, 500, 3000, 65536}, others)
+	assert.Equal(t, []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 5, 42, 500, 3000, 65536}, others)
 
 	// A duration added to tuning.Snapshot or tuning.Config must join the
 	// view: one ...Ms field in Snapshot per time.Duration in it.
 	snapshotMs := 0
 	for p := range ms {
-		if strings.HasPrefix(p, ".Connections[0].Snapshot.") {
+		if strings.HasPrefix(p, ".Connections[0].Snapshot.") || p == ".Connections[0].UnansweredMs" {
 			snapshotMs++
 		}
 	}
-	assert.Equal(t, durations(reflect.TypeFor[tuning.Snapshot]()), snapshotMs, "time.Durations in tuning.Snapshot")
+	assert.Equal(t, durations(reflect.TypeFor[tuning.Snapshot]())+1, snapshotMs, "time.Durations in tuning.Snapshot, and Unanswered")
 
 	var back Census
 	require.NoError(t, json.Unmarshal(b, &back))

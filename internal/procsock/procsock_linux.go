@@ -7,6 +7,13 @@
 // pidfd_getfd needs ptrace rights over the process
 // (PTRACE_MODE_ATTACH_REALCREDS): root, or CAP_SYS_PTRACE, or the same
 // user where kernel.yama.ptrace_scope allows it.
+//
+// It is not free of side effects: the kernel re-tags a socket it hands
+// over with the caller's net_cls class id and net_prio index
+// (__receive_sock), which a host using either cgroup v1 controller routes
+// and shapes by. Where either is mounted (Retags), Do duplicates nothing
+// and returns ErrRetags; elsewhere both are the same for every process,
+// and the duplicate changes nothing.
 package procsock
 
 import (
@@ -32,18 +39,57 @@ var ErrNoProcess = errors.New("procsock: no such process")
 // holds the socket asked for: closed, or another socket took its number.
 var ErrChanged = errors.New("procsock: the descriptor no longer holds that socket")
 
+// ErrRetags is wrapped by Do's error where a duplicate would change the
+// socket's cgroup tags (see Retags): nothing was duplicated.
+var ErrRetags = errors.New("procsock: pidfd_getfd would re-tag the socket with this process's net_cls class id and net_prio index (cgroup v1 net_cls or net_prio is mounted), so no socket of another process is read or changed")
+
+// Retags reports whether a duplicate taken with pidfd_getfd would change
+// the socket it shares: whether the net_cls or net_prio controller is
+// mounted as cgroup v1 (a hierarchy other than 0 in /proc/cgroups), the
+// only way a process's class id or priority index can differ from
+// another's. Controllers not built into the kernel count as unmounted.
+func Retags() (bool, error) {
+	b, err := os.ReadFile("/proc/cgroups")
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil // no cgroup v1 at all
+	}
+	if err != nil {
+		return false, fmt.Errorf("procsock: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && (f[0] == "net_cls" || f[0] == "net_prio") && f[1] != "0" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // Procs holds a pidfd per process it has been asked for. Its zero value
 // is not usable: make one with New, and Close it.
 type Procs struct {
 	pidfds  map[int]int
 	errs    map[int]error
 	started map[int]uint64 // start times Socket has checked, by pid
+	retags  error          // ErrRetags, or why Retags could not tell, for every process
 }
 
-// New returns an empty Procs.
+// New returns an empty Procs, which duplicates nothing if Retags says a
+// duplicate would change the socket (or cannot tell).
 func New() *Procs {
-	return &Procs{pidfds: map[int]int{}, errs: map[int]error{}, started: map[int]uint64{}}
+	p := &Procs{pidfds: map[int]int{}, errs: map[int]error{}, started: map[int]uint64{}}
+	switch retags, err := Retags(); {
+	case err != nil:
+		p.retags = fmt.Errorf("%w: %w", ErrRetags, err)
+	case retags:
+		p.retags = ErrRetags
+	}
+	return p
 }
+
+// Safe is nil where a duplicate changes nothing about the socket it
+// shares, or else an error wrapping ErrRetags that Do would return.
+func (p *Procs) Safe() error { return p.retags }
 
 // Close closes every pidfd.
 func (p *Procs) Close() {
@@ -59,6 +105,9 @@ func (p *Procs) Close() {
 // error that is the same for every descriptor of pid (no permission, no
 // process) is remembered, and returned at once for the next.
 func (p *Procs) Do(pid, fd int, fn func(rc syscall.RawConn) error) error {
+	if p.retags != nil {
+		return p.retags
+	}
 	if err := p.errs[pid]; err != nil {
 		return err
 	}
@@ -86,12 +135,13 @@ func (p *Procs) Do(pid, fd int, fn func(rc syscall.RawConn) error) error {
 	return fn(fdRawConn(dup))
 }
 
-// Socket is Do for the socket with inode held as descriptor fd by the
-// process with pid and start time start (StartTime; 0: any): it checks
-// the process once its pidfd is open (the pidfd then pins it), and the
-// duplicate's inode before fn runs, so that a pid or a descriptor number
-// taken by another since can never be acted on.
-func (p *Procs) Socket(pid int, start uint64, fd int, inode uint32, fn func(rc syscall.RawConn) error) error {
+// Socket is Do for the socket with inode (and, unless 0, sock_diag cookie)
+// held as descriptor fd by the process with pid and start time start
+// (StartTime; 0: any): it checks the process once its pidfd is open (the
+// pidfd then pins it), and the duplicate's inode and SO_COOKIE before fn
+// runs, so that a pid, a descriptor number or an inode taken by another
+// since can never be acted on.
+func (p *Procs) Socket(pid int, start uint64, fd int, inode uint32, cookie uint64, fn func(rc syscall.RawConn) error) error {
 	return p.Do(pid, fd, func(rc syscall.RawConn) error {
 		if start != 0 && p.started[pid] != start {
 			// Once per process: its pidfd, open now, pins it from here on.
@@ -108,6 +158,16 @@ func (p *Procs) Socket(pid int, start uint64, fd int, inode uint32, fn func(rc s
 		}
 		if st.Ino != uint64(inode) {
 			return fmt.Errorf("process %d descriptor %d: %w", pid, fd, ErrChanged)
+		}
+		if cookie != 0 {
+			var got uint64
+			rc.Control(func(dup uintptr) { got, err = unix.GetsockoptUint64(int(dup), unix.SOL_SOCKET, unix.SO_COOKIE) })
+			if err != nil {
+				return fmt.Errorf("process %d descriptor %d: %w", pid, fd, os.NewSyscallError("getsockopt SO_COOKIE", err))
+			}
+			if got != cookie {
+				return fmt.Errorf("process %d descriptor %d: %w", pid, fd, ErrChanged)
+			}
 		}
 		return fn(rc)
 	})

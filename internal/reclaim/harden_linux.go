@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -12,7 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ghostsock/ghostsock/internal/census"
+	"github.com/ghostsock/ghostsock/internal/netns"
 	"github.com/ghostsock/ghostsock/internal/procsock"
 	"github.com/ghostsock/ghostsock/tuning"
 )
@@ -30,6 +34,10 @@ var ErrNoFilter = errors.New("reclaim: -harden needs -pid or -port: it changes o
 // it changes nothing unless it can record what it replaces.
 var ErrUnreadable = errors.New("reclaim: cannot read a socket's options, so nothing was changed")
 
+// ErrRecord is wrapped by the errors of the record: it could not be read,
+// locked or written.
+var ErrRecord = errors.New("reclaim: the record")
+
 // Kind says what a Change is about.
 type Kind string
 
@@ -39,23 +47,41 @@ const (
 	Accepted  Kind = "accepted" // found by Undo: accepted since, it inherited the listener's
 )
 
+// Holder is a process holding a socket, named across pid reuse by its
+// start time (clock ticks since boot).
+type Holder struct {
+	PID     int
+	Process string `json:",omitempty"`
+	Start   uint64
+	FD      int
+}
+
 // Change is one socket's options as Harden or Undo found them and as they
 // leave (or, in a dry run, would leave) them.
 type Change struct {
-	Kind    Kind
-	Local   netip.AddrPort
-	Remote  *netip.AddrPort `json:",omitempty"`
+	Kind   Kind
+	Local  netip.AddrPort
+	Remote *netip.AddrPort `json:",omitempty"`
+	// PID, Process and Start name the holder acted through; Holders are
+	// every process that held the socket when it was recorded (a prefork
+	// server's listener is held by each child). Undo reaches the socket
+	// through any of them, or any process holding it now.
 	PID     int
 	Process string `json:",omitempty"`
-	// Start is the process's start time (clock ticks since boot): with
-	// PID, it names the process across pid reuse.
-	Start uint64
+	Start   uint64
+	Holders []Holder `json:",omitempty"`
+	// NetNS is the network namespace the socket lives in (its inode):
+	// Undo looks there for the connections a listener accepted since.
+	NetNS uint64 `json:",omitempty"`
 	census.Socket
-	Verdict tuning.Verdict    `json:",omitempty"`
-	Before  census.ConfigJSON // what the socket held
-	After   census.ConfigJSON // what Harden set, or Undo puts back
+	Verdict tuning.Verdict `json:",omitempty"`
+	// Before is what the socket held before Harden: for a connection a
+	// hardened listener handed Harden's options, the listener's own.
+	Before census.ConfigJSON
+	After  census.ConfigJSON // what Harden set, or Undo puts back
 	// Outcome: "would set" or "would put back" in a dry run; "set", "put
-	// back", "nothing to put back", "gone: why" or "failed: why" after.
+	// back", "already set", "nothing to put back", "gone: why" or
+	// "failed: why" after.
 	Outcome string
 }
 
@@ -64,6 +90,9 @@ func (ch *Change) Pending() bool { return strings.HasPrefix(ch.Outcome, "would "
 
 // Failed reports whether the change was tried and not made.
 func (ch *Change) Failed() bool { return strings.HasPrefix(ch.Outcome, "failed") }
+
+// Gone reports that no process holds the socket any more.
+func (ch *Change) Gone() bool { return strings.HasPrefix(ch.Outcome, "gone") }
 
 // Plan is what Harden will do.
 type Plan struct {
@@ -94,18 +123,27 @@ type Plan struct {
 
 // PlanHarden takes a census with o and plans to set ForBudget(budget)'s
 // options, or with keepAliveOnly its keepalive alone, on every listening
-// socket and connection it picks; o.Port names a port of this host (a
-// connection to a peer's port of that number is not picked). o must name a
+// socket and connection it picks (o.Port: a local or remote port, as the
+// census picks; o.PID: any process holding the socket). o must name a
 // process or a port. It reads every socket's options first, and fails
 // (ErrUnreadable, wrapping the cause) if it cannot read one: without them,
-// Undo could not put them back.
-func PlanHarden(o census.Options, budget time.Duration, keepAliveOnly bool) (*Plan, error) {
+// Undo could not put them back. A socket already holding the options is
+// left out of the record; a connection accepted from a listener record
+// names is recorded with the listener's Before, not with what it
+// inherited. It refuses where reading would re-tag the sockets
+// (procsock.ErrRetags).
+func PlanHarden(o census.Options, budget time.Duration, keepAliveOnly bool, record string) (*Plan, error) {
 	if o.PID == 0 && o.Port == 0 {
 		return nil, ErrNoFilter
 	}
 	cfg, err := tuning.ForBudget(budget)
 	if err != nil {
 		return nil, err
+	}
+	procs := procsock.New()
+	defer procs.Close()
+	if err := procs.Safe(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	if o.PID != 0 {
 		if _, err := procsock.StartTime(o.PID); err != nil {
@@ -132,62 +170,57 @@ func PlanHarden(o census.Options, budget time.Duration, keepAliveOnly bool) (*Pl
 		}
 		return after
 	}
-	procs := procsock.New()
-	defer procs.Close()
-	starts := map[int]uint64{}
+	accepted := map[*Change]*netip.AddrPort{} // a connection's listener
 	// add reads the socket's options itself, through a duplicate checked
 	// to be that socket, so that the record holds what it replaces. A
 	// socket closed since the census is left; one it may not read stops
 	// the plan.
-	add := func(ch *Change) error {
-		if _, ok := starts[ch.PID]; !ok {
-			start, err := procsock.StartTime(ch.PID)
-			if err != nil {
-				p.Gone++
-				return nil // it exited since the census
-			}
-			starts[ch.PID] = start
+	add := func(ch *Change, hs []census.Holder, from *netip.AddrPort) error {
+		ch.NetNS = c.NetNS
+		ch.Holders = holders(hs)
+		if len(ch.Holders) == 0 {
+			p.Gone++
+			return nil // every holder exited since the census
 		}
-		ch.Start = starts[ch.PID]
-		var before tuning.Config
-		err := procs.Socket(ch.PID, ch.Start, ch.FD, ch.Inode, func(rc syscall.RawConn) (err error) {
-			before, err = tuning.ReadRawConn(rc)
-			return err
-		})
+		cur, err := read(procs, ch, nil)
 		switch {
-		case errors.Is(err, procsock.ErrChanged), errors.Is(err, procsock.ErrNoProcess):
+		case gone(err):
 			p.Gone++
 			return nil
 		case err != nil:
 			return fmt.Errorf("%w: %s %v of %s[%d]: %w", ErrUnreadable, ch.Kind, ch.Local, ch.Process, ch.PID, err)
 		}
-		ch.Before, ch.After, ch.Outcome = census.OptionsJSON(before), census.OptionsJSON(target(before)), "would set"
+		after := target(cur)
+		ch.Before, ch.After, ch.Outcome = census.OptionsJSON(cur), census.OptionsJSON(after), "would set"
+		if sameOptions(cur, after) {
+			ch.Outcome = "already set"
+		}
 		p.Changes = append(p.Changes, ch)
+		accepted[ch] = from
 		return nil
 	}
+
 	for _, ln := range c.Listeners {
 		if ln.PID == 0 {
 			p.Unowned++
 			continue
 		}
-		if err := add(&Change{Kind: Listening, Local: ln.Addr, PID: ln.PID, Process: ln.Process, Socket: ln.Socket}); err != nil {
+		ch := &Change{Kind: Listening, Local: ln.Addr, Socket: ln.Socket}
+		if err := add(ch, ln.Holders, nil); err != nil {
 			return nil, err
 		}
 	}
 	for _, conn := range c.Connections {
-		if o.Port != 0 && int(conn.Local.Port()) != o.Port {
-			continue // -port names this host's port, not a peer's
-		}
 		if conn.PID == 0 {
 			p.Unowned++
 			continue
 		}
 		remote := conn.Remote
-		ch := &Change{Kind: Connected, Local: conn.Local, Remote: &remote, PID: conn.PID, Process: conn.Process, Socket: conn.Socket, Verdict: conn.Verdict}
-		if err := add(ch); err != nil {
+		ch := &Change{Kind: Connected, Local: conn.Local, Remote: &remote, Socket: conn.Socket, Verdict: conn.Verdict}
+		if err := add(ch, conn.Holders, conn.Listener); err != nil {
 			return nil, err
 		}
-		if conn.Verdict == tuning.WindowStalled {
+		if conn.Verdict == tuning.WindowStalled && ch.Pending() {
 			p.Stalled++
 		}
 	}
@@ -196,35 +229,142 @@ func PlanHarden(o census.Options, budget time.Duration, keepAliveOnly bool) (*Pl
 		// look (or none is accepted yet): say so rather than do nothing.
 		return nil, fmt.Errorf("%w: no process holding the %d matching sockets can be seen (run as root; a connection not yet accepted has none)", ErrUnreadable, p.Unowned)
 	}
+	// What the record says a socket held comes first: a socket hardened
+	// before keeps its first Before, and a connection accepted since from
+	// a listener hardened before held the listener's.
+	rec, err := readRecord(record)
+	if err != nil {
+		return nil, err
+	}
+	recorded, listeners := rec.index()
+	for _, ch := range p.Changes {
+		if old, ok := recorded[ch.key()]; ok {
+			ch.Before = old.Before
+		} else if ln, ok := listeners[listenerKey{c.NetNS, unzoned(accepted[ch])}]; ok && ch.Kind == Connected {
+			ch.Before = census.OptionsJSON(inherited(ch.Before.Config(), ln))
+		}
+	}
 	return p, nil
 }
 
+// holders are hs with their start times, less those that exited since.
+func holders(hs []census.Holder) []Holder {
+	var out []Holder
+	for _, h := range hs {
+		if start, err := procsock.StartTime(h.PID); err == nil {
+			out = append(out, Holder{PID: h.PID, Process: h.Process, Start: start, FD: h.FD})
+		}
+	}
+	return out
+}
+
+// inherited is what a connection accepted from hardened listener ln held
+// before Harden, as far as can be told: what it holds, with what is still
+// as Harden set it on ln put back to ln's Before. Keepalive stays on where
+// it is on (with ln's schedule put back): whether it came from the
+// listener or from the server itself (PostgreSQL turns it on for every
+// backend) cannot be told, and on is the safe side.
+func inherited(cur tuning.Config, ln *Change) tuning.Config {
+	want := restore(cur, ln.Before.Config(), ln.After.Config())
+	want.KeepAlive.Enable = cur.KeepAlive.Enable
+	return want
+}
+
 // Apply records every change's Before in the file record (merged with
-// what is there: a socket hardened twice keeps its first Before), then
-// sets each change's After on its socket and reads it back. A socket that
+// what is there, under a lock: a socket hardened twice keeps its first
+// Before), then sets each change's After on its socket and reads it back.
+// A socket already holding it is neither recorded nor set. A socket
 // closed since the plan, or whose descriptor now holds another, is left
 // ("gone"). The error is for the record, which is written before anything
 // is set; each change's Outcome says how it went.
 func (p *Plan) Apply(record string) error {
-	if len(p.Changes) == 0 {
+	var todo []*Change
+	for _, ch := range p.Changes {
+		if ch.Pending() {
+			todo = append(todo, ch)
+		}
+	}
+	if len(todo) == 0 {
 		return nil
 	}
-	if err := mergeRecord(record, p.Changes); err != nil {
+	err := locked(record, func() error {
+		r, err := readRecord(record)
+		if err != nil {
+			return err
+		}
+		r.merge(todo)
+		return writeRecord(record, r)
+	})
+	if err != nil {
 		return err
 	}
 	procs := procsock.New()
 	defer procs.Close()
-	for _, ch := range p.Changes {
-		ch.Outcome = setOn(procs, ch, ch.After.Config())
+	for _, ch := range todo {
+		ch.Outcome = setOn(procs, ch, nil, ch.After.Config())
 	}
 	return nil
 }
 
-// setOn sets want on the socket ch names, if its descriptor still holds
-// it, and reads it back: the Outcome.
-func setOn(procs *procsock.Procs, ch *Change, want tuning.Config) string {
+// read reads the options of the socket ch names (see reach).
+func read(procs *procsock.Procs, ch *Change, now map[uint32][]census.Holder) (tuning.Config, error) {
+	var cur tuning.Config
+	err := reach(procs, ch, now, func(rc syscall.RawConn) error {
+		var err error
+		cur, err = tuning.ReadRawConn(rc)
+		return err
+	})
+	return cur, err
+}
+
+// reach runs fn on the socket ch names through the first process that
+// still holds it: those recorded, then those now holding its inode (now,
+// if given; a prefork server forks children after Harden), each checked
+// to hold that very socket (inode and cookie). It records the holder it
+// went through in ch. The error is gone (see gone) only if none holds it.
+func reach(procs *procsock.Procs, ch *Change, now map[uint32][]census.Holder, fn func(rc syscall.RawConn) error) error {
+	err := fmt.Errorf("%w: no process holds it", procsock.ErrChanged)
+	tried := map[int]bool{}
+	try := func(h Holder) bool {
+		tried[h.PID] = true
+		err = procs.Socket(h.PID, h.Start, h.FD, ch.Inode, ch.Cookie, fn)
+		if gone(err) {
+			return false
+		}
+		ch.PID, ch.Process, ch.Start, ch.FD = h.PID, h.Process, h.Start, h.FD
+		return true
+	}
+	for _, h := range ch.holders() {
+		if try(h) {
+			return err
+		}
+	}
+	for _, h := range now[ch.Inode] {
+		if tried[h.PID] {
+			continue
+		}
+		start, serr := procsock.StartTime(h.PID)
+		if serr == nil && try(Holder{PID: h.PID, Process: h.Process, Start: start, FD: h.FD}) {
+			return err
+		}
+	}
+	return err
+}
+
+// holders are the processes recorded as holding ch's socket: Holders, or
+// in a record written before there were, the one holder.
+func (ch *Change) holders() []Holder {
+	if len(ch.Holders) > 0 {
+		return ch.Holders
+	}
+	return []Holder{{PID: ch.PID, Process: ch.Process, Start: ch.Start, FD: ch.FD}}
+}
+
+// setOn sets want on the socket ch names (see reach), and reads it back:
+// the Outcome.
+func setOn(procs *procsock.Procs, ch *Change, now map[uint32][]census.Holder, want tuning.Config) string {
 	var got tuning.Config
-	err := procs.Socket(ch.PID, ch.Start, ch.FD, ch.Inode, func(rc syscall.RawConn) error {
+	err := reach(procs, ch, now, func(rc syscall.RawConn) error {
 		if err := setOptions(rc, want); err != nil {
 			return err
 		}
@@ -278,67 +418,57 @@ type Record struct {
 	Changes []*Change
 }
 
-func readRecord(path string) (*Record, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &Record{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reclaim: the record: %w", err)
-	}
-	var r Record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("reclaim: the record %s: %w", path, err)
-	}
-	return &r, nil
-}
-
-func writeRecord(path string, r *Record) error {
-	if len(r.Changes) == 0 {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("reclaim: the record: %w", err)
-		}
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("reclaim: the record: %w", err)
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("reclaim: the record: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("reclaim: the record: %w", err)
-	}
-	return nil
-}
-
-// key names one socket across runs: the process (pid and start) and the
-// socket's inode.
+// key names one socket across runs: its sock_diag cookie, unique to it
+// until the host restarts (in a record written before cookies were kept:
+// its first holder and inode).
 type key struct {
-	pid   int
-	start uint64
-	inode uint32
+	cookie uint64
+	pid    int
+	start  uint64
+	inode  uint32
 }
 
-func (ch *Change) key() key { return key{ch.PID, ch.Start, ch.Inode} }
+func (ch *Change) key() key {
+	if ch.Cookie != 0 {
+		return key{cookie: ch.Cookie}
+	}
+	return key{pid: ch.PID, start: ch.Start, inode: ch.Inode}
+}
 
-func mergeRecord(path string, changes []*Change) error {
-	r, err := readRecord(path)
-	if err != nil {
-		return err
+// listenerKey names a listening address in one network namespace.
+type listenerKey struct {
+	netns uint64
+	addr  netip.AddrPort
+}
+
+func unzoned(a *netip.AddrPort) netip.AddrPort {
+	if a == nil {
+		return netip.AddrPort{}
 	}
-	have := map[key]*Change{}
+	return netip.AddrPortFrom(a.Addr().WithZone(""), a.Port())
+}
+
+// index maps the record's sockets by key, and its listening sockets by
+// namespace and address.
+func (r *Record) index() (map[key]*Change, map[listenerKey]*Change) {
+	all, lns := map[key]*Change{}, map[listenerKey]*Change{}
 	for _, ch := range r.Changes {
-		have[ch.key()] = ch
+		all[ch.key()] = ch
+		if ch.Kind == Listening {
+			lns[listenerKey{ch.NetNS, unzoned(&ch.Local)}] = ch
+		}
 	}
+	return all, lns
+}
+
+// merge adds changes to r: a socket already there keeps its first Before
+// and takes the latest After; its holders are those now.
+func (r *Record) merge(changes []*Change) {
+	have, _ := r.index()
 	for _, ch := range changes {
 		if old, ok := have[ch.key()]; ok {
-			old.After = ch.After // the first Before is the process's own
+			old.After, old.Holders = ch.After, ch.Holders
+			old.PID, old.Process, old.Start, old.FD = ch.PID, ch.Process, ch.Start, ch.FD
 			continue
 		}
 		c := *ch
@@ -346,43 +476,132 @@ func mergeRecord(path string, changes []*Change) error {
 		r.Changes = append(r.Changes, &c)
 		have[c.key()] = &c
 	}
-	return writeRecord(path, r)
+}
+
+// locked runs fn holding an exclusive lock on record (a lock file beside
+// it, never followed if a symbolic link), so that runs at once take turns
+// at reading and rewriting it.
+func locked(record string, fn func() error) error {
+	if err := os.MkdirAll(filepath.Dir(record), 0o700); err != nil {
+		return fmt.Errorf("%w: %w", ErrRecord, err)
+	}
+	fd, err := unix.Open(record+".lock", unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("%w: %s.lock: %w", ErrRecord, record, os.NewSyscallError("open", err))
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		return fmt.Errorf("%w: %s.lock: %w", ErrRecord, record, os.NewSyscallError("flock", err))
+	}
+	return fn() // closing fd releases the lock
+}
+
+func readRecord(path string) (*Record, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return &Record{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w (a symbolic link is never followed)", ErrRecord, path, os.NewSyscallError("open", err))
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRecord, err)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrRecord, path, err)
+	}
+	return &r, nil
+}
+
+// writeRecord replaces the record with r, or removes it if r is empty,
+// through a temporary file of a name no one else can take (O_EXCL) in
+// its directory, renamed over it.
+func writeRecord(path string, r *Record) error {
+	if len(r.Changes) == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: %w", ErrRecord, err)
+		}
+		return nil
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRecord, err)
+	}
+	defer os.Remove(tmp.Name()) // gone once renamed
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRecord, err)
+	}
+	return nil
 }
 
 // Undo puts back what the record says Harden replaced, option by option
 // (see restore): an option still as Harden set it gets its Before again;
-// one the process changed since is left as the process set it. For a
-// listening socket it also restores the connections accepted from it since
-// (which inherited Harden's options), whichever process holds them, by the
-// same rule against the listener's record, except that their keepalive
-// stays on where it is on (with the listener's schedule put back): the
-// server may have turned it on itself.
-// Without yes it changes nothing and says what it would do. With yes it
-// removes from the record every socket it restored or found gone, and
-// keeps those it failed on.
-func Undo(record string, yes bool) ([]*Change, error) {
-	r, err := readRecord(record)
-	if err != nil {
-		return nil, err
-	}
-	if len(r.Changes) == 0 {
-		return nil, fmt.Errorf("reclaim: nothing to undo: no record at %s", record)
-	}
+// one the process changed since is left as the process set it. It reaches
+// each socket through any process that holds it (see reach). For a
+// listening socket it also restores the connections accepted from it
+// since (which inherited Harden's options), whichever process holds them,
+// in the listener's own network namespace, by the same rule (see
+// inherited). Without yes it changes nothing and says what it would do.
+// With yes it removes from the record every socket it restored or found
+// gone, and keeps those it failed on, accepted connections included. It
+// holds the record's lock throughout, and refuses where reading would
+// re-tag the sockets (procsock.ErrRetags).
+func Undo(record string, yes bool) (out []*Change, err error) {
 	procs := procsock.New()
 	defer procs.Close()
-	var out []*Change
-	recorded := map[key]bool{}
-	for _, ch := range r.Changes {
-		recorded[ch.key()] = true
+	if err := procs.Safe(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
-	var keep []*Change
+	err = locked(record, func() error {
+		r, err := readRecord(record)
+		if err != nil {
+			return err
+		}
+		if len(r.Changes) == 0 {
+			return fmt.Errorf("reclaim: nothing to undo: no record at %s", record)
+		}
+		var keep []*Change
+		out, keep = undo(procs, r, yes)
+		if yes {
+			return writeRecord(record, &Record{Changes: keep})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// undo is Undo's work on record r: what it did, and what to keep.
+func undo(procs *procsock.Procs, r *Record, yes bool) (out, keep []*Change) {
+	now, err := census.SocketHolders()
+	if err != nil {
+		now = nil // the recorded holders alone
+	}
+	recorded, _ := r.index()
 	for _, ch := range r.Changes {
 		u := *ch
 		out = append(out, &u)
-		cur, err := current(procs, &u)
+		cur, err := read(procs, &u, now)
 		switch {
 		case gone(err):
-			u.Before, u.After, u.Outcome = ch.After, ch.Before, "gone: "+err.Error()
+			u.Before, u.After, u.Outcome = census.ConfigJSON{}, census.ConfigJSON{}, "gone: no process holds it now"
 			continue
 		case err != nil:
 			u.Before, u.After, u.Outcome = ch.After, ch.Before, "failed: "+err.Error()
@@ -400,77 +619,66 @@ func Undo(record string, yes bool) ([]*Change, error) {
 		case !yes:
 			u.Outcome = "would put back"
 		default:
-			if u.Outcome = setOn(procs, &u, want); u.Outcome == "set" {
+			if u.Outcome = setOn(procs, &u, now, want); u.Outcome == "set" {
 				u.Outcome = "put back"
 			} else if u.Failed() {
 				keep = append(keep, ch)
 			}
 		}
 		if ch.Kind == Listening {
-			out = append(out, undoAccepted(procs, ch, recorded, yes)...)
+			acc := undoAccepted(procs, &u, ch, recorded, yes)
+			out = append(out, acc...)
+			for _, a := range acc {
+				if a.Failed() {
+					k := *a
+					k.Kind, k.Outcome = Accepted, "" // kept: Before is what to put back
+					k.Before, k.After = a.After, a.Before
+					keep = append(keep, &k)
+				}
+			}
 		}
 	}
-	if yes {
-		return out, writeRecord(record, &Record{Changes: keep})
-	}
-	return out, nil
+	return out, keep
 }
 
-// current reads the options of the socket ch names, if the process and
-// the descriptor still hold it.
-func current(procs *procsock.Procs, ch *Change) (tuning.Config, error) {
-	var cur tuning.Config
-	err := procs.Socket(ch.PID, ch.Start, ch.FD, ch.Inode, func(rc syscall.RawConn) error {
+// undoAccepted restores the connections accepted from listener ln (as
+// recorded; reached as at) since Harden (those not in the record),
+// whichever process holds them: a server that forks per connection, as
+// PostgreSQL does, hands each to a child. It looks in the listener's own
+// network namespace, entered through its socket.
+func undoAccepted(procs *procsock.Procs, at, ln *Change, recorded map[key]*Change, yes bool) []*Change {
+	fail := func(err error) []*Change {
+		return []*Change{{Kind: Accepted, Local: ln.Local, PID: at.PID, Process: at.Process, NetNS: ln.NetNS, Outcome: "failed: " + err.Error()}}
+	}
+	var c *census.Census
+	err := reach(procs, at, nil, func(rc syscall.RawConn) error {
+		var nsfd int
 		var err error
-		cur, err = tuning.ReadRawConn(rc)
-		return err
+		rc.Control(func(fd uintptr) { nsfd, err = netns.OfSocket(fd) })
+		if err != nil {
+			return err
+		}
+		defer unix.Close(nsfd)
+		return netns.Do(nsfd, func() (err error) {
+			c, err = census.Scan(census.Options{Filter: census.Filter{Port: int(ln.Local.Port())}})
+			return err
+		})
 	})
-	return cur, err
-}
-
-// restore is cur with what is still as Harden set it (after) put back to
-// before: the user timeout, RTOMax, and keepalive as one (its switch and
-// schedule: a process that set any of them since, as Go's accept turns
-// keepalive on with its own idle, keeps all of them as it set them).
-func restore(cur, before, after tuning.Config) tuning.Config {
-	want := cur
-	if cur.UserTimeout == after.UserTimeout {
-		want.UserTimeout = before.UserTimeout
-	}
-	if cur.KeepAlive == after.KeepAlive {
-		want.KeepAlive = before.KeepAlive
-	}
-	if cur.RTOMax == after.RTOMax {
-		want.RTOMax = before.RTOMax
-	}
-	return want
-}
-
-// undoAccepted restores the connections accepted from listener ln since
-// Harden (those not in the record), whichever process holds them: a
-// server that forks per connection, as PostgreSQL does, hands each to a
-// child.
-func undoAccepted(procs *procsock.Procs, ln *Change, recorded map[key]bool, yes bool) []*Change {
-	c, err := census.Scan(census.Options{Filter: census.Filter{Port: int(ln.Local.Port())}})
 	if err != nil {
-		return []*Change{{Kind: Accepted, Local: ln.Local, PID: ln.PID, Process: ln.Process, Outcome: "failed: " + err.Error()}}
+		return fail(err)
 	}
 	var out []*Change
 	for _, conn := range c.Connections {
-		if conn.Listener == nil || *conn.Listener != ln.Local || conn.PID == 0 {
+		if conn.Listener == nil || unzoned(conn.Listener) != unzoned(&ln.Local) || conn.PID == 0 {
 			continue
-		}
-		start, err := procsock.StartTime(conn.PID)
-		if err != nil {
-			continue // it exited since the census
 		}
 		remote := conn.Remote
-		u := &Change{Kind: Accepted, Local: conn.Local, Remote: &remote, PID: conn.PID, Process: conn.Process,
-			Start: start, Socket: conn.Socket, Verdict: conn.Verdict}
-		if recorded[u.key()] {
-			continue
+		u := &Change{Kind: Accepted, Local: conn.Local, Remote: &remote, NetNS: c.NetNS, Socket: conn.Socket,
+			Verdict: conn.Verdict, Holders: holders(conn.Holders)}
+		if _, ok := recorded[u.key()]; ok || len(u.Holders) == 0 {
+			continue // in the record, or its holders exited since the census
 		}
-		cur, err := current(procs, u)
+		cur, err := read(procs, u, nil)
 		switch {
 		case gone(err):
 			continue
@@ -479,11 +687,7 @@ func undoAccepted(procs *procsock.Procs, ln *Change, recorded map[key]bool, yes 
 			out = append(out, u)
 			continue
 		}
-		want := restore(cur, ln.Before.Config(), ln.After.Config())
-		// Keepalive stays on: whether it came from the listener or from the
-		// server itself (PostgreSQL turns it on for every backend) cannot be
-		// told, and on is the safe side (its schedule is put back).
-		want.KeepAlive.Enable = cur.KeepAlive.Enable
+		want := inherited(cur, ln)
 		u.Before, u.After = census.OptionsJSON(cur), census.OptionsJSON(want)
 		switch {
 		case sameOptions(cur, want):
@@ -491,7 +695,7 @@ func undoAccepted(procs *procsock.Procs, ln *Change, recorded map[key]bool, yes 
 		case !yes:
 			u.Outcome = "would put back"
 		default:
-			if u.Outcome = setOn(procs, u, want); u.Outcome == "set" {
+			if u.Outcome = setOn(procs, u, nil, want); u.Outcome == "set" {
 				u.Outcome = "put back"
 			}
 		}
@@ -513,4 +717,22 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 		Stalled, Unowned, Gone int
 	}{census.Duration(p.Budget), p.KeepAliveOnly, census.OptionsJSON(p.Config), census.Duration(p.IdleBound),
 		census.Duration(p.BusyBound), p.Changes, p.Stalled, p.Unowned, p.Gone})
+}
+
+// restore is cur with what is still as Harden set it (after) put back to
+// before: the user timeout, RTOMax, and keepalive as one (its switch and
+// schedule: a process that set any of them since, as Go's accept turns
+// keepalive on with its own idle, keeps all of them as it set them).
+func restore(cur, before, after tuning.Config) tuning.Config {
+	want := cur
+	if cur.UserTimeout == after.UserTimeout {
+		want.UserTimeout = before.UserTimeout
+	}
+	if cur.KeepAlive == after.KeepAlive {
+		want.KeepAlive = before.KeepAlive
+	}
+	if cur.RTOMax == after.RTOMax {
+		want.RTOMax = before.RTOMax
+	}
+	return want
 }

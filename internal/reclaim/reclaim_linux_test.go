@@ -3,7 +3,9 @@ package reclaim
 import (
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,20 +17,45 @@ import (
 )
 
 func TestDead(t *testing.T) {
-	silent := time.Minute
+	silent := 3 * time.Second
+	const rto = 600 * time.Millisecond // a 300 ms path's
+	est := tuning.Snapshot{State: tuning.TCPEstablished, RTO: rto}
+	with := func(f func(*tuning.Snapshot)) tuning.Snapshot { s := est; f(&s); return s }
 	for _, c := range []struct {
-		name    string
-		verdict tuning.Verdict
-		silence time.Duration
-		want    bool
+		name string
+		s    tuning.Snapshot
+		want bool
 	}{
-		{"suspected, silent long enough", tuning.Suspected, silent, true},
-		{"suspected, answered within -silent", tuning.Suspected, silent - time.Millisecond, false},
-		{"idle with keepalive off, however long", tuning.Unwatched, time.Hour, false},
-		{"stalled: its peer answers", tuning.WindowStalled, time.Hour, false},
-		{"alive", tuning.Alive, time.Hour, false},
+		{"retransmitting into silence past -silent", with(func(s *tuning.Snapshot) {
+			s.UnackedSegments, s.Retransmits, s.Backoff, s.RTO = 3, 4, 4, 16*rto
+			s.SinceACK, s.SinceDataReceived, s.SinceDataSent = time.Minute, time.Minute, 2*time.Second
+		}), true},
+		{"retransmitting, not yet for -silent", with(func(s *tuning.Snapshot) {
+			s.UnackedSegments, s.Retransmits, s.Backoff, s.RTO = 3, 2, 2, 4*rto
+			s.SinceACK, s.SinceDataReceived, s.SinceDataSent = time.Minute, time.Minute, 100*time.Millisecond
+		}), false},
+		{"idle 4 s, a request just sent, its answer on the way", with(func(s *tuning.Snapshot) {
+			s.UnackedSegments, s.UnackedBytes = 5, 5
+			s.SinceACK, s.SinceDataReceived, s.SinceDataSent = 4*time.Second, 4*time.Second, 10*time.Millisecond
+		}), false},
+		{"idle 2 h, its first keepalive probe on the wire", with(func(s *tuning.Snapshot) {
+			s.Probes, s.SinceACK, s.SinceDataReceived = 1, 2*time.Hour, 2*time.Hour
+			s.Options.KeepAlive.Enable = true
+		}), false},
+		{"keepalive probes unanswered past -silent", with(func(s *tuning.Snapshot) {
+			s.Probes, s.SinceACK, s.SinceDataReceived = 5, 2*time.Hour, 2*time.Hour
+			s.Options.KeepAlive.Enable, s.Options.KeepAlive.Interval, s.OptionsKnown = true, time.Second, true
+		}), true},
+		{"one RTO fired long after the last ACK: a lost segment", with(func(s *tuning.Snapshot) {
+			s.UnackedSegments, s.Retransmits, s.Backoff, s.RTO = 1, 1, 1, 2*rto
+			s.SinceACK, s.SinceDataReceived, s.SinceDataSent = time.Hour, time.Hour, 10*time.Millisecond
+		}), false},
+		{"idle with keepalive off, however long", with(func(s *tuning.Snapshot) { s.SinceACK, s.SinceDataReceived = time.Hour, time.Hour }), false},
+		{"stalled: its peer answers", with(func(s *tuning.Snapshot) {
+			s.NotSentBytes, s.Probes, s.SinceACK, s.SinceDataReceived = 1<<20, 1, 100*time.Millisecond, time.Hour
+		}), false},
 	} {
-		conn := &census.Conn{Verdict: c.verdict, Snapshot: tuning.Snapshot{SinceACK: c.silence, SinceDataReceived: c.silence}}
+		conn := &census.Conn{Snapshot: c.s, Verdict: c.s.Verdict()}
 		assert.Equal(t, c.want, Dead(conn, silent), c.name)
 	}
 }
@@ -51,14 +78,25 @@ func TestRestore(t *testing.T) {
 func TestRecordMerge(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "harden.json")
 	a := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
-	first := &Change{Kind: Listening, Local: a("10.0.0.1:80"), PID: 7, Start: 99, Socket: census.Socket{Inode: 5, FD: 3},
+	first := &Change{Kind: Listening, Local: a("10.0.0.1:80"), PID: 7, Start: 99, Socket: census.Socket{Inode: 5, Cookie: 50, FD: 3},
 		Before: census.OptionsJSON(tuning.Config{}), After: census.OptionsJSON(tuning.Config{UserTimeout: time.Second}), Outcome: "would set"}
-	require.NoError(t, mergeRecord(path, []*Change{first}))
+	merge := func(chs ...*Change) {
+		require.NoError(t, locked(path, func() error {
+			r, err := readRecord(path)
+			if err == nil {
+				r.merge(chs)
+				err = writeRecord(path, r)
+			}
+			return err
+		}))
+	}
+	merge(first)
 	second := *first
 	second.Before, second.After = first.After, census.OptionsJSON(tuning.Config{UserTimeout: 2 * time.Second})
+	second.PID, second.Start = 8, 100 // held through another process now: the same socket by its cookie
 	other := *first
-	other.Inode = 6
-	require.NoError(t, mergeRecord(path, []*Change{&second, &other}))
+	other.Inode, other.Cookie = 6, 60
+	merge(&second, &other)
 	r, err := readRecord(path)
 	require.NoError(t, err)
 	require.Len(t, r.Changes, 2)
@@ -71,9 +109,53 @@ func TestRecordMerge(t *testing.T) {
 	assert.ErrorContains(t, err, "nothing to undo")
 }
 
+// Runs at once take turns: every entry each wrote is kept. The record is
+// never read or written through a symbolic link.
+func TestRecordLocked(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "harden.json")
+	const runs = 40
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ch := &Change{Kind: Connected, Socket: census.Socket{Cookie: uint64(i + 1)}}
+			assert.NoError(t, locked(path, func() error {
+				r, err := readRecord(path)
+				if err == nil {
+					r.merge([]*Change{ch})
+					err = writeRecord(path, r)
+				}
+				return err
+			}))
+		}()
+	}
+	wg.Wait()
+	r, err := readRecord(path)
+	require.NoError(t, err)
+	assert.Len(t, r.Changes, runs, "no run lost another's entry")
+	left, err := filepath.Glob(filepath.Join(dir, ".harden.json.*"))
+	require.NoError(t, err)
+	assert.Empty(t, left, "no temporary file left")
+
+	target := filepath.Join(dir, "elsewhere")
+	require.NoError(t, os.WriteFile(target, []byte("{}"), 0o600))
+	link := filepath.Join(dir, "link.json")
+	require.NoError(t, os.Symlink(target, link))
+	_, err = readRecord(link)
+	assert.ErrorIs(t, err, ErrRecord, "a record that is a symbolic link is refused")
+	require.NoError(t, os.Symlink(target, link+".lock"))
+	assert.ErrorIs(t, locked(link, func() error { return nil }), ErrRecord, "so is a lock file that is one")
+	b, err := os.ReadFile(target)
+	require.NoError(t, err)
+	assert.Equal(t, "{}", string(b), "the link's target untouched")
+}
+
 func TestHardenRefuses(t *testing.T) {
-	_, err := PlanHarden(census.Options{}, 10*time.Second, false)
+	record := filepath.Join(t.TempDir(), "harden.json")
+	_, err := PlanHarden(census.Options{}, 10*time.Second, false, record)
 	assert.ErrorIs(t, err, ErrNoFilter)
-	_, err = PlanHarden(census.Options{Filter: census.Filter{Port: 1}}, time.Millisecond, false)
+	_, err = PlanHarden(census.Options{Filter: census.Filter{Port: 1}}, time.Millisecond, false, record)
 	assert.ErrorIs(t, err, tuning.ErrBudget)
 }

@@ -63,7 +63,7 @@ func (a action) run(o census.Options, asJSON bool, stdout, stderr io.Writer) int
 		if err != nil {
 			return fail(fmt.Errorf("-harden %q: a budget is a duration, as tuning.ForBudget takes (10s, 2m): %w", a.harden, err))
 		}
-		p, err := reclaim.PlanHarden(o, budget, a.keepAliveOnly)
+		p, err := reclaim.PlanHarden(o, budget, a.keepAliveOnly, a.record)
 		if err != nil {
 			return fail(err)
 		}
@@ -142,20 +142,20 @@ func changeStatus(chs []*reclaim.Change, yes bool) int {
 }
 
 func printReap(w io.Writer, rs []*reclaim.Reaped, a action) {
-	fmt.Fprintf(w, "%s sending into silence for at least %v%s\n", count(len(rs), "connection"), a.silent, dry(a.yes))
+	fmt.Fprintf(w, "%s sending into silence for at least %v (retransmitted or probed twice or more, unanswered)%s\n", count(len(rs), "connection"), a.silent, dry(a.yes))
 	if len(rs) == 0 {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "LOCAL\tPEER\tPROCESS\tSILENT\tUNACKED\tRETRANS\tPROBES\tTIMER\tRESULT")
+	fmt.Fprintln(tw, "LOCAL\tPEER\tPROCESS\tUNANSWERED\tSILENT\tUNACKED\tRETRANS\tPROBES\tTIMER\tRESULT")
 	for _, r := range rs {
 		c, s := r.Conn, r.Conn.Snapshot
 		res := string(r.Outcome)
 		if r.Err != "" {
 			res += ": " + r.Err
 		}
-		fmt.Fprintf(tw, "%v\t%v\t%s\t%v\t%d\t%d\t%d\t%s\t%s\n", c.Local, c.Remote, process(c.Process, c.PID),
-			census.Duration(s.Silence()), s.UnackedBytes, s.Retransmits, s.Probes, c.Timer, res)
+		fmt.Fprintf(tw, "%v\t%v\t%s\t%v\t%v\t%d\t%d\t%d\t%s\t%s\n", c.Local, c.Remote, census.Holders(c.Holders),
+			census.Duration(s.Unanswered()), census.Duration(s.Silence()), s.UnackedBytes, s.Retransmits, s.Probes, c.Timer, res)
 	}
 	tw.Flush()
 }
@@ -167,7 +167,16 @@ func printPlan(w io.Writer, p *reclaim.Plan, a action) {
 		what = "keepalive " + keepAlive(p.Config) + " alone"
 		bounds = fmt.Sprintf("an idle peer that vanishes from now on is found within %v; a busy one is left to the process's own user timeout, or tcp_retries2", p.IdleBound)
 	}
-	fmt.Fprintf(w, "harden %v: %s on %s (%s)%s\n", p.Budget, what, count(len(p.Changes), "socket"), bounds, dry(a.yes))
+	todo := 0
+	for _, ch := range p.Changes {
+		if ch.Pending() {
+			todo++
+		}
+	}
+	fmt.Fprintf(w, "harden %v: %s on %s (%s)%s\n", p.Budget, what, count(todo, "socket"), bounds, dry(a.yes))
+	if n := len(p.Changes) - todo; n > 0 {
+		fmt.Fprintf(w, "%s already set so, left out of the record\n", count(n, "socket"))
+	}
 	if p.Stalled > 0 {
 		if p.KeepAliveOnly {
 			fmt.Fprintf(w, "%s window-stalled now: -keepalive-only leaves them alone\n", count(p.Stalled, "connection"))
@@ -181,7 +190,7 @@ func printPlan(w io.Writer, p *reclaim.Plan, a action) {
 	if p.Gone > 0 {
 		fmt.Fprintf(w, "%s closed since the census, left\n", count(p.Gone, "socket"))
 	}
-	if a.yes && len(p.Changes) > 0 {
+	if a.yes && todo > 0 {
 		fmt.Fprintf(w, "recording in %s: ghostscan -undo -yes puts back what is replaced\n", a.record)
 	}
 }
@@ -201,17 +210,29 @@ func printChanges(w io.Writer, chs []*reclaim.Change) {
 		if ch.Kind != reclaim.Listening {
 			verdict = ch.Verdict.String()
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.Kind, ch.Local, peer, process(ch.Process, ch.PID), verdict,
-			options(ch.Before.Config()), options(ch.After.Config()), ch.Outcome)
+		before, after := options(ch.Before.Config()), options(ch.After.Config())
+		if ch.Gone() {
+			before, after = "-", "-" // nothing was read, nothing changed
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.Kind, ch.Local, peer, holders(ch), verdict, before, after, ch.Outcome)
 	}
 	tw.Flush()
 }
 
-func process(name string, pid int) string {
-	if pid == 0 {
-		return "-"
+// holders names every process recorded as holding ch's socket, as
+// census.Holders does.
+func holders(ch *reclaim.Change) string {
+	if len(ch.Holders) == 0 {
+		if ch.PID == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%s[%d]:%d", ch.Process, ch.PID, ch.FD)
 	}
-	return fmt.Sprintf("%s[%d]", name, pid)
+	hs := make(census.Holders, len(ch.Holders))
+	for i, h := range ch.Holders {
+		hs[i] = census.Holder{PID: h.PID, Process: h.Process, FD: h.FD}
+	}
+	return hs.String()
 }
 
 // options is a socket's user timeout and keepalive, as ss -o would want

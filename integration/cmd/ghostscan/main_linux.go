@@ -46,10 +46,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var listen string
 	fs.DurationVar(&every, "watch", 0, "take a census every `INTERVAL` and serve it as Prometheus metrics on -listen, until SIGINT or SIGTERM")
 	fs.StringVar(&listen, "listen", "127.0.0.1:9464", "-watch: the `address` of the metrics endpoint (/metrics); :9464 for a scraper on another host")
-	fs.IntVar(&o.Port, "port", 0, "only connections with this local or remote `port`")
-	fs.IntVar(&o.PID, "pid", 0, "only sockets this process holds")
+	fs.IntVar(&o.Port, "port", 0, "only sockets with this local or remote `port` (listening ones: local), as ss's sport or dport; for every action too")
+	fs.IntVar(&o.PID, "pid", 0, "only sockets this process holds, shared with others or not")
 	fs.StringVar(&peer, "peer", "", "only peers in this `CIDR` (or one address)")
-	fs.BoolVar(&o.Settings, "settings", true, "read each socket's options from its process (pidfd_getfd)")
+	fs.BoolVar(&o.Settings, "settings", true, "read each socket's options from its process (pidfd_getfd; never where it would re-tag the socket's cgroup v1 net_cls or net_prio)")
 	fs.BoolVar(&conns, "conns", false, "list every connection, not only the census per listener")
 	fs.BoolVar(&asJSON, "json", false, "print JSON (always with every connection; every duration in milliseconds)")
 	fs.DurationVar(&limit, "limit", 0, "exit 1 also when a connection may take longer than this to be ended (0: only never)")
@@ -130,7 +130,7 @@ func printTable(w io.Writer, c *census.Census, conns bool) {
 	if conns {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "LOCAL\tPEER\tSTATE\tVERDICT\tENDS-IN\tRTO\tSILENT\tUNACKED\tNOTSENT\tTIMER\tUT\tKEEPALIVE\tSETTINGS")
+		fmt.Fprintln(tw, "LOCAL\tPEER\tPROCESS\tSTATE\tVERDICT\tENDS-IN\tRTO\tSILENT\tUNANSWERED\tTRIES\tUNACKED\tNOTSENT\tTIMER\tUT\tKEEPALIVE\tSETTINGS")
 		for _, conn := range c.Connections {
 			s := conn.Snapshot
 			ka := "off"
@@ -141,10 +141,14 @@ func printTable(w io.Writer, c *census.Census, conns bool) {
 			if conn.SlowPath {
 				rto += " slow"
 			}
-			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%s\t%v\t%d\t%d\t%s\t%v\t%s\t%s\n", conn.Local, conn.Remote, s.State, conn.Verdict, conn.EndsIn,
-				rto, census.Duration(s.Silence()), s.UnackedBytes, s.NotSentBytes, conn.Timer, s.Options.UserTimeout, ka, conn.Settings)
+			fmt.Fprintf(tw, "%v\t%v\t%s\t%v\t%v\t%v\t%s\t%v\t%v\t%d\t%d\t%d\t%s\t%v\t%s\t%s\n", conn.Local, conn.Remote, census.Holders(conn.Holders),
+				s.State, conn.Verdict, conn.EndsIn, rto, census.Duration(s.Silence()), census.Duration(s.Unanswered()), s.Tries(),
+				s.UnackedBytes, s.NotSentBytes, conn.Timer, s.Options.UserTimeout, ka, conn.Settings)
 		}
 		tw.Flush()
+	}
+	if c.Settings != "" {
+		fmt.Fprintf(w, "options not read: %s\n", c.Settings)
 	}
 	fmt.Fprintf(w, "%d TCP sockets, %d connections judged, in %v\n", c.Sockets, len(c.Connections), c.Took)
 }
