@@ -146,7 +146,10 @@ func TestGhostscanCensus(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	require.NoError(t, l.VanishClientAddr(gone))
 	vanished := time.Now()
-	time.Sleep(11 * time.Second) // past KeepAlive.Idle (8 s): probes go unanswered
+	// Past KeepAlive.Idle and one Interval (8 s and 3 s): two probes have
+	// gone unanswered, the least a suspected verdict takes.
+	silence := c.KeepAlive.Idle + c.KeepAlive.Interval*3/2
+	time.Sleep(silence)
 
 	got, code, scanned := ghostscan(t, l, bin)
 	var table bytes.Buffer
@@ -183,7 +186,7 @@ func TestGhostscanCensus(t *testing.T) {
 		assert.Equal(t, tc.want, census.Group{Established: g.Established, Unwatched: g.Unwatched, Retransmitting: g.Retransmitting,
 			Stalled: g.Stalled, Suspected: g.Suspected, NeverEnds: g.NeverEnds, SettingsRead: g.SettingsRead, SlowPath: g.SlowPath}, tc.name)
 	}
-	assert.GreaterOrEqual(t, time.Duration(h.SilentFor), 11*time.Second-lab.Early, "the retransmitting one has been silent since the vanishing")
+	assert.GreaterOrEqual(t, time.Duration(h.SilentFor), silence-lab.Early, "the retransmitting one has been silent since the vanishing")
 
 	// "Ends in", against the reaps the server then measures: no later
 	// than it says (plus the lab's lateness), and no earlier than it

@@ -298,7 +298,7 @@
 // Inspect takes a Snapshot of one connection (TCP_INFO, SIOCOUTQ and the
 // options in force, on a conn, through *tls.Conn, or on a RawConn).
 // Snapshot.Verdict judges the peer by the kernel's evidence: Suspected if
-// retransmissions or probes go unanswered, WindowStalled if its window
+// retransmissions or probes go unanswered twice in a row, WindowStalled if its window
 // stays shut while it answers, Unwatched if idle with keepalive off (the
 // kernel can never end it), Ended, or Alive. Snapshot.EndsIn is the
 // longest the kernel may still take to end it if the peer is silent from

@@ -53,9 +53,19 @@ var nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
 // user).
 func ghostscanAs(t *testing.T, l *lab.Lab, bin string, cred *syscall.Credential, args ...string) scanRun {
 	t.Helper()
+	return ghostscanIn(t, l.InServer, bin, cred, args...)
+}
+
+// onClient runs fn on the client host: this process's own namespace.
+func onClient(fn func()) { fn() }
+
+// ghostscanIn runs ghostscan on the host in runs functions on
+// (l.InServer, or onClient), as cred (nil: this process's user).
+func ghostscanIn(t *testing.T, in func(func()), bin string, cred *syscall.Credential, args ...string) scanRun {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	var err error
-	l.InServer(func() {
+	in(func() {
 		cmd := exec.Command(bin, args...)
 		cmd.Stdout, cmd.Stderr, cmd.Dir = &out, &errOut, "/"
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -158,13 +168,16 @@ asyncio.run(main())
 const echoPort = 7000
 
 // startEcho runs the Python echo server on the server host.
-func startEcho(t *testing.T, l *lab.Lab) *server {
+func startEcho(t *testing.T, l *lab.Lab) *server { return startEchoOn(t, l, echoPort) }
+
+// startEchoOn runs the Python echo server on the server host's port.
+func startEchoOn(t *testing.T, l *lab.Lab, port int) *server {
 	t.Helper()
 	py := requireTool(t, "/usr/bin/python3", "python3")
 	script := filepath.Join(t.TempDir(), "echo.py")
 	require.NoError(t, os.WriteFile(script, []byte(echoServer), 0o644))
-	return start(t, l, "python3 echo", exec.Command(py, "-u", script, l.ServerAddr.String(), strconv.Itoa(echoPort)),
-		l.ServerAddrPort(echoPort), syscall.SIGTERM)
+	return start(t, l, "python3 echo", exec.Command(py, "-u", script, l.ServerAddr.String(), strconv.Itoa(port)),
+		l.ServerAddrPort(port), syscall.SIGTERM)
 }
 
 // dialFrom dials the echo server from client address a (invalid: the
@@ -183,11 +196,18 @@ func dialFrom(t *testing.T, l *lab.Lab, a netip.Addr, port int) net.Conn {
 
 // ping sends a line and reads it back.
 func ping(conn net.Conn) error {
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	defer conn.SetDeadline(time.Time{})
+	conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	defer conn.SetWriteDeadline(time.Time{})
 	if _, err := conn.Write([]byte("ping\n")); err != nil {
 		return err
 	}
+	return readPing(conn)
+}
+
+// readPing reads the echo of one "ping\n".
+func readPing(conn net.Conn) error {
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer conn.SetReadDeadline(time.Time{})
 	b := make([]byte, 5)
 	if _, err := io.ReadFull(conn, b); err != nil {
 		return err

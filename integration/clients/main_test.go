@@ -38,3 +38,18 @@ func newLab(t *testing.T) *lab.Lab {
 	t.Cleanup(func() { l.Close() })
 	return l
 }
+
+// newPathLab is newLab with a Path's link between the hosts (lab.NewPath):
+// delay, loss, blackouts.
+func newPathLab(t *testing.T, path lab.Path) *lab.Lab {
+	t.Helper()
+	if labErr != nil {
+		t.Skipf("the lab is unavailable (run as root, or where user namespaces are allowed): %v", labErr)
+	}
+	l, err := lab.NewPath(path)
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}

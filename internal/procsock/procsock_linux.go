@@ -11,7 +11,7 @@
 // It is not free of side effects: the kernel re-tags a socket it hands
 // over with the caller's net_cls class id and net_prio index
 // (__receive_sock), which a host using either cgroup v1 controller routes
-// and shapes by. Where either is mounted (Retags), Do duplicates nothing
+// and shapes by. Where either is in use (Retags), Do duplicates nothing
 // and returns ErrRetags; elsewhere both are the same for every process,
 // and the duplicate changes nothing.
 package procsock
@@ -41,13 +41,15 @@ var ErrChanged = errors.New("procsock: the descriptor no longer holds that socke
 
 // ErrRetags is wrapped by Do's error where a duplicate would change the
 // socket's cgroup tags (see Retags): nothing was duplicated.
-var ErrRetags = errors.New("procsock: pidfd_getfd would re-tag the socket with this process's net_cls class id and net_prio index (cgroup v1 net_cls or net_prio is mounted), so no socket of another process is read or changed")
+var ErrRetags = errors.New("procsock: pidfd_getfd would re-tag the socket with this process's net_cls class id and net_prio index (cgroup v1 net_cls or net_prio is in use), so no socket of another process is read or changed")
 
-// Retags reports whether a duplicate taken with pidfd_getfd would change
-// the socket it shares: whether the net_cls or net_prio controller is
-// mounted as cgroup v1 (a hierarchy other than 0 in /proc/cgroups), the
-// only way a process's class id or priority index can differ from
-// another's. Controllers not built into the kernel count as unmounted.
+// Retags reports whether a duplicate taken with pidfd_getfd could change
+// the socket it shares: whether cgroup v1's net_cls or net_prio has a
+// hierarchy with cgroups beside its root (/proc/cgroups: a hierarchy
+// other than 0, more than one cgroup), the only way one process's class
+// id or priority index can differ from another's. A hierarchy with its
+// root alone, as one unmounted lingers, tags every process alike.
+// Controllers not built into the kernel count as unused.
 func Retags() (bool, error) {
 	b, err := os.ReadFile("/proc/cgroups")
 	if errors.Is(err, os.ErrNotExist) {
@@ -57,8 +59,8 @@ func Retags() (bool, error) {
 		return false, fmt.Errorf("procsock: %w", err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && (f[0] == "net_cls" || f[0] == "net_prio") && f[1] != "0" {
+		f := strings.Fields(line) // subsys_name hierarchy num_cgroups enabled
+		if len(f) >= 3 && (f[0] == "net_cls" || f[0] == "net_prio") && f[1] != "0" && f[2] != "1" {
 			return true, nil
 		}
 	}

@@ -29,7 +29,10 @@
 // pidfd_getfd (Linux 5.6+) and reads TCP_USER_TIMEOUT and the keepalive
 // options. Where it cannot, it says so and judges on the kernel's
 // defaults: no user timeout, keepalive as the socket's timer shows it,
-// timings from net.ipv4.tcp_keepalive_*. A guarded ghostsock connection
+// timings from net.ipv4.tcp_keepalive_*. The duplicate re-tags the socket
+// with ghostscan's cgroup v1 net_cls class id and net_prio index: where
+// either controller is in use, ghostscan takes none, says so, and refuses
+// -harden and -undo (procsock.Retags). A guarded ghostsock connection
 // with data queued holds a user timeout of 0 while its guard watches, so
 // from outside it looks unbounded until the guard acts.
 //
@@ -45,13 +48,16 @@
 //
 // Without -yes, each action prints what it would do and changes nothing.
 //
-// -reap ends the connections that have been sending into silence for at
-// least -silent (2 minutes by default: longer than any silence of a live
-// path, see reclaim.DefaultSilent): suspected by the census (data or
-// probes unanswered) with nothing from the peer for that long. It never
-// ends a connection whose peer answered within -silent, nor an idle one
-// nothing probes (keepalive off): those cannot be told from quiet live
-// peers, and -harden is the way for them. With -yes it takes a second
+// -reap ends the connections sending into silence (reclaim.Dead): the
+// kernel has retransmitted or probed them at least twice in a row without
+// an answer, their oldest data or probe has gone unanswered for at least
+// -silent (2 minutes by default, see reclaim.DefaultSilent; a lower bound
+// from the kernel's counters, tuning.Snapshot.Unanswered), and nothing
+// came from the peer for as long. A connection idle past -silent that has
+// just sent a request, or whose first keepalive probe is on the wire, is
+// not one of them. Nor is an idle one nothing probes (keepalive off): it
+// cannot be told from a quiet live peer, and -harden is the way for it.
+// With -yes it takes a second
 // census, leaves any connection that answered since, and ends the rest
 // through SOCK_DESTROY (what ss -K uses) by each socket's sock_diag cookie,
 // so that a socket that took the same addresses since is never ended in
@@ -61,9 +67,9 @@
 // CONFIG_INET_DIAG_DESTROY.
 //
 // -harden BUDGET sets the options tuning.ForBudget(BUDGET) chooses (its
-// user timeout and keepalive) on the sockets of the process -pid names or
-// of this host's port -port names (not connections to a peer's port of
-// that number), listening sockets included: a connection
+// user timeout and keepalive) on the sockets -pid (any process holding
+// them) or -port (local or remote, as for the census) picks, listening
+// sockets included: a connection
 // accepted later inherits them (a server that sets its own options on
 // each accepted connection, as Go's net package does for keepalive,
 // replaces those it sets). It reads every socket first and changes
@@ -74,18 +80,23 @@
 // once it has been stalled that long. -keepalive-only sets keepalive alone:
 // it ends idle ghosts and never a live reader, and leaves a busy ghost to
 // the process's own user timeout, or to tcp_retries2. With -yes it first
-// records every socket's options in -record (/run/ghostscan/harden.json by
-// default; a socket hardened twice keeps its first record), then sets
-// them and reads them back. It needs ptrace rights over the processes
+// records, under a lock, every socket's options, holders and network
+// namespace in -record (/run/ghostscan/harden.json by default; a socket
+// hardened twice keeps its first record, a connection accepted from a
+// hardened listener is recorded with the listener's, a socket already
+// holding the options is left out), then sets them and reads them back. It needs ptrace rights over the processes
 // (root, or CAP_SYS_PTRACE) for pidfd_getfd.
 //
 // -undo (also written -harden -undo) puts back what the record says
 // -harden replaced, option by option: an option the process has changed
 // since is left as the process set it. For a listening socket it also
 // puts back the connections accepted from it since, which inherited what
-// -harden set, whichever process holds them; their keepalive stays on (its
-// schedule put back), since the server may have turned it on itself. With -yes it removes from the record what it put back or
-// found gone.
+// -harden set, whichever process holds them, in the listener's own
+// network namespace wherever -undo runs; their keepalive stays on (its
+// schedule put back), since the server may have turned it on itself. It
+// reaches a socket through any process holding it. With -yes it removes
+// from the record what it put back or found gone (held by no process),
+// and keeps, with exit status 1, what it could not put back.
 //
 // -watch INTERVAL takes the census every INTERVAL and serves the latest
 // as metrics in the Prometheus text format at http://ADDR/metrics
