@@ -212,13 +212,16 @@ func (s Snapshot) Tries() int {
 //
 //   - data in flight: no longer than since the last ACK (a duplicate or
 //     a SACK answers too, without resetting Retransmits); at least the
-//     intervals of Retransmits timeouts plus the time since the last
-//     transmission. Of those timeouts, Backoff doubled the RTO (each at
-//     least half the next, the last the RTO now in force); the rest
-//     (a retransmission the local queue dropped, retried in 500 ms, or a
-//     thin stream's linear timeouts) kept it. Each is shortened by a
+//     intervals of Retransmits timeouts, and the time since the last
+//     transmission where it surely followed the last of them (or alone,
+//     if longer). Of those timeouts, Backoff doubled the RTO
+//     (each at least half the next, the last the RTO now in force); the
+//     rest (a retransmission the local queue dropped, retried in 500 ms,
+//     or a thin stream's linear timeouts) kept it. Each is shortened by a
 //     jiffy at most. Before a timeout: the time since the last ACK or
-//     transmission, whichever is shorter.
+//     transmission, whichever is shorter. One case can make it long: a
+//     Backoff left from an earlier episode (no RTT sample since) together
+//     with timeouts the local queue dropped.
 //   - keepalive: Probes less one times KeepAlive.Interval (1 s, the
 //     kernel's least, where the options are unknown);
 //   - zero window: Probes less one times the RTO (each probe's timer is
@@ -339,8 +342,20 @@ func (s Snapshot) waited() time.Duration {
 		iv /= 2
 		t += iv
 	}
+	last := s.RTO / 2 // the shortest the last interval can be
+	if doubled < n {
+		last = min(iv, retry)
+	}
 	t += time.Duration(n-doubled) * min(iv, retry)
-	return max(w, t-time.Duration(n)*jiffy+s.SinceDataSent)
+	t -= time.Duration(n) * jiffy
+	// A timeout whose retransmission found no route counts and doubles
+	// but sends nothing, and SinceDataSent then dates from before it: the
+	// two add up only when SinceDataSent is shorter than the last interval
+	// can be, so that the last timeout surely sent.
+	if s.SinceDataSent < last-jiffy {
+		return max(w, t+s.SinceDataSent)
+	}
+	return max(w, t, s.SinceDataSent)
 }
 
 // Inspect takes a Snapshot of conn's socket: one getsockopt(TCP_INFO), one

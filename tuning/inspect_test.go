@@ -49,17 +49,22 @@ func TestVerdictAndEndsIn(t *testing.T) {
 			Alive, busy - time.Millisecond},
 		{"busy, one RTO fired: a lost segment, or the peer gone", with(func(s *Snapshot) {
 			s.UnackedSegments, s.Retransmits, s.Backoff, s.RTO = 4, 1, 1, 2*rto
-			s.SinceACK, s.SinceDataSent = 700*time.Millisecond, 600*time.Millisecond
-		}), Alive, busy - rto - 600*time.Millisecond + jiffies(1)},
+			s.SinceACK, s.SinceDataSent = 700*time.Millisecond, 100*time.Millisecond
+		}), Alive, busy - rto - 100*time.Millisecond + jiffies(1)},
 		{"busy, two RTOs fired", with(func(s *Snapshot) {
 			s.UnackedSegments, s.Retransmits, s.Backoff, s.RTO = 4, 2, 2, 4*rto
 			s.SinceACK, s.SinceDataSent = 900*time.Millisecond, 100*time.Millisecond
 		}), Suspected, busy - 3*rto - 100*time.Millisecond + jiffies(2)},
-		{"busy, five RTOs fired: they took 6.2 s at least, the last 4.7 s ago", with(func(s *Snapshot) {
+		{"busy, five RTOs fired: they took 6.2 s at least, the last send 1 s ago", with(func(s *Snapshot) {
+			s.Options = c20
+			s.UnackedSegments, s.Retransmits, s.Backoff, s.RTO = 3, 5, 5, 32*200*time.Millisecond
+			s.SinceACK, s.SinceDataSent = 11*time.Second, time.Second
+		}), Suspected, busy20 - 6200*time.Millisecond - time.Second + jiffies(5)},
+		{"busy, five RTOs fired, the last send 4.7 s ago: perhaps before the last timeout, not added", with(func(s *Snapshot) {
 			s.Options = c20
 			s.UnackedSegments, s.Retransmits, s.Backoff, s.RTO = 3, 5, 5, 32*200*time.Millisecond
 			s.SinceACK, s.SinceDataSent = 11*time.Second, 4700*time.Millisecond
-		}), Suspected, busy20 - 6200*time.Millisecond - 4700*time.Millisecond + jiffies(5)},
+		}), Suspected, busy20 - 6200*time.Millisecond + jiffies(5)},
 		{"busy after an hour idle, its request just sent: its answer is on the way", with(func(s *Snapshot) {
 			s.UnackedSegments, s.SinceACK, s.SinceDataReceived, s.SinceDataSent = 1, time.Hour, time.Hour, 50*time.Millisecond
 		}), Alive, busy - 50*time.Millisecond},
@@ -131,7 +136,10 @@ func TestUnanswered(t *testing.T) {
 			Options: Config{KeepAlive: net.KeepAliveConfig{Enable: true, Interval: 75 * time.Second}}}, 3, 2 * time.Second},
 		{"three zero-window probes", Snapshot{Probes: 3, NotSentBytes: 1 << 20, RTO: rto, SinceACK: time.Hour}, 3, 2 * rto},
 		{"four RTOs, uncapped: exact", Snapshot{UnackedSegments: 2, Retransmits: 4, Backoff: 4, RTO: 16 * rto,
-			SinceACK: time.Hour, SinceDataSent: time.Second}, 4, 15*rto + time.Second - jiffies(4)},
+			SinceACK: time.Hour, SinceDataSent: 300 * time.Millisecond}, 4, 15*rto + 300*time.Millisecond - jiffies(4)},
+		{"eight RTOs that found no route: nothing sent since the first, never counted twice", Snapshot{UnackedSegments: 1,
+			Retransmits: 8, Backoff: 8, RTO: 76800 * time.Millisecond, SinceACK: time.Hour, SinceDataSent: 76500 * time.Millisecond},
+			8, 76500 * time.Millisecond},
 		{"six RTOs, four of them dropped by the local queue: 500 ms each", Snapshot{UnackedSegments: 2, Retransmits: 6, Backoff: 2,
 			RTO: 4 * rto, SinceACK: time.Hour}, 6, 3*rto + 4*rto - jiffies(6)},
 		{"many RTOs, but a SACK came 2 s ago: no longer than that", Snapshot{UnackedSegments: 2, Retransmits: 8, Backoff: 8,

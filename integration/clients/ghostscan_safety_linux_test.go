@@ -38,45 +38,61 @@ func clientCensus(t *testing.T, peer netip.Addr) *census.Census {
 	return c
 }
 
-// heardLongAgo counts the connections of c with data or a probe out and
-// nothing heard from the peer for reapSilent: the connections a verdict
-// counting from the last segment received would end, live or not.
-func heardLongAgo(c *census.Census, probes bool) int {
+// heardLongAgo counts the connections of c with data in flight and
+// nothing heard from the peer for reapSilent: those a verdict counting
+// from the last segment received ended, live or not.
+func heardLongAgo(c *census.Census) int {
 	n := 0
 	for _, conn := range c.Connections {
-		s := conn.Snapshot
-		if (probes && s.Probes > 0 || !probes && s.Busy()) && s.Silence() >= reapSilent {
+		if s := conn.Snapshot; s.Busy() && s.Silence() >= reapSilent {
 			n++
 		}
 	}
 	return n
 }
 
+// probing is the connection of c from local with a keepalive probe out,
+// or nil.
+func probing(c *census.Census, local netip.AddrPort) *census.Conn {
+	for _, conn := range c.Connections {
+		if conn.Local == local && conn.Snapshot.Probes > 0 {
+			return conn
+		}
+	}
+	return nil
+}
+
 // TestGhostscanReapLeavesLivePeers: over a path with a 500 ms round trip,
 // ghostscan -reap -yes run on the client host at the instant live
 // connections idle past -silent have a request on the wire, or their
-// first keepalive probe, ends none of them, round after round; the
-// census taken after each run shows they were still unanswered, so both
-// of its looks saw them so. A connection whose peer then vanishes is
-// still ended.
+// first keepalive probe, ends none of them; the census taken after each
+// run shows they were still unanswered, so both of its looks saw them so.
+// The probes' keepalive idle is 20 s: its timer lands in the timer
+// wheel's 2 s buckets, so a probe may leave up to 2 s late, past Idle
+// plus the RTO, the case the old verdict (a probe out, silence past Idle
+// and the RTO) took for a dead peer. A connection whose peer then
+// vanishes is still ended.
 func TestGhostscanReapLeavesLivePeers(t *testing.T) {
 	t.Parallel()
 	l := newPathLab(t, slowPath)
 	bin := ghostscanBin(t)
 	startEcho(t, l)
 	server := l.ServerAddr.String()
-	const each, rounds = 4, 4
-	ka := net.KeepAliveConfig{Enable: true, Idle: reapSilent + time.Second, Interval: 2 * time.Second, Count: 9}
+	const quietConns, probedConns, rounds = 4, 6, 4
+	ka := net.KeepAliveConfig{Enable: true, Idle: 20 * time.Second, Interval: 3 * time.Second, Count: 9}
 	var quiet, probed []net.Conn
-	for range each {
-		quiet = append(quiet, dialFrom(t, l, netip.Addr{}, echoPort))
+	for range quietConns {
+		c := dialFrom(t, l, netip.Addr{}, echoPort)
+		require.NoError(t, ping(c))
+		quiet = append(quiet, c)
+	}
+	for range probedConns { // pinged 400 ms apart: their probes fall in different buckets
 		c, err := (&net.Dialer{KeepAliveConfig: ka, Timeout: 5 * time.Second}).Dial("tcp", l.ServerAddrPort(echoPort))
 		require.NoError(t, err)
 		t.Cleanup(func() { c.Close() })
-		probed = append(probed, c)
-	}
-	for _, c := range append(quiet, probed...) {
 		require.NoError(t, ping(c))
+		probed = append(probed, c)
+		time.Sleep(400 * time.Millisecond)
 	}
 	reap := func(what string) []*reclaim.Reaped {
 		t.Helper()
@@ -95,28 +111,46 @@ func TestGhostscanReapLeavesLivePeers(t *testing.T) {
 			require.NoError(t, err)
 		}
 		assert.Empty(t, reap("requests"), "round %d: no connection with a request on the wire is dead", round)
-		requests += heardLongAgo(clientCensus(t, l.ServerAddr), false)
+		requests += heardLongAgo(clientCensus(t, l.ServerAddr))
 		for i, c := range quiet {
 			require.NoError(t, readPing(c), "round %d: connection %d answered", round, i)
 		}
 	}
 
-	probes := 0 // keepalive probes ghostscan's two looks both saw unanswered
-	for round := range rounds {
-		deadline := time.Now().Add(ka.Idle + 5*time.Second)
-		for heardLongAgo(clientCensus(t, l.ServerAddr), true) == 0 {
-			require.True(t, time.Now().Before(deadline), "round %d: no keepalive probe went out", round)
-			time.Sleep(20 * time.Millisecond)
+	// Each probed connection's first probe, caught on the wire.
+	probes, late := 0, 0 // both looks saw it unanswered; and past Idle + RTO
+	seen := map[netip.AddrPort]bool{}
+	deadline := time.Now().Add(ka.Idle + 10*time.Second)
+	for len(seen) < len(probed) && time.Now().Before(deadline) {
+		before := clientCensus(t, l.ServerAddr)
+		var out []netip.AddrPort
+		for _, c := range probed {
+			if a := remote(c); !seen[a] && probing(before, a) != nil {
+				out = append(out, a)
+			}
 		}
-		assert.Empty(t, reap("probes"), "round %d: no connection with a probe on the wire is dead", round)
-		probes += heardLongAgo(clientCensus(t, l.ServerAddr), true)
-		time.Sleep(slowPath.RTT() + 100*time.Millisecond) // the probes' answers
+		if len(out) == 0 {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		assert.Empty(t, reap("probes"), "no connection with a probe on the wire is dead")
+		after := clientCensus(t, l.ServerAddr)
+		for _, a := range out {
+			seen[a] = true
+			if conn := probing(after, a); conn != nil {
+				probes++
+				if s := conn.Snapshot; s.Silence() > s.Options.KeepAlive.Idle+s.RTO {
+					late++
+				}
+			}
+		}
 	}
 	for i, c := range append(quiet, probed...) {
 		require.NoError(t, ping(c), "connection %d: alive", i)
 	}
-	t.Logf("%d requests and %d keepalive probes were on the wire, unanswered, at both of ghostscan's looks; none ended", requests, probes)
-	assert.Positive(t, requests, "ghostscan ran while requests were unanswered after an idle spell")
+	t.Logf("%d requests and %d keepalive probes (%d of them past Idle + RTO, the old verdict's case) were on the wire, unanswered, at both of ghostscan's looks; none ended",
+		requests, probes, late)
+	assert.Positive(t, requests, "ghostscan ran while requests were unanswered after an idle spell: the old verdict's case")
 	assert.Positive(t, probes, "ghostscan ran while keepalive probes were unanswered")
 
 	ghost := dialFrom(t, l, netip.Addr{}, echoPort)
@@ -211,6 +245,15 @@ func netClsServer(t *testing.T, l *lab.Lab, dir string, classID int) *server {
 // Not parallel: while net_cls is mounted anywhere, no census on this
 // machine reads options, the other tests' included.
 func TestGhostscanLeavesCgroupClass(t *testing.T) {
+	var u unix.Utsname
+	require.NoError(t, unix.Uname(&u))
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	if major < 5 || major == 5 && minor < 15 {
+		// Before 5.15 a class id set turns cgroup v2's socket matching off
+		// for the host until it restarts (cgroup_sk_alloc_disable).
+		t.Skipf("kernel %s: net_cls would change this host for good; run on 5.15 or later", unix.ByteSliceToString(u.Release[:]))
+	}
 	l := newLab(t)
 	bin := ghostscanBin(t)
 	const classID = 0x100001
@@ -463,5 +506,32 @@ func TestGhostscanHardenAtOnce(t *testing.T) {
 			assert.Contains(t, string(b), fmt.Sprintf(":%d\"", p), "trial %d: the record keeps port %d's sockets", trial, p)
 		}
 		require.Equal(t, 0, ghostscanAs(t, l, bin, nil, "-undo", "-yes", "-record", record).code)
+	}
+
+	// -harden and -undo at once take turns too: whichever comes second, the
+	// record and the sockets agree (hardened and recorded, or neither).
+	cfg, _ := hardenBudget(t)
+	listener := "listen " + l.ServerAddrPort(echoPort)
+	for trial := range trials {
+		var cmds []*exec.Cmd
+		var outs []*lockedBuffer
+		l.InServer(func() {
+			for _, args := range [][]string{{"-harden", "10s", "-yes", "-port", strconv.Itoa(echoPort)}, {"-undo", "-yes"}} {
+				cmd := exec.Command(bin, append(args, "-record", record)...)
+				out := &lockedBuffer{}
+				cmd.Stdout, cmd.Stderr = out, out
+				require.NoError(t, cmd.Start())
+				cmds, outs = append(cmds, cmd), append(outs, out)
+			}
+		})
+		assert.NoError(t, cmds[0].Wait(), "trial %d: -harden exits 0: %s", trial, outs[0])
+		cmds[1].Wait() // 2 if it came first: nothing to undo
+		got := options(t, l, echoPort)[listener].UserTimeout
+		if _, err := os.Stat(record); err == nil {
+			assert.Equal(t, cfg.UserTimeout, got, "trial %d: recorded, so hardened: %s", trial, outs[1])
+			require.Equal(t, 0, ghostscanAs(t, l, bin, nil, "-undo", "-yes", "-record", record).code)
+		} else {
+			assert.Zero(t, got, "trial %d: no record, so put back: %s", trial, outs[1])
+		}
 	}
 }

@@ -412,17 +412,13 @@ func cookie(m *netlink.Socket) uint64 {
 }
 
 func (o Options) pick(c *Conn) bool {
-	switch {
-	case o.Port != 0 && int(c.Local.Port()) != o.Port && int(c.Remote.Port()) != o.Port:
-		return false
-	case o.PID != 0:
-		if _, ok := o.holder(c.Holders); !ok {
-			return false
-		}
-	case o.Peer.IsValid() && !o.Peer.Contains(c.Remote.Addr().Unmap()):
+	if o.Port != 0 && int(c.Local.Port()) != o.Port && int(c.Remote.Port()) != o.Port {
 		return false
 	}
-	return true
+	if _, held := o.holder(c.Holders); o.PID != 0 && !held {
+		return false
+	}
+	return !o.Peer.IsValid() || o.Peer.Contains(c.Remote.Addr().Unmap().WithZone(""))
 }
 
 func (c *Census) group() {

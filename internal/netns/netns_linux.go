@@ -60,3 +60,27 @@ func Inode(nsfd int) (uint64, error) {
 	}
 	return st.Ino, nil
 }
+
+// Find is a descriptor of the network namespace whose inode is ino, from
+// the first process in /proc that is in it, to Close when done; an error
+// wrapping os.ErrNotExist if no process is.
+func Find(ino uint64) (int, error) {
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return -1, fmt.Errorf("netns: %w", err)
+	}
+	for _, p := range procs {
+		if p.Name()[0] < '0' || p.Name()[0] > '9' {
+			continue
+		}
+		fd, err := unix.Open("/proc/"+p.Name()+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue // gone, or not ours to look into
+		}
+		if got, err := Inode(fd); err == nil && got == ino {
+			return fd, nil
+		}
+		unix.Close(fd)
+	}
+	return -1, fmt.Errorf("netns: no process is in net:[%d]: %w", ino, os.ErrNotExist)
+}

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -236,11 +237,11 @@ func PlanHarden(o census.Options, budget time.Duration, keepAliveOnly bool, reco
 	if err != nil {
 		return nil, err
 	}
-	recorded, listeners := rec.index()
+	x := rec.index()
 	for _, ch := range p.Changes {
-		if old, ok := recorded[ch.key()]; ok {
+		if old := x.socket(ch); old != nil {
 			ch.Before = old.Before
-		} else if ln, ok := listeners[listenerKey{c.NetNS, unzoned(accepted[ch])}]; ok && ch.Kind == Connected {
+		} else if ln := x.listener(c.NetNS, accepted[ch]); ln != nil && ch.Kind == Connected && accepted[ch] != nil {
 			ch.Before = census.OptionsJSON(inherited(ch.Before.Config(), ln))
 		}
 	}
@@ -270,14 +271,40 @@ func inherited(cur tuning.Config, ln *Change) tuning.Config {
 	return want
 }
 
-// Apply records every change's Before in the file record (merged with
-// what is there, under a lock: a socket hardened twice keeps its first
-// Before), then sets each change's After on its socket and reads it back.
-// A socket already holding it is neither recorded nor set. A socket
-// closed since the plan, or whose descriptor now holds another, is left
-// ("gone"). The error is for the record, which is written before anything
-// is set; each change's Outcome says how it went.
-func (p *Plan) Apply(record string) error {
+// Harden plans with PlanHarden, calls show with the plan, and with yes
+// applies it: it records every change's Before in record (merged with what
+// is there: a socket hardened twice keeps its first Before), sets each
+// change's After on its socket and reads it back, then records the After
+// that each set took. A socket already holding it is neither recorded nor
+// set; one closed since the plan, or whose descriptor now holds another,
+// is left ("gone"). With yes it holds the record's lock from the plan to
+// the last write, so that another -harden or an -undo never comes between
+// what it reads and what it sets. The error is for the plan or the
+// record, which is written before anything is set; each change's Outcome
+// says how it went.
+func Harden(o census.Options, budget time.Duration, keepAliveOnly bool, record string, yes bool, show func(*Plan)) (*Plan, error) {
+	var p *Plan
+	run := func() (err error) {
+		if p, err = PlanHarden(o, budget, keepAliveOnly, record); err != nil {
+			return err
+		}
+		show(p)
+		if yes {
+			return p.apply(record)
+		}
+		return nil
+	}
+	var err error
+	if yes {
+		err = locked(record, run)
+	} else {
+		err = run()
+	}
+	return p, err
+}
+
+// apply is Harden's work once the plan is shown, under the record's lock.
+func (p *Plan) apply(record string) error {
 	var todo []*Change
 	for _, ch := range p.Changes {
 		if ch.Pending() {
@@ -287,15 +314,12 @@ func (p *Plan) Apply(record string) error {
 	if len(todo) == 0 {
 		return nil
 	}
-	err := locked(record, func() error {
-		r, err := readRecord(record)
-		if err != nil {
-			return err
-		}
-		r.merge(todo)
-		return writeRecord(record, r)
-	})
+	r, err := readRecord(record)
 	if err != nil {
+		return err
+	}
+	added := r.add(todo)
+	if err := writeRecord(record, r); err != nil {
 		return err
 	}
 	procs := procsock.New()
@@ -303,7 +327,8 @@ func (p *Plan) Apply(record string) error {
 	for _, ch := range todo {
 		ch.Outcome = setOn(procs, ch, nil, ch.After.Config())
 	}
-	return nil
+	r.took(todo, added)
+	return writeRecord(record, r)
 }
 
 // read reads the options of the socket ch names (see reach).
@@ -324,9 +349,9 @@ func read(procs *procsock.Procs, ch *Change, now map[uint32][]census.Holder) (tu
 // went through in ch. The error is gone (see gone) only if none holds it.
 func reach(procs *procsock.Procs, ch *Change, now map[uint32][]census.Holder, fn func(rc syscall.RawConn) error) error {
 	err := fmt.Errorf("%w: no process holds it", procsock.ErrChanged)
-	tried := map[int]bool{}
+	tried := map[[2]int]bool{} // pid and descriptor
 	try := func(h Holder) bool {
-		tried[h.PID] = true
+		tried[[2]int{h.PID, h.FD}] = true
 		err = procs.Socket(h.PID, h.Start, h.FD, ch.Inode, ch.Cookie, fn)
 		if gone(err) {
 			return false
@@ -340,7 +365,7 @@ func reach(procs *procsock.Procs, ch *Change, now map[uint32][]census.Holder, fn
 		}
 	}
 	for _, h := range now[ch.Inode] {
-		if tried[h.PID] {
+		if tried[[2]int{h.PID, h.FD}] {
 			continue
 		}
 		start, serr := procsock.StartTime(h.PID)
@@ -418,23 +443,6 @@ type Record struct {
 	Changes []*Change
 }
 
-// key names one socket across runs: its sock_diag cookie, unique to it
-// until the host restarts (in a record written before cookies were kept:
-// its first holder and inode).
-type key struct {
-	cookie uint64
-	pid    int
-	start  uint64
-	inode  uint32
-}
-
-func (ch *Change) key() key {
-	if ch.Cookie != 0 {
-		return key{cookie: ch.Cookie}
-	}
-	return key{pid: ch.PID, start: ch.Start, inode: ch.Inode}
-}
-
 // listenerKey names a listening address in one network namespace.
 type listenerKey struct {
 	netns uint64
@@ -448,34 +456,90 @@ func unzoned(a *netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(a.Addr().WithZone(""), a.Port())
 }
 
-// index maps the record's sockets by key, and its listening sockets by
-// namespace and address.
-func (r *Record) index() (map[key]*Change, map[listenerKey]*Change) {
-	all, lns := map[key]*Change{}, map[listenerKey]*Change{}
-	for _, ch := range r.Changes {
-		all[ch.key()] = ch
-		if ch.Kind == Listening {
-			lns[listenerKey{ch.NetNS, unzoned(&ch.Local)}] = ch
-		}
-	}
-	return all, lns
+// recordIndex finds the record's entries: a socket by its sock_diag
+// cookie, unique to it until the host restarts, or in an entry written
+// before cookies were kept, by its inode; a listening socket by its
+// namespace and address (any namespace, for an entry written before
+// namespaces were kept).
+type recordIndex struct {
+	cookies   map[uint64]*Change
+	inodes    map[uint32]*Change
+	listeners map[listenerKey]*Change
 }
 
-// merge adds changes to r: a socket already there keeps its first Before
-// and takes the latest After; its holders are those now.
-func (r *Record) merge(changes []*Change) {
-	have, _ := r.index()
+func (r *Record) index() *recordIndex {
+	x := &recordIndex{map[uint64]*Change{}, map[uint32]*Change{}, map[listenerKey]*Change{}}
+	for _, ch := range r.Changes {
+		x.put(ch)
+	}
+	return x
+}
+
+func (x *recordIndex) put(ch *Change) {
+	if ch.Cookie != 0 {
+		x.cookies[ch.Cookie] = ch
+	} else {
+		x.inodes[ch.Inode] = ch
+	}
+	if ch.Kind == Listening {
+		x.listeners[listenerKey{ch.NetNS, unzoned(&ch.Local)}] = ch
+	}
+}
+
+// socket is the entry for the socket ch names, or nil.
+func (x *recordIndex) socket(ch *Change) *Change {
+	if e, ok := x.cookies[ch.Cookie]; ok && ch.Cookie != 0 {
+		return e
+	}
+	return x.inodes[ch.Inode]
+}
+
+// listener is the entry for the listening socket on addr in namespace
+// netns, or nil.
+func (x *recordIndex) listener(netns uint64, addr *netip.AddrPort) *Change {
+	if e, ok := x.listeners[listenerKey{netns, unzoned(addr)}]; ok {
+		return e
+	}
+	return x.listeners[listenerKey{0, unzoned(addr)}]
+}
+
+// add records changes about to be made: a socket not yet in r with its
+// Before; one already there keeps its first Before, and its After until
+// the set takes (took). It returns the entries it added.
+func (r *Record) add(changes []*Change) map[*Change]bool {
+	x := r.index()
+	added := map[*Change]bool{}
 	for _, ch := range changes {
-		if old, ok := have[ch.key()]; ok {
-			old.After, old.Holders = ch.After, ch.Holders
-			old.PID, old.Process, old.Start, old.FD = ch.PID, ch.Process, ch.Start, ch.FD
+		if x.socket(ch) != nil {
 			continue
 		}
 		c := *ch
 		c.Outcome = ""
 		r.Changes = append(r.Changes, &c)
-		have[c.key()] = &c
+		x.put(&c)
+		added[&c] = true
 	}
+	return added
+}
+
+// took records what the sets of changes did: a socket set takes the After
+// it holds now, and the holders seen; an entry add made for a set that did
+// not take goes again (the socket holds what it held).
+func (r *Record) took(changes []*Change, added map[*Change]bool) {
+	x := r.index()
+	drop := map[*Change]bool{}
+	for _, ch := range changes {
+		e := x.socket(ch)
+		switch {
+		case e == nil:
+		case ch.Outcome == "set":
+			e.After, e.Holders = ch.After, ch.Holders
+			e.PID, e.Process, e.Start, e.FD = ch.PID, ch.Process, ch.Start, ch.FD
+		case added[e]:
+			drop[e] = true
+		}
+	}
+	r.Changes = slices.DeleteFunc(r.Changes, func(ch *Change) bool { return drop[ch] })
 }
 
 // locked runs fn holding an exclusive lock on record (a lock file beside
@@ -594,88 +658,95 @@ func undo(procs *procsock.Procs, r *Record, yes bool) (out, keep []*Change) {
 	if err != nil {
 		now = nil // the recorded holders alone
 	}
-	recorded, _ := r.index()
+	x := r.index()
 	for _, ch := range r.Changes {
 		u := *ch
 		out = append(out, &u)
 		cur, err := read(procs, &u, now)
+		reached, kept := err == nil, false
 		switch {
 		case gone(err):
 			u.Before, u.After, u.Outcome = census.ConfigJSON{}, census.ConfigJSON{}, "gone: no process holds it now"
-			continue
 		case err != nil:
 			u.Before, u.After, u.Outcome = ch.After, ch.Before, "failed: "+err.Error()
-			keep = append(keep, ch)
-			continue
-		}
-		want := restore(cur, ch.Before.Config(), ch.After.Config())
-		u.Before, u.After = census.OptionsJSON(cur), census.OptionsJSON(want)
-		switch {
-		case sameOptions(cur, want):
-			u.Outcome = "nothing to put back: the process changed every option since"
-			if sameOptions(cur, ch.Before.Config()) {
-				u.Outcome = "nothing to put back"
-			}
-		case !yes:
-			u.Outcome = "would put back"
 		default:
-			if u.Outcome = setOn(procs, &u, now, want); u.Outcome == "set" {
-				u.Outcome = "put back"
-			} else if u.Failed() {
-				keep = append(keep, ch)
-			}
-		}
-		if ch.Kind == Listening {
-			acc := undoAccepted(procs, &u, ch, recorded, yes)
-			out = append(out, acc...)
-			for _, a := range acc {
-				if a.Failed() {
-					k := *a
-					k.Kind, k.Outcome = Accepted, "" // kept: Before is what to put back
-					k.Before, k.After = a.After, a.Before
-					keep = append(keep, &k)
+			want := restore(cur, ch.Before.Config(), ch.After.Config())
+			u.Before, u.After = census.OptionsJSON(cur), census.OptionsJSON(want)
+			switch {
+			case sameOptions(cur, want):
+				u.Outcome = "nothing to put back: the process changed every option since"
+				if sameOptions(cur, ch.Before.Config()) {
+					u.Outcome = "nothing to put back"
+				}
+			case !yes:
+				u.Outcome = "would put back"
+			default:
+				if u.Outcome = setOn(procs, &u, now, want); u.Outcome == "set" {
+					u.Outcome = "put back"
 				}
 			}
+		}
+		if u.Failed() {
+			keep, kept = append(keep, ch), true
+		}
+		if ch.Kind != Listening {
+			continue
+		}
+		at := &u
+		if !reached {
+			at = nil // gone, or unreadable: its namespace is looked for by its inode
+		}
+		acc, failed := undoAccepted(procs, at, ch, x, yes)
+		out = append(out, acc...)
+		if failed && !kept {
+			keep = append(keep, ch) // the next -undo looks for them again
 		}
 	}
 	return out, keep
 }
 
 // undoAccepted restores the connections accepted from listener ln (as
-// recorded; reached as at) since Harden (those not in the record),
-// whichever process holds them: a server that forks per connection, as
-// PostgreSQL does, hands each to a child. It looks in the listener's own
-// network namespace, entered through its socket.
-func undoAccepted(procs *procsock.Procs, at, ln *Change, recorded map[key]*Change, yes bool) []*Change {
-	fail := func(err error) []*Change {
-		return []*Change{{Kind: Accepted, Local: ln.Local, PID: at.PID, Process: at.Process, NetNS: ln.NetNS, Outcome: "failed: " + err.Error()}}
-	}
+// recorded) since Harden (those not in the record), whichever process
+// holds them: a server that forks per connection, as PostgreSQL does,
+// hands each to a child. It looks in the listener's own network
+// namespace: entered through its socket (reached as at), or, with at nil
+// (a listener closed since, whose connections may live on), through a
+// process in the recorded namespace. failed says that something was left
+// to put back.
+func undoAccepted(procs *procsock.Procs, at, ln *Change, x *recordIndex, yes bool) (out []*Change, failed bool) {
 	var c *census.Census
-	err := reach(procs, at, nil, func(rc syscall.RawConn) error {
-		var nsfd int
-		var err error
-		rc.Control(func(fd uintptr) { nsfd, err = netns.OfSocket(fd) })
-		if err != nil {
-			return err
-		}
-		defer unix.Close(nsfd)
-		return netns.Do(nsfd, func() (err error) {
-			c, err = census.Scan(census.Options{Filter: census.Filter{Port: int(ln.Local.Port())}})
-			return err
-		})
-	})
-	if err != nil {
-		return fail(err)
+	scan := func() (err error) {
+		c, err = census.Scan(census.Options{Filter: census.Filter{Port: int(ln.Local.Port())}})
+		return err
 	}
-	var out []*Change
+	err := fmt.Errorf("%w: no process holds it", procsock.ErrChanged)
+	if at != nil {
+		err = reach(procs, at, nil, func(rc syscall.RawConn) error {
+			var nsfd int
+			var err error
+			rc.Control(func(fd uintptr) { nsfd, err = netns.OfSocket(fd) })
+			if err != nil {
+				return err
+			}
+			defer unix.Close(nsfd)
+			return netns.Do(nsfd, scan)
+		})
+	}
+	if gone(err) {
+		err = inNetNS(ln.NetNS, scan)
+	}
+	if err != nil {
+		return []*Change{{Kind: Accepted, Local: ln.Local, NetNS: ln.NetNS,
+			Outcome: "failed: looking for the connections it accepted: " + err.Error()}}, true
+	}
 	for _, conn := range c.Connections {
-		if conn.Listener == nil || unzoned(conn.Listener) != unzoned(&ln.Local) || conn.PID == 0 {
+		if conn.PID == 0 || !acceptedOn(conn.Local, ln.Local) {
 			continue
 		}
 		remote := conn.Remote
 		u := &Change{Kind: Accepted, Local: conn.Local, Remote: &remote, NetNS: c.NetNS, Socket: conn.Socket,
 			Verdict: conn.Verdict, Holders: holders(conn.Holders)}
-		if _, ok := recorded[u.key()]; ok || len(u.Holders) == 0 {
+		if x.socket(u) != nil || len(u.Holders) == 0 {
 			continue // in the record, or its holders exited since the census
 		}
 		cur, err := read(procs, u, nil)
@@ -683,7 +754,7 @@ func undoAccepted(procs *procsock.Procs, at, ln *Change, recorded map[key]*Chang
 		case gone(err):
 			continue
 		case err != nil:
-			u.Outcome = "failed: " + err.Error()
+			u.Outcome, failed = "failed: "+err.Error(), true
 			out = append(out, u)
 			continue
 		}
@@ -698,10 +769,33 @@ func undoAccepted(procs *procsock.Procs, at, ln *Change, recorded map[key]*Chang
 			if u.Outcome = setOn(procs, u, nil, want); u.Outcome == "set" {
 				u.Outcome = "put back"
 			}
+			failed = failed || u.Failed()
 		}
 		out = append(out, u)
 	}
-	return out
+	return out, failed
+}
+
+// acceptedOn reports whether a connection whose local address is local
+// was accepted on a listening socket bound to ln: the same port, and the
+// same address unless ln's is a wildcard.
+func acceptedOn(local, ln netip.AddrPort) bool {
+	return local.Port() == ln.Port() && (ln.Addr().IsUnspecified() || local.Addr().WithZone("") == ln.Addr().WithZone(""))
+}
+
+// inNetNS runs fn in the network namespace whose inode is ino: this
+// thread's own (or any, for 0: a record written before namespaces were
+// kept), or one a process is in.
+func inNetNS(ino uint64, fn func() error) error {
+	if own, err := census.NetNS(); err != nil || ino == 0 || ino == own {
+		return fn()
+	}
+	fd, err := netns.Find(ino)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return netns.Do(fd, fn)
 }
 
 // MarshalJSON writes p with every duration in milliseconds, in fields

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ghostsock/ghostsock/internal/census"
-	"github.com/ghostsock/ghostsock/tuning"
 )
 
 // DefaultSilent is how long a connection's oldest data or probe must have
@@ -31,7 +30,7 @@ const DefaultSilent = 2 * time.Minute
 // turns probes on for it), or one whose peer answers its window probes.
 func Dead(conn *census.Conn, silent time.Duration) bool {
 	s := conn.Snapshot
-	return s.State == tuning.TCPEstablished && s.Tries() >= 2 && s.Unanswered() >= silent && s.Silence() >= silent
+	return s.Tries() >= 2 && s.Unanswered() >= silent && s.Silence() >= silent
 }
 
 // Outcome is what -reap did, or would do, with one connection.

@@ -74,17 +74,19 @@ func TestRestore(t *testing.T) {
 	assert.Equal(t, tuning.Config{KeepAlive: own.KeepAlive}, restore(own, before, after))
 }
 
-// A socket hardened twice keeps its first Before: the process's own.
+// A socket hardened twice keeps its first Before: the process's own. A set
+// that did not take leaves the record as it was.
 func TestRecordMerge(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "harden.json")
 	a := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+	ut := func(d time.Duration) census.ConfigJSON { return census.OptionsJSON(tuning.Config{UserTimeout: d}) }
 	first := &Change{Kind: Listening, Local: a("10.0.0.1:80"), PID: 7, Start: 99, Socket: census.Socket{Inode: 5, Cookie: 50, FD: 3},
-		Before: census.OptionsJSON(tuning.Config{}), After: census.OptionsJSON(tuning.Config{UserTimeout: time.Second}), Outcome: "would set"}
+		Before: ut(0), After: ut(time.Second), Outcome: "set"}
 	merge := func(chs ...*Change) {
 		require.NoError(t, locked(path, func() error {
 			r, err := readRecord(path)
 			if err == nil {
-				r.merge(chs)
+				r.took(chs, r.add(chs))
 				err = writeRecord(path, r)
 			}
 			return err
@@ -92,17 +94,30 @@ func TestRecordMerge(t *testing.T) {
 	}
 	merge(first)
 	second := *first
-	second.Before, second.After = first.After, census.OptionsJSON(tuning.Config{UserTimeout: 2 * time.Second})
+	second.Before, second.After = first.After, ut(2*time.Second)
 	second.PID, second.Start = 8, 100 // held through another process now: the same socket by its cookie
 	other := *first
 	other.Inode, other.Cookie = 6, 60
 	merge(&second, &other)
+	third, failedNew := *first, *first
+	third.After, third.Outcome = ut(3*time.Second), "failed: EPERM"
+	failedNew.Inode, failedNew.Cookie, failedNew.Outcome = 7, 70, "failed: EPERM"
+	merge(&third, &failedNew)
 	r, err := readRecord(path)
 	require.NoError(t, err)
-	require.Len(t, r.Changes, 2)
+	require.Len(t, r.Changes, 2, "a new socket whose set failed is not recorded")
 	assert.Equal(t, tuning.Config{}, r.Changes[0].Before.Config(), "the first Before kept")
-	assert.Equal(t, 2*time.Second, r.Changes[0].After.Config().UserTimeout, "the latest After")
+	assert.Equal(t, 2*time.Second, r.Changes[0].After.Config().UserTimeout, "the latest After that took")
 	assert.Empty(t, r.Changes[0].Outcome, "a record holds no outcome")
+
+	// A record written before cookies were kept finds the socket by its
+	// inode: hardened again, it keeps its Before.
+	old := &Record{Changes: []*Change{{Kind: Connected, Socket: census.Socket{Inode: 9}, Before: ut(0), After: ut(time.Second)}}}
+	again := &Change{Kind: Connected, Socket: census.Socket{Inode: 9, Cookie: 90}, Before: ut(time.Second), After: ut(2 * time.Second), Outcome: "set"}
+	old.took([]*Change{again}, old.add([]*Change{again}))
+	require.Len(t, old.Changes, 1)
+	assert.Equal(t, ut(0), old.Changes[0].Before)
+
 	require.NoError(t, writeRecord(path, &Record{}))
 	assert.NoFileExists(t, path, "an empty record is removed")
 	_, err = Undo(path, false)
@@ -120,11 +135,11 @@ func TestRecordLocked(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ch := &Change{Kind: Connected, Socket: census.Socket{Cookie: uint64(i + 1)}}
+			ch := &Change{Kind: Connected, Socket: census.Socket{Cookie: uint64(i + 1)}, Outcome: "set"}
 			assert.NoError(t, locked(path, func() error {
 				r, err := readRecord(path)
 				if err == nil {
-					r.merge([]*Change{ch})
+					r.took([]*Change{ch}, r.add([]*Change{ch}))
 					err = writeRecord(path, r)
 				}
 				return err
@@ -154,8 +169,9 @@ func TestRecordLocked(t *testing.T) {
 
 func TestHardenRefuses(t *testing.T) {
 	record := filepath.Join(t.TempDir(), "harden.json")
-	_, err := PlanHarden(census.Options{}, 10*time.Second, false, record)
+	never := func(*Plan) { t.Error("a refused plan is shown") }
+	_, err := Harden(census.Options{}, 10*time.Second, false, record, true, never)
 	assert.ErrorIs(t, err, ErrNoFilter)
-	_, err = PlanHarden(census.Options{Filter: census.Filter{Port: 1}}, time.Millisecond, false, record)
+	_, err = Harden(census.Options{Filter: census.Filter{Port: 1}}, time.Millisecond, false, record, true, never)
 	assert.ErrorIs(t, err, tuning.ErrBudget)
 }

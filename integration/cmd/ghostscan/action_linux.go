@@ -63,17 +63,14 @@ func (a action) run(o census.Options, asJSON bool, stdout, stderr io.Writer) int
 		if err != nil {
 			return fail(fmt.Errorf("-harden %q: a budget is a duration, as tuning.ForBudget takes (10s, 2m): %w", a.harden, err))
 		}
-		p, err := reclaim.PlanHarden(o, budget, a.keepAliveOnly, a.record)
-		if err != nil {
-			return fail(err)
-		}
-		if !asJSON {
-			printPlan(stdout, p, a) // the warning comes before anything is set
-		}
-		if a.yes {
-			if err := p.Apply(a.record); err != nil {
-				return fail(err) // the record is written first: nothing was set
+		show := func(p *reclaim.Plan) {
+			if !asJSON {
+				printPlan(stdout, p, a) // the warning comes before anything is set
 			}
+		}
+		p, err := reclaim.Harden(o, budget, a.keepAliveOnly, a.record, a.yes, show)
+		if err != nil {
+			return fail(err) // the record is written first: nothing was set
 		}
 		if asJSON {
 			return encode(stdout, stderr, p, changeStatus(p.Changes, a.yes))
