@@ -252,12 +252,12 @@ func (s Snapshot) Unanswered() time.Duration {
 //
 //   - idle: Bounds' idle bound less the silence (keepalive counts from the
 //     last segment received); Never with keepalive off;
-//   - busy: the busy bound (GuardBound if guarded) less a lower bound on
-//     how long the oldest unacknowledged byte has waited: the time since
-//     the last ACK or the last transmission, whichever is shorter; once
-//     retransmission timeouts have fired, the time their backoff took
-//     (the base RTO doubling Retransmits times, up to RTOMax) plus the
-//     time since the last of them;
+//   - busy: the busy bound (GuardBound if guarded) less how long the
+//     oldest unacknowledged byte has waited: the time since the last ACK
+//     or the last transmission, whichever is shorter; once retransmission
+//     timeouts have fired, the time their backoff took (the base RTO
+//     doubling Retransmits times, up to RTOMax) plus the time since the
+//     last transmission (an estimate: see sinceFirstLoss);
 //   - shut window, unguarded with a user timeout: UserTimeout plus timer
 //     slack, whether or not the peer answers (the kernel's zero-window
 //     clock cannot be read and may be older); guarded: as busy; with no
@@ -293,7 +293,7 @@ func (s Snapshot) EndsIn() time.Duration {
 	case s.Shut() && !s.Guarded && c.UserTimeout > 0:
 		return c.UserTimeout + timerSlack(c.UserTimeout)
 	}
-	return left(busy, s.waited())
+	return left(busy, s.sinceFirstLoss())
 }
 
 // BaseRTO is the connection's RTO before backoff, the path's own figure
@@ -356,6 +356,30 @@ func (s Snapshot) waited() time.Duration {
 		return max(w, t+s.SinceDataSent)
 	}
 	return max(w, t, s.SinceDataSent)
+}
+
+// sinceFirstLoss is EndsIn's estimate of how long the oldest
+// unacknowledged byte has waited: the base RTO doubling Retransmits times,
+// up to RTOMax, plus the time since the last transmission. It is the
+// likely figure, not a bound: a timeout that found no route sends
+// nothing, and then it counts some time twice (Unanswered, which must
+// never overstate, does not).
+func (s Snapshot) sinceFirstLoss() time.Duration {
+	w := min(s.SinceACK, s.SinceDataSent)
+	if s.Retransmits == 0 || s.Backoff > 30 {
+		return w
+	}
+	rtoMax := s.Options.RTOMax
+	if rtoMax == 0 {
+		rtoMax = MaxRTOMax
+	}
+	iv := s.RTO >> s.Backoff
+	var t time.Duration
+	for range s.Retransmits {
+		t += iv
+		iv = min(2*iv, rtoMax)
+	}
+	return max(w, t+s.SinceDataSent)
 }
 
 // Inspect takes a Snapshot of conn's socket: one getsockopt(TCP_INFO), one

@@ -294,12 +294,16 @@ func Harden(o census.Options, budget time.Duration, keepAliveOnly bool, record s
 		}
 		return nil
 	}
-	var err error
-	if yes {
-		err = locked(record, run)
-	} else {
-		err = run()
+	if !yes {
+		err := run()
+		return p, err
 	}
+	// A plan first without the lock, so that a run that may not read the
+	// sockets (a normal user) is refused for that, not for the record.
+	if _, err := PlanHarden(o, budget, keepAliveOnly, record); err != nil {
+		return nil, err
+	}
+	err := locked(record, run)
 	return p, err
 }
 
