@@ -210,7 +210,7 @@ func ExampleConfig_GuardDialContext() {
 	defer conn.Close()
 	held, _ := tuning.Read(conn)
 	fmt.Printf("%T: user timeout %v, retransmissions and probes at least every %v\n", conn, held.UserTimeout, held.RTOMax)
-	// Output: *tuning.Conn: user timeout 17s, retransmissions and probes at least every 4.2s
+	// Output: *tuning.Conn: user timeout 17s, retransmissions and probes at least every 2.1s
 }
 
 // One end probes for both: the server keeps the budget's keepalive, the

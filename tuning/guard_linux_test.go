@@ -80,7 +80,7 @@ func TestGuardSurvivesPausedReader(t *testing.T) {
 		io.Copy(want, io.LimitReader(&counter{}, size))
 		assert.Equal(t, int64(size), n)
 		assert.Equal(t, want.Sum(nil), got.Sum(nil))
-		// The next tick, at most UT/4 after the window opened, puts the
+		// The next tick, at most UT/8 after the window opened, puts the
 		// configured user timeout back.
 		assert.Eventually(t, func() bool {
 			cfg, err := Read(g)

@@ -14,8 +14,8 @@ func TestGuardParams(t *testing.T) {
 		period, wantRTOMax, wantAlive time.Duration
 	}{
 		{ut: 3 * s, period: 375 * time.Millisecond, wantRTOMax: s, wantAlive: 1500 * time.Millisecond},
-		// 20 s - 2.5 s - 5 s - (5 s/8 + 4 ms)
-		{ut: 20 * s, period: 2500 * time.Millisecond, wantRTOMax: 5 * s, wantAlive: 11865 * time.Millisecond},
+		// 20 s - 2.5 s - 2.5 s - (2.5 s/8 + 10 ms)
+		{ut: 20 * s, period: 2500 * time.Millisecond, wantRTOMax: 2500 * time.Millisecond, wantAlive: 14677500 * time.Microsecond},
 		{ut: 20 * s, rtoMax: 2 * s, period: 2500 * time.Millisecond, wantRTOMax: 2 * s, wantAlive: 15240 * time.Millisecond},
 		{ut: 1000 * s, period: 125 * s, wantRTOMax: MaxRTOMax, wantAlive: 1000*s - 125*s - 120*s - 15*s - 10*time.Millisecond},
 	} {
@@ -32,6 +32,7 @@ func TestGuardParams(t *testing.T) {
 func TestGuardDecide(t *testing.T) {
 	const ut = 4 * time.Second // period 500 ms, rtoMax 1 s, alive 2.371 s
 	p := newGuardParams(kernelOptions{userTimeout: ut, stall: 10 * time.Second})
+	assert.Equal(t, ut/2, p.rest, "no keepalive: the idle bound is Never either way")
 	now := time.Unix(1000, 0)
 	shut := func(sinceAck time.Duration, acked uint64) windowSample {
 		return windowSample{notsent: 1 << 20, sinceAck: sinceAck, bytesAcked: acked}
@@ -39,6 +40,7 @@ func TestGuardDecide(t *testing.T) {
 	flowing := func(sinceAck time.Duration, acked uint64) windowSample {
 		return windowSample{unacked: 10, notsent: 1 << 20, sinceAck: sinceAck, bytesAcked: acked}
 	}
+	withProbes := func(s windowSample, n uint8) windowSample { s.probes = n; return s }
 	armed := guardState{heard: now.Add(-time.Minute), progress: now.Add(-time.Second), acked: 100}
 	for _, tc := range []struct {
 		name   string
@@ -48,14 +50,26 @@ func TestGuardDecide(t *testing.T) {
 	}{
 		{name: "connection ended", sample: windowSample{closed: true, notsent: 5}, st: armed,
 			want: guardAction{stop: true}},
-		{name: "queue empty: idle (the tick restores the configured timeout)", sample: windowSample{}, st: armed,
+		{name: "queue empty for rest: idle (the tick restores the configured timeout)", sample: windowSample{},
+			st:   guardState{heard: now, progress: now, acked: 100, empty: now.Add(-p.rest)},
 			want: guardAction{idle: true}},
+		{name: "queue empty for less: the guard stays armed for the next request", sample: windowSample{},
+			st:   guardState{heard: now, progress: now, acked: 100, empty: now.Add(-p.rest + time.Millisecond)},
+			want: guardAction{}},
+		{name: "data after a tick that saw none: no silence, no stall, older than that tick",
+			sample: flowing(time.Minute, 100),
+			st:     guardState{heard: now.Add(-time.Minute), progress: now.Add(-time.Minute), acked: 100, lastIdle: now.Add(-p.period)},
+			want:   guardAction{}},
 		{name: "shut, peer answers probes: timeout stays off", sample: shut(900*time.Millisecond, 100), st: armed,
 			want: guardAction{}},
 		{name: "data flowing, acks coming: timeout stays off", sample: flowing(time.Millisecond, 200), st: armed,
 			want: guardAction{}},
-		{name: "shut, no answer for alive: the configured timeout, the kernel ends it", sample: shut(p.alive+time.Millisecond, 100), st: armed,
+		{name: "shut, no answer for alive and four probes: the configured timeout, the kernel ends it",
+			sample: withProbes(shut(p.alive+time.Millisecond, 100), guardProbes), st: armed,
 			want: guardAction{ut: ut, cut: cutSilent}},
+		{name: "shut, no answer for alive but three probes: a lossy path's live peer, the timeout stays off",
+			sample: withProbes(shut(time.Minute, 100), guardProbes-1), st: armed,
+			want: guardAction{}},
 		{name: "in flight, no ack for alive: the configured timeout", sample: flowing(p.alive+time.Millisecond, 100), st: armed,
 			want: guardAction{ut: ut, cut: cutSilent}},
 		{name: "the arming counts as heard: a write after a long idle is not a silence",
@@ -88,6 +102,19 @@ func TestGuardDecide(t *testing.T) {
 	})
 }
 
+// An armed guard rests for half the user timeout where a user timeout of
+// 0 leaves the idle bound as it is, and otherwise gives it back before
+// keepalive's first probe.
+func TestGuardRest(t *testing.T) {
+	c, err := ForBudget(5 * time.Second)
+	assert.NoError(t, err)
+	assert.Equal(t, c.UserTimeout/2, c.guardParams().rest, "ForBudget: Count ends an idle connection as soon")
+	c.KeepAlive.Count = 9 // with a user timeout of 0, nine probes: a longer idle bound
+	p := c.guardParams()
+	assert.Equal(t, max(0, c.KeepAlive.Idle/2-p.period), p.rest)
+	assert.Less(t, p.rest+p.period, c.KeepAlive.Idle, "the configured timeout is back before the first probe")
+}
+
 func TestGuardBound(t *testing.T) {
 	c, err := ForBudget(20 * time.Second)
 	assert.NoError(t, err)
@@ -98,7 +125,16 @@ func TestGuardBound(t *testing.T) {
 	assert.Equal(t, busy, c.GuardBound())
 	c.RTOMax = 120 * time.Second // a cap too long for the budget shows in the bound
 	p = c.guardParams()
-	assert.Equal(t, p.alive+p.period+120*time.Second+timerSlack(120*time.Second), c.GuardBound())
+	probes := guardProbes * (120*time.Second + timerSlack(120*time.Second))
+	assert.Equal(t, max(p.alive, probes)+p.period+120*time.Second+timerSlack(120*time.Second), c.GuardBound())
+	// Below a budget of 7 s, four capped probes take longer than the busy
+	// bound: the figures GuardBound's doc gives.
+	for budget, want := range map[time.Duration]time.Duration{3 * time.Second: 5925 * time.Millisecond,
+		5 * time.Second: 6175 * time.Millisecond, 7 * time.Second: 6930 * time.Millisecond} {
+		c, err := ForBudget(budget)
+		assert.NoError(t, err)
+		assert.Equal(t, want, c.GuardBound(), "ForBudget(%v)", budget)
+	}
 	assert.Equal(t, Never, c.StallBound())
 	c.RTOMax = 0
 	c.StallTimeout = time.Minute
