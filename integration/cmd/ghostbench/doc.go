@@ -44,6 +44,12 @@
 //     settings, idle or waiting on an RPC, all at once, each in a lab of
 //     its own; the packets and bytes the lab's link carried each way,
 //     per channel per hour. Run it with -parts 8.
+//  9. What the kit costs per request (not in the default -parts: -parts 9):
+//     sporadic 64 B requests every 15 and 100 ms (process CPU per round
+//     trip), back to back (round trips per second) and 256 B writes
+//     streamed (bytes per second), both ends in one process over
+//     loopback, ForBudget(5s) through Listen and DialFunc against stock
+//     sockets, seven alternating trials each.
 //
 // Like the demo it builds its own network namespaces (as root, or as a
 // normal user where user namespaces are allowed) and sends nothing outside

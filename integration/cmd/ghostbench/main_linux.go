@@ -163,6 +163,7 @@ func runInLab(o options) error {
 		{'5', "5. Precision", runPrecision},
 		{'7', "7. Live connections on bad paths", runFalsePositives},
 		{'8', "8. What a budget costs a phone", runPhoneCost},
+		{'9', "9. What the kit costs per request", runCost},
 	}
 	var b strings.Builder
 	b.WriteString(header(o))
