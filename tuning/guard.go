@@ -43,8 +43,11 @@ import (
 //
 // An idle connection costs nothing: the guard is disarmed and the socket
 // holds the configured user timeout, so Bounds' idle rule is unchanged. A
-// write that arms it costs one setsockopt; while armed it reads TCP_INFO
-// once a period.
+// write that arms it costs one setsockopt; while data is queued it reads
+// TCP_INFO once a period. Once the queue empties it rests, armed, for
+// rest (so that the next requests arm nothing) and reads nothing until a
+// write wakes it, whose first look comes alive later: no silence can be
+// judged sooner.
 
 // guardParams are the guard's timings, derived once from the Config.
 type guardParams struct {
@@ -209,6 +212,7 @@ type guardState struct {
 	ut       time.Duration // the user timeout the socket holds
 	empty    time.Time     // since when the ticks have seen nothing queued; zero while data is
 	lastIdle time.Time     // the last tick that saw nothing queued
+	writes   uint64        // writes begun, as of the last tick
 }
 
 type guardAction struct {
@@ -276,8 +280,13 @@ type guard struct {
 	conn weak.Pointer[net.TCPConn]
 	p    guardParams
 
+	// resting: armed with nothing queued, the next tick only at the rest's
+	// end; the next write wakes it (wake).
+	resting atomic.Bool
+
 	mu     sync.Mutex // serialises ticks, arming, reconfiguration and Close
 	timer  *time.Timer
+	due    time.Time     // when the next tick is scheduled
 	next   time.Duration // until the next tick: from guardSettle, doubling to p.period
 	st     guardState
 	closed bool
@@ -290,6 +299,25 @@ type guard struct {
 func (g *guard) begin(rc syscall.RawConn) {
 	if g.state.Add(guardWriteBegin)&guardArmed == 0 {
 		g.arm(rc)
+		return
+	}
+	if g.resting.Load() && g.resting.CompareAndSwap(true, false) {
+		g.wake()
+	}
+}
+
+// wake brings a resting guard's next tick forward for the data a write
+// queues: to alive from now, the first moment a silence can be judged
+// (the data is younger than that), and then a period apart.
+func (g *guard) wake() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	g.next = g.p.period
+	if g.due.IsZero() || time.Until(g.due) > g.p.alive {
+		g.scheduleLocked(g.p.alive)
 	}
 }
 
@@ -316,6 +344,7 @@ func (g *guard) arm(rc syscall.RawConn) {
 	now := time.Now()
 	g.st.heard, g.st.progress = now, now
 	g.st.empty, g.st.lastIdle = time.Time{}, time.Time{}
+	g.resting.Store(false)
 	if !g.holdLocked(rc, 0) {
 		return
 	}
@@ -328,6 +357,7 @@ func (g *guard) arm(rc syscall.RawConn) {
 const guardSettle = 10 * time.Millisecond
 
 func (g *guard) scheduleLocked(d time.Duration) {
+	g.due = time.Now().Add(d)
 	if g.timer == nil {
 		g.timer = time.AfterFunc(d, g.tick)
 		return
@@ -354,27 +384,45 @@ func (g *guard) tick() {
 		g.failLocked(err)
 		return
 	}
+	g.due = time.Time{}
 	v := g.state.Load()
 	s, err := sampleWindow(rc)
 	if err != nil {
 		g.failLocked(err)
 		return
 	}
-	a := g.p.decide(time.Now(), s, &g.st)
+	if begun := v >> 16; begun != g.st.writes {
+		// Written since the last tick: the rest counts from now.
+		g.st.writes, g.st.empty = begun, time.Time{}
+	}
+	now := time.Now()
+	a := g.p.decide(now, s, &g.st)
 	switch {
 	case a.stop:
 		g.disarm()
 		return
 	case a.idle && v&guardActiveMask == 0 && g.state.CompareAndSwap(v, v&^guardArmed):
-		// Resting: the configured timeout, for Bounds' idle rule.
+		// Disarmed: the configured timeout, for Bounds' idle rule.
+		g.resting.Store(false)
 		g.holdLocked(rc, g.p.base)
 		return
 	}
-	if g.holdLocked(rc, a.ut) {
-		g.cut = a.cut
-		g.next = min(2*g.next, g.p.period)
-		g.scheduleLocked(g.next)
+	if !g.holdLocked(rc, a.ut) {
+		return
 	}
+	g.cut = a.cut
+	if s.empty() && v&guardActiveMask == 0 {
+		// Resting: nothing to judge until a write, which wakes it; the
+		// next tick otherwise at the rest's end, to disarm.
+		g.resting.Store(true)
+		if g.state.Load() == v { // no write began meanwhile
+			g.scheduleLocked(max(guardSettle, g.st.empty.Add(g.p.rest).Sub(now)))
+			return
+		}
+		g.resting.Store(false)
+	}
+	g.next = min(2*g.next, g.p.period)
+	g.scheduleLocked(g.next)
 }
 
 // lastCut is the verdict, if any, on which the guard last let the kernel's
