@@ -270,7 +270,8 @@ func (c Config) pathRTO() time.Duration {
 // probeTimes are the times, from the first lost byte, at which the bounds
 // let the tail-loss probe go out before the first RTO: at once, or an RTO
 // later (one segment in flight, a delayed ACK awaited). On a path longer
-// than a LAN (PathRTO set) a writer may also keep sending, each send
+// than a LAN (PathRTO set) a writer may also keep sending
+// until the send hold starts, an RTO after the last ACK, each send
 // postponing the probe, which then waits 2 SRTT: with SRTT at most a third
 // of PathRTO (RTOForRTT), up to 2/3 PathRTO and 2 ms more. On a LAN that
 // wait is a few milliseconds, inside the timers' slack.

@@ -113,30 +113,30 @@
 // cap or a lower user timeout do not help (the clock has not started);
 // turning tail-loss probes off is a sysctl, for the whole host.
 //
-// What helps is to stop new data before the clock's deadline, and a Conn
-// does (the send hold): before a write, at most once every UserTimeout/16
-// (at least 10 ms), it reads TCP_INFO, and once data has gone unanswered
-// for nearly the user timeout (less two RTOs, the timers' slack and a
-// sample: hold.go), with no RTO retransmission yet, the write waits, and
-// the Conn's other writes with it. With nothing new to send, the kernel's
-// timer plays out as for a writer that stopped: a tail-loss probe about 2
-// SRTT later (none if one is out already), then the RTO one RTO after it
-// (tcp_send_loss_probe re-arms it from the probe). The kernel's clock runs
-// from the first lost byte's transmission (retrans_stamp), so that RTO,
-// coming before the deadline, has the kernel end the connection at the
-// deadline itself: the busy rule, Bounds and GuardBound hold, and the error
-// is still the kernel's ETIMEDOUT (TestStreamingWriter logs each cell
-// against its bound). An outage shorter than that never holds a write:
-// the stream recovers as a bare socket's does, its new data drawing the
-// SACKs of fast recovery. The write goes on at the peer's next ACK, at the
-// first RTO retransmission (in loss recovery no new data leaves anyway),
-// at its deadline (one set on the Conn), at Close, and at the latest when
-// that first RTO is due (two RTOs and two checks after the hold began),
-// whatever it could not see. The age of the flight counts too, so that
-// the first writes after an idle, whose last ACK is as old as the idle, do
-// not wait for the first new ACK. An idle connection costs
+// What helps is to stop new data once the peer is silent, and a Conn does
+// (the send hold): before a write, at most once every 10 ms, it reads
+// TCP_INFO, and while data has been in flight for the path's current RTO,
+// nothing has been heard for as long and the kernel has not yet
+// retransmitted on a timeout, the write waits, and the Conn's other
+// writes with it. With nothing new to send, the kernel's timer plays out
+// as for a writer that stopped: a tail-loss probe about 2 SRTT later (none
+// if one is out already), then the RTO one RTO after it
+// (tcp_send_loss_probe re-arms it from the probe). The first RTO thus
+// comes at most two RTOs, a probe and the 10 ms check after the peer's
+// last ACK, within Bounds' allowance of a probe and an RTO each up to
+// LANRTOMax on a LAN; the busy rule, Bounds and GuardBound hold, and the
+// error is still the kernel's ETIMEDOUT (TestStreamingWriter logs each
+// cell against its bound). The write goes on at the peer's next ACK, at the
+// first RTO retransmission (the clock then runs, and in loss recovery no
+// new data leaves anyway), at its deadline (one set on the Conn), at
+// Close, and at the latest when that first RTO is due (two RTOs and two
+// checks after the hold began), whatever it could not see. A live peer
+// makes a write wait only when its ACKs are a whole RTO late, when the
+// kernel itself treats the data as lost; the age of the flight counts too,
+// so that the first writes after an idle, whose last ACK is as old as the
+// idle, do not wait for the first new ACK. An idle connection costs
 // nothing; each writer a clock read and an atomic load per write and at
-// most sixteen TCP_INFO reads per user timeout. ReadFrom (sendfile, splice)
+// most a hundred TCP_INFO reads a second. ReadFrom (sendfile, splice)
 // hands the kernel a regular file 4 MiB at a time, another descriptor (a
 // socket, a pipe) 64 KiB at a time, and looks between chunks: such a
 // source that trickles faster than a probe interval can postpone the RTO
@@ -160,9 +160,11 @@
 // tcp_set_rto), three RTTs after the handshake's single sample
 // (RTOForRTT). Bounds takes each as up to PathRTO, a LAN's 300 ms unless
 // the Config says otherwise; a phone 600 ms away has an RTO near 1.8 s
-// after its handshake. On such a path each new send also pushes the probe
-// 2 SRTT out again, so a Config with PathRTO set counts that wait too (up
-// to 2/3 PathRTO: SRTT is at most a third of it). ForBudget(10s), whose user timeout is 8 s, has a busy
+// after its handshake. On such a path a writer also goes on sending until
+// the send hold starts, an RTO after the last ACK, and each send pushes
+// the probe 2 SRTT out again, so a Config with PathRTO set counts the
+// hold's start and that wait too (up to 2/3 PathRTO: SRTT is at most a
+// third of it). ForBudget(10s), whose user timeout is 8 s, has a busy
 // bound of 14 s at PathRTO 1.8 s (ExampleForBudgetOnPath). The idle rule
 // does not depend on the path: keepalive counts from the last segment
 // received.

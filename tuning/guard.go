@@ -37,17 +37,19 @@ import (
 // (at 4 % of round trips lost, once in 400,000 probes), where one lost
 // answer used to be enough. Without the cap probes back off to 120 s and
 // the verdict waits for two. And the kernel's retransmission clock starts
-// no later than the first lost byte, so the configured timeout, once set
-// on a connection with data in flight, ends it no later than Bounds says,
-// however early the verdict. GuardBound is the later of the two.
+// no later than a probe and an RTO after the peer's last ACK (the send
+// hold sees to it), so the configured timeout, once set on a connection
+// with data in flight, ends it no later than Bounds says, however early
+// the verdict. GuardBound is the later of the two.
 //
 // An idle connection costs nothing: the guard is disarmed and the socket
 // holds the configured user timeout, so Bounds' idle rule is unchanged. A
 // write that arms it costs one setsockopt; while data is queued it reads
-// TCP_INFO once a period. Once the queue empties it rests, armed, for
-// rest (so that the next requests arm nothing) and reads nothing until a
-// write wakes it, whose first look comes alive later: no silence can be
-// judged sooner.
+// TCP_INFO once a period. Once the queue empties it lingers, armed, for
+// linger (so that the next requests arm nothing) and reads nothing until a
+// write wakes it, whose first look comes alive later (no silence can be
+// judged sooner; a period later with StallTimeout, whose progress it
+// dates).
 
 // guardParams are the guard's timings, derived once from the Config.
 type guardParams struct {
@@ -56,7 +58,7 @@ type guardParams struct {
 	rtoMax time.Duration // TCP_RTO_MAX_MS the guard holds the socket to
 	alive  time.Duration // the peer is alive while heard from within this
 	probes uint8         // and, while its window is shut, while fewer probes than this went unanswered in a row
-	rest   time.Duration // how long an armed guard stays armed with nothing queued
+	linger time.Duration // how long an armed guard stays armed with nothing queued
 	stall  time.Duration // StallTimeout; 0 sets no limit
 	capped bool          // the kernel took rtoMax (Linux 6.15+)
 }
@@ -72,9 +74,11 @@ const guardProbes = 4
 // be made to send more often than once a second (MinRTOMax), could not be
 // told from silence within the user timeout, so the guard that the default
 // entry points place would find a vanished peer only within GuardBound,
-// not UserTimeout. A Config with NoGuard set may go below it; Guard,
-// GuardListener and GuardDialContext then still guard it, within
-// GuardBound.
+// not UserTimeout. (Above it, a peer that vanishes with its window shut
+// is found within GuardBound too, which its four unanswered probes make
+// longer than the busy bound below a budget of 7 s.) A Config with
+// NoGuard set may go below it; Guard, GuardListener and GuardDialContext
+// then still guard it, within GuardBound.
 const MinGuardTimeout = time.Second
 
 func newGuardParams(o kernelOptions) guardParams {
@@ -92,18 +96,18 @@ func newGuardParams(o kernelOptions) guardParams {
 	// before a live peer has had one and a half capped probe intervals to
 	// answer.
 	p.alive = max(r*3/2, b-p.period-r-timerSlack(r))
-	p.rest = guardRest(o.config, b, p.period)
+	p.linger = guardLinger(o.config, b, p.period)
 	return p
 }
 
-// guardRest is how long an armed guard stays armed once nothing is queued,
+// guardLinger is how long an armed guard stays armed once nothing is queued,
 // so that a connection whose requests come more often arms it once, not
 // at each request: half the user timeout ut, where the idle bound is the
 // same with a user timeout of 0 (keepalive's Count ends an idle connection
 // as soon: ForBudget's Configs, or keepalive off); else short enough that
 // the configured timeout is back before keepalive's first probe, which
 // comes KeepAlive.Idle after the emptying ACK, a tick late at most.
-func guardRest(c Config, ut, period time.Duration) time.Duration {
+func guardLinger(c Config, ut, period time.Duration) time.Duration {
 	c.UserTimeout = ut
 	if c.LeanAwaits() {
 		c.KeepAlive.Enable = true // Awaiting turns it on
@@ -176,9 +180,10 @@ func (c Config) StallBound() time.Duration {
 }
 
 // GuardHolds is what Read reports for a guarded connection at rest, with
-// nothing queued: c, with RTOMax the cap the guard sets (UserTimeout/8,
-// at least 1 s, in tenths of a second) unless c sets one. While data it
-// wrote is queued, the guard holds UserTimeout at 0.
+// nothing queued for the guard's linger (see Guard): c, with RTOMax the
+// cap the guard sets (UserTimeout/8, at least 1 s, in tenths of a second)
+// unless c sets one. While data it wrote is queued, and for the linger
+// after, the guard holds UserTimeout at 0.
 func (c Config) GuardHolds() Config {
 	c.RTOMax = c.guardParams().rtoMax
 	return c
@@ -217,7 +222,7 @@ type guardState struct {
 
 type guardAction struct {
 	ut   time.Duration // the user timeout the socket should hold while armed
-	idle bool          // nothing queued for rest: the guard may disarm
+	idle bool          // nothing queued for linger: the guard may disarm
 	stop bool          // the connection is over
 	cut  guardCut      // why ut is the configured timeout again, if it is
 }
@@ -239,7 +244,7 @@ func (p guardParams) decide(now time.Time, s windowSample, st *guardState) guard
 			st.empty = now
 		}
 		st.lastIdle = now
-		return guardAction{idle: now.Sub(st.empty) >= p.rest}
+		return guardAction{idle: now.Sub(st.empty) >= p.linger}
 	}
 	// Data queued since a tick saw none was written after that tick: the
 	// peer owes an answer for no longer, and has stalled no longer.
@@ -280,9 +285,9 @@ type guard struct {
 	conn weak.Pointer[net.TCPConn]
 	p    guardParams
 
-	// resting: armed with nothing queued, the next tick only at the rest's
-	// end; the next write wakes it (wake).
-	resting atomic.Bool
+	// lingering: armed with nothing queued, the next tick only at the
+	// linger's end; the next write wakes it (wake).
+	lingering atomic.Bool
 
 	mu     sync.Mutex // serialises ticks, arming, reconfiguration and Close
 	timer  *time.Timer
@@ -301,14 +306,15 @@ func (g *guard) begin(rc syscall.RawConn) {
 		g.arm(rc)
 		return
 	}
-	if g.resting.Load() && g.resting.CompareAndSwap(true, false) {
+	if g.lingering.Load() && g.lingering.CompareAndSwap(true, false) {
 		g.wake()
 	}
 }
 
-// wake brings a resting guard's next tick forward for the data a write
+// wake brings a lingering guard's next tick forward for the data a write
 // queues: to alive from now, the first moment a silence can be judged
-// (the data is younger than that), and then a period apart.
+// (the data is younger than that), or a period with StallTimeout (a tick
+// dates the progress StallBound counts from), and then a period apart.
 func (g *guard) wake() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -316,8 +322,12 @@ func (g *guard) wake() {
 		return
 	}
 	g.next = g.p.period
-	if g.due.IsZero() || time.Until(g.due) > g.p.alive {
-		g.scheduleLocked(g.p.alive)
+	first := g.p.alive
+	if g.p.stall > 0 {
+		first = min(first, g.p.period)
+	}
+	if g.due.IsZero() || time.Until(g.due) > first {
+		g.scheduleLocked(first)
 	}
 }
 
@@ -344,7 +354,7 @@ func (g *guard) arm(rc syscall.RawConn) {
 	now := time.Now()
 	g.st.heard, g.st.progress = now, now
 	g.st.empty, g.st.lastIdle = time.Time{}, time.Time{}
-	g.resting.Store(false)
+	g.lingering.Store(false)
 	if !g.holdLocked(rc, 0) {
 		return
 	}
@@ -392,7 +402,7 @@ func (g *guard) tick() {
 		return
 	}
 	if begun := v >> 16; begun != g.st.writes {
-		// Written since the last tick: the rest counts from now.
+		// Written since the last tick: the linger counts from now.
 		g.st.writes, g.st.empty = begun, time.Time{}
 	}
 	now := time.Now()
@@ -403,7 +413,7 @@ func (g *guard) tick() {
 		return
 	case a.idle && v&guardActiveMask == 0 && g.state.CompareAndSwap(v, v&^guardArmed):
 		// Disarmed: the configured timeout, for Bounds' idle rule.
-		g.resting.Store(false)
+		g.lingering.Store(false)
 		g.holdLocked(rc, g.p.base)
 		return
 	}
@@ -412,14 +422,14 @@ func (g *guard) tick() {
 	}
 	g.cut = a.cut
 	if s.empty() && v&guardActiveMask == 0 {
-		// Resting: nothing to judge until a write, which wakes it; the
-		// next tick otherwise at the rest's end, to disarm.
-		g.resting.Store(true)
+		// Lingering: nothing to judge until a write, which wakes it; the
+		// next tick otherwise at the linger's end, to disarm.
+		g.lingering.Store(true)
 		if g.state.Load() == v { // no write began meanwhile
-			g.scheduleLocked(max(guardSettle, g.st.empty.Add(g.p.rest).Sub(now)))
+			g.scheduleLocked(max(guardSettle, g.st.empty.Add(g.p.linger).Sub(now)))
 			return
 		}
-		g.resting.Store(false)
+		g.lingering.Store(false)
 	}
 	g.next = min(2*g.next, g.p.period)
 	g.scheduleLocked(g.next)
@@ -585,8 +595,9 @@ func (g *guard) heldTimeout() time.Duration {
 // is queued the guard holds TCP_USER_TIMEOUT at 0 and caps the probe
 // backoff with TCP_RTO_MAX_MS, and it sets UserTimeout back once the peer
 // is silent (see tuning/doc.go). It costs two atomic additions per write,
-// one setsockopt when a write arms it and one when it rests again, and
-// while armed a TCP_INFO read 10 ms after the arming, then at doubling
+// one setsockopt when a write arms it and one when it disarms, a linger
+// (half a user timeout at most) after its queue emptied, and while data
+// is queued a TCP_INFO read 10 ms after the arming, then at doubling
 // intervals up to one every UserTimeout/8; an idle connection costs
 // nothing.
 //

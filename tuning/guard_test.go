@@ -32,7 +32,7 @@ func TestGuardParams(t *testing.T) {
 func TestGuardDecide(t *testing.T) {
 	const ut = 4 * time.Second // period 500 ms, rtoMax 1 s, alive 2.371 s
 	p := newGuardParams(kernelOptions{userTimeout: ut, stall: 10 * time.Second})
-	assert.Equal(t, ut/2, p.rest, "no keepalive: the idle bound is Never either way")
+	assert.Equal(t, ut/2, p.linger, "no keepalive: the idle bound is Never either way")
 	now := time.Unix(1000, 0)
 	shut := func(sinceAck time.Duration, acked uint64) windowSample {
 		return windowSample{notsent: 1 << 20, sinceAck: sinceAck, bytesAcked: acked}
@@ -50,11 +50,11 @@ func TestGuardDecide(t *testing.T) {
 	}{
 		{name: "connection ended", sample: windowSample{closed: true, notsent: 5}, st: armed,
 			want: guardAction{stop: true}},
-		{name: "queue empty for rest: idle (the tick restores the configured timeout)", sample: windowSample{},
-			st:   guardState{heard: now, progress: now, acked: 100, empty: now.Add(-p.rest)},
+		{name: "queue empty for linger: idle (the tick restores the configured timeout)", sample: windowSample{},
+			st:   guardState{heard: now, progress: now, acked: 100, empty: now.Add(-p.linger)},
 			want: guardAction{idle: true}},
 		{name: "queue empty for less: the guard stays armed for the next request", sample: windowSample{},
-			st:   guardState{heard: now, progress: now, acked: 100, empty: now.Add(-p.rest + time.Millisecond)},
+			st:   guardState{heard: now, progress: now, acked: 100, empty: now.Add(-p.linger + time.Millisecond)},
 			want: guardAction{}},
 		{name: "data after a tick that saw none: no silence, no stall, older than that tick",
 			sample: flowing(time.Minute, 100),
@@ -105,14 +105,14 @@ func TestGuardDecide(t *testing.T) {
 // An armed guard rests for half the user timeout where a user timeout of
 // 0 leaves the idle bound as it is, and otherwise gives it back before
 // keepalive's first probe.
-func TestGuardRest(t *testing.T) {
+func TestGuardLinger(t *testing.T) {
 	c, err := ForBudget(5 * time.Second)
 	assert.NoError(t, err)
-	assert.Equal(t, c.UserTimeout/2, c.guardParams().rest, "ForBudget: Count ends an idle connection as soon")
+	assert.Equal(t, c.UserTimeout/2, c.guardParams().linger, "ForBudget: Count ends an idle connection as soon")
 	c.KeepAlive.Count = 9 // with a user timeout of 0, nine probes: a longer idle bound
 	p := c.guardParams()
-	assert.Equal(t, max(0, c.KeepAlive.Idle/2-p.period), p.rest)
-	assert.Less(t, p.rest+p.period, c.KeepAlive.Idle, "the configured timeout is back before the first probe")
+	assert.Equal(t, max(0, c.KeepAlive.Idle/2-p.period), p.linger)
+	assert.Less(t, p.linger+p.period, c.KeepAlive.Idle, "the configured timeout is back before the first probe")
 }
 
 func TestGuardBound(t *testing.T) {

@@ -21,48 +21,32 @@ import (
 // window's segments times the write period. Nothing per socket caps that
 // window.
 //
-// So a Conn stops feeding it once the peer has been silent for nearly as
-// long as that matters: before a write, at most once per holdEvery, it
-// reads TCP_INFO, and while data has been in flight for holdAfter, nothing
-// has been heard for as long and the kernel has not yet retransmitted on a
-// timeout, the write waits, and the Conn's other writes with it. The
-// kernel's clock runs from the first lost byte's transmission
-// (retrans_stamp), whenever the first RTO comes, and from then on its
-// timer is clamped to that clock's deadline (tcp_clamp_rto_to_user_timeout):
-// all the hold must do is let the first RTO come before the deadline.
-// holdAfter is as late as does that: the user timeout less the longest a
-// hold takes to bring the RTO (holdMost), an RTO (the first lost byte left
-// at most a round trip before the peer's last ACK) and a sample's delay.
-// A silence that ends sooner, an outage of a handover or a tunnel, never
-// holds a write, and the stream recovers as a bare socket's does (new
-// data draws the SACKs of fast recovery, where a held one would wait for
-// an RTO and restart from a window of one). The write goes on at the
-// first ACK, at the first RTO retransmission (the clock runs; in loss
-// recovery no new data leaves), at the write deadline, at Close, or at the
-// kernel's verdict, which the write then returns; and at the latest when
-// that RTO is due (holdMost). A connection whose peer answers never waits.
+// So a Conn stops feeding it once the peer has fallen silent: before a
+// write, at most once per holdCheck, it reads TCP_INFO, and while data has
+// been in flight for the path's own RTO, nothing has been heard for as
+// long and the kernel has not yet retransmitted on a timeout, the write
+// waits, and the Conn's other writes with it. With no
+// new data the kernel's timers play out as for a writer that stopped (a
+// probe, then an RTO from it), and its clock and error are the kernel's. The write goes on
+// at the first ACK (a live peer that was merely slow costs the writer
+// what the kernel's own RTO would: the same wait, once), at the first RTO
+// retransmission (the clock runs; in loss recovery no new data leaves), at
+// the write deadline, at Close, or at the kernel's verdict, which the
+// write then returns; and at the latest when that RTO is due (holdMost).
+// A connection whose peer answers never waits.
 
-// holdCheck is how often a held write looks again.
+// holdCheck is how often a writing Conn reads TCP_INFO, and how often a
+// held write looks again.
 const holdCheck = 10 * time.Millisecond
 
-// holdEvery is how often a writing Conn whose user timeout is ut reads
-// TCP_INFO for the hold: a sixteenth of ut, at least holdCheck.
-func holdEvery(ut time.Duration) time.Duration { return max(holdCheck, ut/16) }
-
-// holdAfter is how long data must have gone unanswered before a write
-// waits, on a path whose RTO is rto (see above); never under the RTO.
-func holdAfter(ut, rto time.Duration) time.Duration {
-	return max(rto, ut-holdMost(rto)-rto-holdEvery(ut))
-}
-
 // silent reports that a write should wait: data in flight for at least
-// after (inFlight: since a sample last saw nothing in flight), nothing
-// heard for as long, and no RTO retransmission yet. The flight's own age
+// an RTO (inFlight: since a sample last saw nothing in flight), nothing
+// heard for an RTO, and no RTO retransmission yet. The flight's own age
 // matters after a pause: the peer's last ACK is then as old as the pause,
 // and the first ACK of the new data is still on its way.
-func (s windowSample) silent(inFlight, after time.Duration) bool {
+func (s windowSample) silent(inFlight time.Duration) bool {
 	return !s.closed && s.unacked > 0 && s.retransmits == 0 && s.rto > 0 &&
-		s.sinceAck >= after && inFlight >= after
+		s.sinceAck >= s.rto && inFlight >= s.rto
 }
 
 // baseRTO is the path's RTO as the sample shows it before any backoff,
@@ -112,7 +96,7 @@ func (h *sendHold) setDeadline(t time.Time) {
 
 // wait holds a write while the peer is silent (see above). It costs one
 // clock read and one atomic load per write, and one TCP_INFO read per
-// holdEvery of writing. The hold lasts at most limit (the user timeout)
+// holdCheck of writing. The hold lasts at most limit (the user timeout)
 // and holdMost. While one write is held, the Conn's other writes wait
 // with it: any new data would postpone the RTO the hold waits for. It
 // returns the RTO its sample read, 0 if it took none.
@@ -123,7 +107,7 @@ func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) (rto time.Durat
 	}
 	now := mono()
 	n := h.next.Load()
-	if now < n || !h.next.CompareAndSwap(n, now+int64(holdEvery(limit))) {
+	if now < n || !h.next.CompareAndSwap(n, now+int64(holdCheck)) {
 		return 0
 	}
 	// The other writes wait from before the sample: none slips out
@@ -142,7 +126,7 @@ func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) (rto time.Durat
 		h.calm.Store(now)
 		return s.baseRTO()
 	}
-	if !s.silent(time.Duration(now-h.calm.Load()), holdAfter(limit, s.rto)) || h.shut.Load() {
+	if !s.silent(time.Duration(now-h.calm.Load())) || h.shut.Load() {
 		return s.baseRTO()
 	}
 	h.held.Add(1)
@@ -164,7 +148,7 @@ func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) (rto time.Durat
 		if err != nil {
 			return s.baseRTO()
 		}
-		if s = next; !s.silent(time.Duration(mono()-h.calm.Load()), holdAfter(limit, s.rto)) {
+		if s = next; !s.silent(time.Duration(mono() - h.calm.Load())) {
 			return s.baseRTO()
 		}
 	}

@@ -10,7 +10,7 @@ import (
 func TestHoldSilent(t *testing.T) {
 	rto := 210 * time.Millisecond
 	silent := windowSample{unacked: 40, sinceAck: rto, rto: rto}
-	assert.True(t, silent.silent(rto, rto), "data in flight for as long as the hold waits for, nothing heard, no RTO yet: wait")
+	assert.True(t, silent.silent(rto), "data in flight for an RTO, nothing heard for as long, no RTO yet: wait")
 	for name, c := range map[string]struct {
 		s        windowSample
 		inFlight time.Duration
@@ -22,25 +22,8 @@ func TestHoldSilent(t *testing.T) {
 		"no RTO known (not Linux, ...)":    {windowSample{unacked: 40, sinceAck: rto}, rto},
 		"after a pause, the first ACK due": {windowSample{unacked: 4, sinceAck: time.Minute, rto: rto}, rto - time.Millisecond},
 	} {
-		assert.False(t, c.s.silent(c.inFlight, rto), name)
+		assert.False(t, c.s.silent(c.inFlight), name)
 	}
-}
-
-// The hold starts as late as lets the kernel's first RTO come before the
-// user timeout's deadline: short outages never hold a write.
-func TestHoldAfter(t *testing.T) {
-	for _, c := range []struct{ ut, rto time.Duration }{
-		{2 * time.Second, 200 * time.Millisecond}, {4 * time.Second, 210 * time.Millisecond},
-		{8 * time.Second, 600 * time.Millisecond}, {30 * time.Second, 300 * time.Millisecond},
-	} {
-		after := holdAfter(c.ut, c.rto)
-		// The first lost byte left at most an RTO before the last ACK; a
-		// sample sees the silence up to holdEvery late; the RTO then comes
-		// within holdMost.
-		assert.LessOrEqual(t, c.rto+after+holdEvery(c.ut)+holdMost(c.rto), c.ut, "UT %v, RTO %v", c.ut, c.rto)
-		assert.Greater(t, after, 2*time.Second/5+c.rto, "UT %v, RTO %v: a 400 ms outage never holds a write", c.ut, c.rto)
-	}
-	assert.Equal(t, time.Second, holdAfter(time.Second, time.Second), "never under the RTO")
 }
 
 func TestHoldMost(t *testing.T) {
