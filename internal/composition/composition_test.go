@@ -97,20 +97,20 @@ func kitConn(conn net.Conn) *tuning.Conn {
 }
 
 // checkConn checks one connection the kit handed out: its socket carries
-// want's options (the guard resting once the response is acknowledged),
-// and it is guarded or not as the case says.
+// want's options (the guard disarmed once the response is acknowledged
+// and its linger, half a user timeout at most, is over), and it is
+// guarded or not as the case says.
 func checkConn(t *testing.T, conn net.Conn, want tuning.Config, guarded bool) {
 	t.Helper()
 	k := kitConn(conn)
 	require.NotNil(t, k, "%T is no kit connection", conn)
 	assert.Equal(t, guarded, k.Guarded(), "guarded")
 	wantHeld := socketOptions(want, guarded)
-	var got tuning.Config
-	assert.Eventually(t, func() bool {
-		var err error
-		got, err = tuning.Read(k)
-		return err == nil && got == wantHeld
-	}, 2*time.Second, 5*time.Millisecond, "the socket holds the Config's options: got %+v, want %+v", got, wantHeld)
+	assert.EventuallyWithT(t, func(c *assert.CollectT) {
+		got, err := tuning.Read(k)
+		assert.NoError(c, err)
+		assert.Equal(c, wantHeld, got, "the socket holds the Config's options")
+	}, want.UserTimeout+2*time.Second, 5*time.Millisecond)
 }
 
 // server is an http.Server on ln that answers "ok" and records the
