@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"context"
 	"net"
 	"testing"
 	"time"
@@ -31,7 +30,6 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 	c, err := tuning.ForBudget(3 * time.Second)
 	require.NoError(t, err)
 	l := newPathLab(t, lossyPath)
-	dial := c.DialFunc(nil)
 	type writer struct {
 		name    string
 		conn    net.Conn
@@ -44,9 +42,7 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 	for range each {
 		_, server := tcpPair(t, l, c.Listen, (&net.Dialer{KeepAlive: -1}).Dial)
 		writers = append(writers, writer{"Listen", server, sendPattern(server, pausedSize, 0)})
-		client, _ := tcpPair(t, l, (&net.ListenConfig{KeepAlive: -1}).Listen, func(network, addr string) (net.Conn, error) {
-			return dial(context.Background(), network, addr)
-		})
+		client, _ := tcpPair(t, l, (&net.ListenConfig{KeepAlive: -1}).Listen, defaultDial(c))
 		writers = append(writers, writer{"DialFunc", client, sendPattern(client, pausedSize, 0)})
 	}
 	// The old verdict: silence past 1.5 capped probe intervals with a

@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/ghostsock/ghostsock/internal/netns"
 	"github.com/ghostsock/ghostsock/internal/procsock"
 	"github.com/ghostsock/ghostsock/tuning"
 )
@@ -294,7 +295,7 @@ func Scan(o Options) (*Census, error) {
 	if err != nil {
 		return nil, err
 	}
-	ns, err := NetNS()
+	ns, err := netns.Own()
 	if err != nil {
 		return nil, err
 	}
@@ -599,15 +600,6 @@ func SocketHolders() (map[uint32][]Holder, error) {
 		}
 	}
 	return owners, nil
-}
-
-// NetNS is the inode of the calling thread's network namespace.
-func NetNS() (uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
-		return 0, fmt.Errorf("census: the network namespace: %w", os.NewSyscallError("stat", err))
-	}
-	return st.Ino, nil
 }
 
 // zoner gives an IPv6 link-local address the zone of the interface its

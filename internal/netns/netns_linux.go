@@ -61,6 +61,15 @@ func Inode(nsfd int) (uint64, error) {
 	return st.Ino, nil
 }
 
+// Own is the inode of the calling thread's network namespace.
+func Own() (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return 0, fmt.Errorf("netns: this thread's namespace: %w", os.NewSyscallError("stat", err))
+	}
+	return st.Ino, nil
+}
+
 // Find is a descriptor of the network namespace whose inode is ino, from
 // the first process in /proc that is in it, to Close when done; an error
 // wrapping os.ErrNotExist if no process is.

@@ -15,9 +15,9 @@ import (
 // own is the inode of the calling thread's network namespace.
 func own(t *testing.T) uint64 {
 	t.Helper()
-	var st unix.Stat_t
-	require.NoError(t, unix.Stat("/proc/thread-self/ns/net", &st))
-	return st.Ino
+	ino, err := Own()
+	require.NoError(t, err)
+	return ino
 }
 
 // A socket made in a new namespace names it (OfSocket); Do runs there,

@@ -48,13 +48,12 @@ const (
 	Accepted  Kind = "accepted" // found by Undo: accepted since, it inherited the listener's
 )
 
-// Holder is a process holding a socket, named across pid reuse by its
-// start time (clock ticks since boot).
+// Holder is a process holding a socket, as the census names it, with its
+// start time (clock ticks since boot): with the pid, it names the process
+// across pid reuse.
 type Holder struct {
-	PID     int
-	Process string `json:",omitempty"`
-	Start   uint64
-	FD      int
+	census.Holder
+	Start uint64
 }
 
 // Change is one socket's options as Harden or Undo found them and as they
@@ -253,7 +252,7 @@ func holders(hs []census.Holder) []Holder {
 	var out []Holder
 	for _, h := range hs {
 		if start, err := procsock.StartTime(h.PID); err == nil {
-			out = append(out, Holder{PID: h.PID, Process: h.Process, Start: start, FD: h.FD})
+			out = append(out, Holder{h, start})
 		}
 	}
 	return out
@@ -294,16 +293,12 @@ func Harden(o census.Options, budget time.Duration, keepAliveOnly bool, record s
 		}
 		return nil
 	}
-	if !yes {
-		err := run()
-		return p, err
+	var err error
+	if yes {
+		err = locked(record, run)
+	} else {
+		err = run()
 	}
-	// A plan first without the lock, so that a run that may not read the
-	// sockets (a normal user) is refused for that, not for the record.
-	if _, err := PlanHarden(o, budget, keepAliveOnly, record); err != nil {
-		return nil, err
-	}
-	err := locked(record, run)
 	return p, err
 }
 
@@ -373,7 +368,7 @@ func reach(procs *procsock.Procs, ch *Change, now map[uint32][]census.Holder, fn
 			continue
 		}
 		start, serr := procsock.StartTime(h.PID)
-		if serr == nil && try(Holder{PID: h.PID, Process: h.Process, Start: start, FD: h.FD}) {
+		if serr == nil && try(Holder{h, start}) {
 			return err
 		}
 	}
@@ -386,7 +381,7 @@ func (ch *Change) holders() []Holder {
 	if len(ch.Holders) > 0 {
 		return ch.Holders
 	}
-	return []Holder{{PID: ch.PID, Process: ch.Process, Start: ch.Start, FD: ch.FD}}
+	return []Holder{{census.Holder{PID: ch.PID, Process: ch.Process, FD: ch.FD}, ch.Start}}
 }
 
 // setOn sets want on the socket ch names (see reach), and reads it back:
@@ -551,11 +546,11 @@ func (r *Record) took(changes []*Change, added map[*Change]bool) {
 // at reading and rewriting it.
 func locked(record string, fn func() error) error {
 	if err := os.MkdirAll(filepath.Dir(record), 0o700); err != nil {
-		return fmt.Errorf("%w: %w", ErrRecord, err)
+		return fmt.Errorf("%w: %w (run as root, or name a -record this user may write)", ErrRecord, err)
 	}
 	fd, err := unix.Open(record+".lock", unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("%w: %s.lock: %w", ErrRecord, record, os.NewSyscallError("open", err))
+		return fmt.Errorf("%w: %s.lock: %w (run as root, or name a -record this user may write)", ErrRecord, record, os.NewSyscallError("open", err))
 	}
 	defer unix.Close(fd)
 	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
@@ -791,7 +786,7 @@ func acceptedOn(local, ln netip.AddrPort) bool {
 // thread's own (or any, for 0: a record written before namespaces were
 // kept), or one a process is in.
 func inNetNS(ino uint64, fn func() error) error {
-	if own, err := census.NetNS(); err != nil || ino == 0 || ino == own {
+	if own, err := netns.Own(); err != nil || ino == 0 || ino == own {
 		return fn()
 	}
 	fd, err := netns.Find(ino)

@@ -22,6 +22,7 @@ import (
 	"github.com/ghostsock/ghostsock/integration/lab"
 	"github.com/ghostsock/ghostsock/integration/testsvc"
 	"github.com/ghostsock/ghostsock/internal/census"
+	"github.com/ghostsock/ghostsock/internal/netns"
 	"github.com/ghostsock/ghostsock/tuning"
 )
 
@@ -204,29 +205,12 @@ func setBacklog(n int) error {
 // host-wide sysctls live: that of the process that entered the lab
 // (lab.Enter's parent), as the lab runs in a namespace of its own.
 func inHostNet(fn func() error) error {
-	self, err := os.Open("/proc/thread-self/ns/net")
+	host, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", os.Getppid()), unix.O_RDONLY|unix.O_CLOEXEC, 0) // the process that entered the lab
 	if err != nil {
-		return err
+		return fmt.Errorf("the host's network namespace: %w", os.NewSyscallError("open", err))
 	}
-	defer self.Close()
-	host, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", os.Getppid())) // the process that entered the lab
-	if err != nil {
-		return err
-	}
-	defer host.Close()
-	runtime.LockOSThread()
-	if err := unix.Setns(int(host.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns to the host's network namespace: %w", err)
-	}
-	err = fn()
-	if back := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); back != nil {
-		// The thread stays locked and ends with the goroutine: it is in
-		// the wrong namespace.
-		return errors.Join(err, fmt.Errorf("setns back to the lab: %w", back))
-	}
-	runtime.UnlockOSThread()
-	return err
+	defer unix.Close(host)
+	return netns.Do(host, fn)
 }
 
 // reapPlan is how n connections are spread over processes: each server

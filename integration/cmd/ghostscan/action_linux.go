@@ -227,7 +227,7 @@ func holders(ch *reclaim.Change) string {
 	}
 	hs := make(census.Holders, len(ch.Holders))
 	for i, h := range ch.Holders {
-		hs[i] = census.Holder{PID: h.PID, Process: h.Process, FD: h.FD}
+		hs[i] = h.Holder
 	}
 	return hs.String()
 }
