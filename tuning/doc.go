@@ -274,10 +274,11 @@
 //
 // Costs: an idle connection nothing (the guard is disarmed); a write two
 // atomic additions, and one setsockopt when it arms the guard and one when
-// it rests again, half a user timeout after its queue emptied (sooner
-// where a user timeout of 0 would lengthen the idle bound: before
-// keepalive's first probe), so that requests coming more often than that
-// arm it once; an armed connection one TCP_INFO read 10 ms after the
+// it rests again, half a user timeout after a look finds its queue
+// emptied and nothing written since (within a user timeout and a half of
+// the last write, from 2 s up; sooner where a user timeout of 0 would lengthen the idle
+// bound: before keepalive's first probe), so that requests coming more
+// often than that arm it once; an armed connection one TCP_INFO read 10 ms after the
 // arming, then at doubling intervals up to one every UserTimeout/8. An
 // audit of the socket (ghostscan, Read) while it is armed reads a user
 // timeout of 0; Inspect reports the configured one.

@@ -49,7 +49,9 @@ import (
 // linger (so that the next requests arm nothing) and reads nothing until a
 // write wakes it, whose first look comes alive later (no silence can be
 // judged sooner; a period later with StallTimeout, whose progress it
-// dates).
+// dates). The linger counts from the first tick that saw no write since
+// the last: alive, linger and a period after the last write, under a
+// user timeout and a half from a user timeout of 2 s up.
 
 // guardParams are the guard's timings, derived once from the Config.
 type guardParams struct {
@@ -183,7 +185,8 @@ func (c Config) StallBound() time.Duration {
 // nothing queued for the guard's linger (see Guard): c, with RTOMax the
 // cap the guard sets (UserTimeout/8, at least 1 s, in tenths of a second)
 // unless c sets one. While data it wrote is queued, and for the linger
-// after, the guard holds UserTimeout at 0.
+// after (within a user timeout and a half of the last write), the guard
+// holds UserTimeout at 0.
 func (c Config) GuardHolds() Config {
 	c.RTOMax = c.guardParams().rtoMax
 	return c
@@ -595,8 +598,8 @@ func (g *guard) heldTimeout() time.Duration {
 // is queued the guard holds TCP_USER_TIMEOUT at 0 and caps the probe
 // backoff with TCP_RTO_MAX_MS, and it sets UserTimeout back once the peer
 // is silent (see tuning/doc.go). It costs two atomic additions per write,
-// one setsockopt when a write arms it and one when it disarms, a linger
-// (half a user timeout at most) after its queue emptied, and while data
+// one setsockopt when a write arms it and one when it disarms (within a
+// user timeout and a half of the last write: see linger), and while data
 // is queued a TCP_INFO read 10 ms after the arming, then at doubling
 // intervals up to one every UserTimeout/8; an idle connection costs
 // nothing.

@@ -99,15 +99,15 @@ func settingsOnSocket(t *testing.T, conn net.Conn, c tuning.Config) {
 		want = c.GuardHolds()
 	}
 	// A guard holds the user timeout at 0 while data it saw written is
-	// unacknowledged and lingers so for half a user timeout at most, then
-	// puts it back.
+	// unacknowledged and lingers so, then puts it back: within a user
+	// timeout and a half of the last write.
 	var got tuning.Config
 	assert.EventuallyWithT(t, func(ct *assert.CollectT) {
 		var err error
 		got, err = tuning.Read(conn)
 		require.NoError(ct, err)
 		assert.Equal(ct, want.UserTimeout, got.UserTimeout)
-	}, c.UserTimeout+2*time.Second, 10*time.Millisecond, "TCP_USER_TIMEOUT on the client's socket")
+	}, 3*c.UserTimeout/2+2*time.Second, 10*time.Millisecond, "TCP_USER_TIMEOUT on the client's socket")
 	assert.Equal(t, want.UserTimeout, got.UserTimeout, "TCP_USER_TIMEOUT on the client's socket")
 	assert.Equal(t, want.KeepAlive, got.KeepAlive, "keepalive on the client's socket")
 }

@@ -98,8 +98,8 @@ func kitConn(conn net.Conn) *tuning.Conn {
 
 // checkConn checks one connection the kit handed out: its socket carries
 // want's options (the guard disarmed once the response is acknowledged
-// and its linger, half a user timeout at most, is over), and it is
-// guarded or not as the case says.
+// and its linger is over: within a user timeout and a half of the last
+// write), and it is guarded or not as the case says.
 func checkConn(t *testing.T, conn net.Conn, want tuning.Config, guarded bool) {
 	t.Helper()
 	k := kitConn(conn)
@@ -110,7 +110,7 @@ func checkConn(t *testing.T, conn net.Conn, want tuning.Config, guarded bool) {
 		got, err := tuning.Read(k)
 		assert.NoError(c, err)
 		assert.Equal(c, wantHeld, got, "the socket holds the Config's options")
-	}, want.UserTimeout+2*time.Second, 5*time.Millisecond)
+	}, 3*want.UserTimeout/2+2*time.Second, 5*time.Millisecond)
 }
 
 // server is an http.Server on ln that answers "ok" and records the
