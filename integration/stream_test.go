@@ -42,10 +42,16 @@ func TestStreamingWriter(t *testing.T) {
 		stream func(net.Conn, time.Duration) <-chan error // writeLoop of 1 KiB if nil
 	}
 	var cells []cell
+	// With an OutageGrace the writer goes on for half a second longer, and
+	// WithOutageGrace cuts the user timeout to keep the busy bound.
+	grace, err := noGuard.WithOutageGrace(500 * time.Millisecond)
+	require.NoError(t, err)
+	_, graceBusy := windows(grace)
 	for _, period := range []time.Duration{time.Millisecond, 5 * time.Millisecond, 8 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond} {
 		cells = append(cells,
 			cell{"guarded", defaultDial(c), guardBound, 1 << 20, period, nil},
-			cell{"unguarded Conn", defaultDial(noGuard), busy, 1 << 20, period, nil})
+			cell{"unguarded Conn", defaultDial(noGuard), busy, 1 << 20, period, nil},
+			cell{"unguarded Conn, OutageGrace 500ms", defaultDial(grace), graceBusy, 1 << 20, period, nil})
 	}
 	cells = append(cells,
 		cell{"guarded", defaultDial(c), guardBound, 4 << 20, 5 * time.Millisecond, nil},

@@ -270,16 +270,21 @@ func (c Config) pathRTO() time.Duration {
 // probeTimes are the times, from the first lost byte, at which the bounds
 // let the tail-loss probe go out before the first RTO: at once, or an RTO
 // later (one segment in flight, a delayed ACK awaited). On a path longer
-// than a LAN (PathRTO set) a writer may also keep sending
-// until the send hold starts, an RTO after the last ACK, each send
-// postponing the probe, which then waits 2 SRTT: with SRTT at most a third
-// of PathRTO (RTOForRTT), up to 2/3 PathRTO and 2 ms more. On a LAN that
-// wait is a few milliseconds, inside the timers' slack.
+// than a LAN (PathRTO set), or with an OutageGrace, a writer may also keep
+// sending until the send hold starts, an RTO and OutageGrace after the
+// last ACK, each send postponing the probe, which then waits 2 SRTT: with
+// SRTT at most a third of PathRTO (RTOForRTT) or a LAN's round trip, and
+// 2 ms more. On a LAN without a grace that wait is a few milliseconds,
+// inside the timers' slack.
 func (c Config) probeTimes(rto time.Duration) []time.Duration {
-	if c.PathRTO == 0 {
+	if c.PathRTO == 0 && c.OutageGrace == 0 {
 		return []time.Duration{0, rto}
 	}
-	return []time.Duration{0, rto, rto + 2*c.PathRTO/3 + 2*time.Millisecond + holdCheck}
+	srtt := lanRTT
+	if c.PathRTO != 0 {
+		srtt = c.PathRTO / 3
+	}
+	return []time.Duration{0, rto, rto + c.OutageGrace + 2*srtt + 2*time.Millisecond + holdCheck}
 }
 
 // rtoStep is the step of the bounds' walk over RTOs: a millisecond on a
@@ -349,6 +354,28 @@ func onPath(d, rto time.Duration) (Config, error) {
 	c.PathRTO = rto
 	if c.UserTimeout = c.largestUserTimeout(d); c.UserTimeout < 3*rto {
 		return Config{}, nil
+	}
+	return c, c.Validate()
+}
+
+// WithOutageGrace returns c with OutageGrace g and its user timeout cut
+// until the busy bound is no longer than c's: a stream then recovers from
+// outages shorter than g as a bare socket does, and a longer outage is
+// survived for less (OutageSurvived). The error wraps ErrBudget if the
+// user timeout left would be under three of c's path RTOs (see
+// ForBudgetOnPath), ErrInvalidConfig if c or g is out of range.
+func (c Config) WithOutageGrace(g time.Duration) (Config, error) {
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	_, busy := c.Bounds()
+	c.OutageGrace = g
+	if g <= 0 || c.UserTimeout == 0 {
+		return c, c.Validate()
+	}
+	if c.UserTimeout = c.largestUserTimeout(busy); c.UserTimeout < 3*c.pathRTO() {
+		return Config{}, fmt.Errorf("%w: an OutageGrace of %v within a busy bound of %v leaves a user timeout under three RTOs (%v): take a shorter grace or a larger budget",
+			ErrBudget, g, busy, 3*c.pathRTO())
 	}
 	return c, c.Validate()
 }

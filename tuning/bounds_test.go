@@ -149,6 +149,65 @@ func TestRetransmissions(t *testing.T) {
 	}
 }
 
+func TestBoundsOutageGrace(t *testing.T) {
+	for _, c := range []Config{
+		{UserTimeout: 3 * time.Second, KeepAlive: ka(time.Second, time.Second, 1)},
+		{UserTimeout: 5 * time.Second, KeepAlive: ka(time.Second, time.Second, 1), PathRTO: RTOForRTT(110 * time.Millisecond)},
+	} {
+		_, busy := c.Bounds()
+		_, earliest := c.Earliest()
+		survived := c.OutageSurvived()
+		for _, grace := range []time.Duration{300 * time.Millisecond, time.Second} {
+			g := c
+			g.OutageGrace = grace
+			require.NoError(t, g.Validate())
+			_, gbusy := g.Bounds()
+			_, gearliest := g.Earliest()
+			// The probe may leave a grace later, and the whole schedule
+			// with it; a LAN's probe then waits 2 SRTT, not a few ms.
+			assert.Greater(t, gbusy, busy+grace*7/8, "PathRTO %v grace %v", c.PathRTO, grace)
+			assert.LessOrEqual(t, gbusy, busy+grace+grace/8+2*lanRTT+2*time.Millisecond+holdCheck+2*jiffyMax, "PathRTO %v grace %v", c.PathRTO, grace)
+			assert.Equal(t, earliest, gearliest, "the earliest is the user timeout still")
+			assert.Equal(t, survived, g.OutageSurvived(), "an outage ending within the user timeout is survived as before")
+		}
+	}
+	c := Config{UserTimeout: 3 * time.Second, KeepAlive: ka(time.Second, time.Second, 1), OutageGrace: 3*time.Second + time.Millisecond}
+	assert.ErrorIs(t, c.Validate(), ErrInvalidConfig)
+	c.OutageGrace = -time.Millisecond
+	assert.ErrorIs(t, c.Validate(), ErrInvalidConfig)
+}
+
+func TestWithOutageGrace(t *testing.T) {
+	for _, c := range []Config{mustBudget(t, 5*time.Second), mustOnPath(t, 10*time.Second, 110*time.Millisecond)} {
+		_, busy := c.Bounds()
+		g, err := c.WithOutageGrace(time.Second)
+		require.NoError(t, err)
+		_, gbusy := g.Bounds()
+		assert.Equal(t, time.Second, g.OutageGrace)
+		assert.LessOrEqual(t, gbusy, busy, "the busy bound kept")
+		assert.Greater(t, gbusy, busy-10*time.Millisecond, "and the user timeout cut no more than it needs")
+		assert.Less(t, g.UserTimeout, c.UserTimeout)
+		assert.Less(t, g.OutageSurvived(), c.OutageSurvived(), "what it costs")
+		t.Logf("UT %v -> %v, busy %v -> %v, outage survived %v -> %v", c.UserTimeout, g.UserTimeout, busy, gbusy, c.OutageSurvived(), g.OutageSurvived())
+	}
+	_, err := mustBudget(t, 3*time.Second).WithOutageGrace(time.Second)
+	assert.ErrorIs(t, err, ErrBudget, "2 s of user timeout has no second to spare")
+	_, err = mustBudget(t, 5*time.Second).WithOutageGrace(-time.Second)
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+}
+
+func mustBudget(t *testing.T, d time.Duration) Config {
+	c, err := ForBudget(d)
+	require.NoError(t, err)
+	return c
+}
+
+func mustOnPath(t *testing.T, d, rtt time.Duration) Config {
+	c, err := ForBudgetOnPath(d, rtt)
+	require.NoError(t, err)
+	return c
+}
+
 func TestOutageSurvived(t *testing.T) {
 	for _, tc := range []struct {
 		ut, rtoMax time.Duration

@@ -138,6 +138,18 @@ type Config struct {
 	// It sets no socket option. Limits: 0, or LANRTOMax to MaxRTOMax.
 	PathRTO time.Duration
 
+	// OutageGrace is how long a Conn keeps writing into a silence beyond
+	// the path's RTO before the send hold stops its writes (see "Writers
+	// that stream" in the package doc). A stream whose outage ends within
+	// it recovers as a bare socket's does, by fast retransmission with its
+	// window kept, instead of waiting for an RTO retransmission and
+	// starting again from a window of one; the busy bound (Bounds) grows
+	// by it. BENCHMARKS.md, part 10, has both sides of the trade.
+	//
+	// Zero, the default, holds writes after one RTO of silence, which
+	// keeps the busy bound tightest. Limits: 0 to UserTimeout.
+	OutageGrace time.Duration
+
 	// IdleUnwatched says that keepalive is off on purpose: an idle
 	// connection is then never probed, and a peer that vanishes while it
 	// is idle is found only when this end next sends (Bounds reports the
@@ -190,6 +202,7 @@ type kernelOptions struct {
 	rtoMax       time.Duration // TCP_RTO_MAX_MS, whole milliseconds; 0 leaves it
 	stall        time.Duration // StallTimeout, for the guard; not a socket option
 	pathRTO      time.Duration // PathRTO, LANRTOMax for 0: the RTO past which a connection is reported slow
+	grace        time.Duration // OutageGrace, for the send hold; not a socket option
 	noGuard      bool          // NoGuard
 	learns       bool          // keepalive off with a schedule kept (Lean): Conn.Awaiting turns it on
 	observer     Observer      // Observer; nil observes nothing
@@ -256,6 +269,9 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 	if pr := c.PathRTO; pr != 0 && (pr < LANRTOMax || pr > MaxRTOMax) {
 		bad("PathRTO", pr, fmt.Sprintf("must be 0 (a LAN, %v) or %v to %v", LANRTOMax, LANRTOMax, MaxRTOMax))
 	}
+	if g := c.OutageGrace; g < 0 || (utOK && g > ut) {
+		bad("OutageGrace", g, fmt.Sprintf("must be 0 to UserTimeout (%v): the send hold it delays has a user timeout to keep", ut))
+	}
 	if !ka.Enable && !c.IdleUnwatched {
 		bad("KeepAlive.Enable", false, "keepalive off finds no idle peer that vanished, ever: turn it on (ForBudget does), or set IdleUnwatched to choose that (Lean does)")
 	}
@@ -281,6 +297,7 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 		rtoMax:       c.RTOMax,
 		stall:        c.StallTimeout,
 		pathRTO:      c.pathRTO(),
+		grace:        c.OutageGrace,
 		noGuard:      c.NoGuard,
 		learns:       c.LeanAwaits(),
 		observer:     c.Observer,

@@ -85,6 +85,7 @@ type connState struct {
 	hold  sendHold              // writes wait while the peer is silent (hold.go)
 	ut    atomic.Int64          // opts.userTimeout, for the hold without mu
 	path  atomic.Int64          // opts.pathRTO, likewise
+	grace atomic.Int64          // opts.grace, likewise
 	slow  atomic.Bool           // EventSlowPath told
 
 	awaiting int  // Awaiting marks held, under mu
@@ -96,6 +97,7 @@ func newConn(tcp *net.TCPConn, rc syscall.RawConn, o *kernelOptions) *Conn {
 	s := &connState{rc: rc, opts: *o}
 	s.ut.Store(int64(o.userTimeout))
 	s.path.Store(int64(o.pathRTO))
+	s.grace.Store(int64(o.grace))
 	s.hold.calm.Store(mono()) // nothing of ours in flight yet
 	s.watch.init(tcp)
 	// On the *net.TCPConn, not the Conn: code that keeps only NetConn's
@@ -421,7 +423,7 @@ func (s *connState) writeFailed(g *guard, err error) error {
 // timeout to start, where TCP_INFO tells when to hold (Linux).
 func (s *connState) holdWrites() {
 	if s.holds() {
-		if rto := s.hold.wait(s.rc, time.Duration(s.ut.Load())); rto > 0 {
+		if rto := s.hold.wait(s.rc, time.Duration(s.ut.Load()), time.Duration(s.grace.Load())); rto > 0 {
 			s.checkPath(rto)
 		}
 	}
@@ -546,8 +548,9 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.opts.sameOptions(o) {
-		s.opts.config, s.opts.pathRTO = o.config, o.pathRTO
+		s.opts.config, s.opts.pathRTO, s.opts.grace = o.config, o.pathRTO, o.grace
 		s.path.Store(int64(o.pathRTO))
+		s.grace.Store(int64(o.grace))
 		return nil
 	}
 	if g := s.guard.Load(); g != nil {
@@ -569,6 +572,7 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 	s.opts = *o
 	s.ut.Store(int64(o.userTimeout))
 	s.path.Store(int64(o.pathRTO))
+	s.grace.Store(int64(o.grace))
 	s.hold.calm.Store(mono()) // the hold may start now: a flight's age counts from here
 	s.opts.config = cfg
 	if s.timed = false; s.awaiting > 0 && o.learns {

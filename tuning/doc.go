@@ -152,6 +152,15 @@
 // guarded and unguarded Conns, for Write from one goroutine or two and for
 // io.Copy of a trickling reader.
 //
+// The hold has a price on a path with short outages (a handover, a roam):
+// a bare socket's new data, lost in the outage, draws SACKs as soon as it
+// ends and recovers by fast retransmission with its window kept, where a
+// held stream waits for the RTO retransmission and starts again from a
+// window of one. Config.OutageGrace lets writes go on for that much
+// longer into a silence, and Bounds counts it: a stream through outages
+// shorter than the grace recovers as a bare socket does
+// (TestHoldThroughShortOutages; BENCHMARKS.md, part 10).
+//
 // # Paths longer than a LAN
 //
 // The busy rule counts a tail-loss probe and a first RTO, and both grow

@@ -40,13 +40,13 @@ import (
 const holdCheck = 10 * time.Millisecond
 
 // silent reports that a write should wait: data in flight for at least
-// an RTO (inFlight: since a sample last saw nothing in flight), nothing
-// heard for an RTO, and no RTO retransmission yet. The flight's own age
+// an RTO and grace (inFlight: since a sample last saw nothing in flight),
+// nothing heard for as long, and no RTO retransmission yet. The flight's own age
 // matters after a pause: the peer's last ACK is then as old as the pause,
 // and the first ACK of the new data is still on its way.
-func (s windowSample) silent(inFlight time.Duration) bool {
+func (s windowSample) silent(inFlight, grace time.Duration) bool {
 	return !s.closed && s.unacked > 0 && s.retransmits == 0 && s.rto > 0 &&
-		s.sinceAck >= s.rto && inFlight >= s.rto
+		s.sinceAck >= s.rto+grace && inFlight >= s.rto+grace
 }
 
 // baseRTO is the path's RTO as the sample shows it before any backoff,
@@ -96,11 +96,12 @@ func (h *sendHold) setDeadline(t time.Time) {
 
 // wait holds a write while the peer is silent (see above). It costs one
 // clock read and one atomic load per write, and one TCP_INFO read per
-// holdCheck of writing. The hold lasts at most limit (the user timeout)
+// holdCheck of writing; a silence shorter than an RTO and grace holds
+// nothing. The hold lasts at most limit (the user timeout)
 // and holdMost. While one write is held, the Conn's other writes wait
 // with it: any new data would postpone the RTO the hold waits for. It
 // returns the RTO its sample read, 0 if it took none.
-func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) (rto time.Duration) {
+func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto time.Duration) {
 	if h.holding.Load() {
 		h.mu.Lock()
 		h.mu.Unlock() // nothing to guard: this waits for the hold to end
@@ -126,7 +127,7 @@ func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) (rto time.Durat
 		h.calm.Store(now)
 		return s.baseRTO()
 	}
-	if !s.silent(time.Duration(now-h.calm.Load())) || h.shut.Load() {
+	if !s.silent(time.Duration(now-h.calm.Load()), grace) || h.shut.Load() {
 		return s.baseRTO()
 	}
 	h.held.Add(1)
@@ -148,7 +149,7 @@ func (h *sendHold) wait(rc syscall.RawConn, limit time.Duration) (rto time.Durat
 		if err != nil {
 			return s.baseRTO()
 		}
-		if s = next; !s.silent(time.Duration(mono() - h.calm.Load())) {
+		if s = next; !s.silent(time.Duration(mono()-h.calm.Load()), grace) {
 			return s.baseRTO()
 		}
 	}

@@ -10,7 +10,12 @@ import (
 func TestHoldSilent(t *testing.T) {
 	rto := 210 * time.Millisecond
 	silent := windowSample{unacked: 40, sinceAck: rto, rto: rto}
-	assert.True(t, silent.silent(rto), "data in flight for an RTO, nothing heard for as long, no RTO yet: wait")
+	assert.True(t, silent.silent(rto, 0), "data in flight for an RTO, nothing heard for as long, no RTO yet: wait")
+	grace := 800 * time.Millisecond
+	assert.False(t, silent.silent(rto, grace), "within OutageGrace of the RTO: write on")
+	late := windowSample{unacked: 40, sinceAck: rto + grace, rto: rto}
+	assert.True(t, late.silent(rto+grace, grace), "silent for an RTO and OutageGrace: wait")
+	assert.False(t, late.silent(rto+grace-time.Millisecond, grace), "the flight younger than an RTO and OutageGrace: write on")
 	for name, c := range map[string]struct {
 		s        windowSample
 		inFlight time.Duration
@@ -22,7 +27,7 @@ func TestHoldSilent(t *testing.T) {
 		"no RTO known (not Linux, ...)":    {windowSample{unacked: 40, sinceAck: rto}, rto},
 		"after a pause, the first ACK due": {windowSample{unacked: 4, sinceAck: time.Minute, rto: rto}, rto - time.Millisecond},
 	} {
-		assert.False(t, c.s.silent(c.inFlight), name)
+		assert.False(t, c.s.silent(c.inFlight, 0), name)
 	}
 }
 
