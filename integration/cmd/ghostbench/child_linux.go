@@ -21,6 +21,8 @@ type report struct {
 	Open       int    `json:"open,omitempty"`     // reap server: connections open
 	LastEnd    int64  `json:"last_end,omitempty"` // reap server: Unix ns of the last ConnEnd
 	Retries    int    `json:"retries,omitempty"`  // reap client: dials tried again
+	Requests   int64  `json:"requests,omitempty"` // fleet client under load: RPCs answered
+	Failed     int64  `json:"failed,omitempty"`   // fleet client under load: RPCs that failed
 	Err        string `json:"err,omitempty"`
 }
 

@@ -229,5 +229,10 @@ func runCost(o options) (string, error) {
 			median(ratio), slices.Min(ratio), slices.Max(ratio))
 		fmt.Printf("part 9: %s: stock %.4g, kit %.4g %s\n", w.name, median(stock), median(kit), w.unit)
 	}
+	fl, err := runFleetLoad(o)
+	if err != nil {
+		return "", err
+	}
+	b.WriteString(fl)
 	return b.String(), nil
 }

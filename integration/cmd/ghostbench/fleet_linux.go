@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -14,6 +17,7 @@ import (
 	"github.com/ghostsock/ghostsock/integration/fleet"
 	"github.com/ghostsock/ghostsock/integration/lab"
 	"github.com/ghostsock/ghostsock/integration/testsvc"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 )
 
 // fleetServer is the child role serving testsvc with a setting on the
@@ -34,17 +38,49 @@ func fleetServer(setting string, budget time.Duration) {
 }
 
 // fleetClient is the child role holding n channels to addr, each its own
-// TCP connection, READY after one RPC.
-func fleetClient(setting string, budget time.Duration, n int, addr string) {
+// TCP connection, READY after one RPC. At "load" each channel makes one
+// RPC every every, staggered, for span.
+func fleetClient(setting string, budget time.Duration, n int, addr string, every, span time.Duration) {
 	s, err := fleet.Get(setting, budget)
 	if err != nil {
 		fail(err)
 	}
 	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, s.Client...)
-	if _, err := fleet.DialReady(addr, n, func(int) []grpc.DialOption { return opts }); err != nil {
+	ccs, err := fleet.DialReady(addr, n, func(int) []grpc.DialOption { return opts })
+	if err != nil {
 		fail(err)
 	}
-	serve(nil)
+	var done, failed atomic.Int64
+	serveWith(func(r *report) { r.Requests, r.Failed = done.Load(), failed.Load() }, map[string]func(*report) error{
+		"load": func(*report) error {
+			if every <= 0 || span <= 0 {
+				return errors.New("load needs -every and -for")
+			}
+			start := time.Now()
+			for i, cc := range ccs {
+				first := start.Add(every * time.Duration(i) / time.Duration(len(ccs)))
+				go requestEvery(testpb.NewTestServiceClient(cc), first, every, start.Add(span), &done, &failed)
+			}
+			return nil
+		},
+	})
+}
+
+// requestEvery makes one unary RPC at first and every period after it,
+// until end, counting those answered and those failed.
+func requestEvery(c testpb.TestServiceClient, first time.Time, every time.Duration, end time.Time, done, failed *atomic.Int64) {
+	req := &testpb.SimpleRequest{ResponseSize: 64, Payload: &testpb.Payload{Body: make([]byte, 64)}}
+	for t := first; t.Before(end); t = t.Add(every) {
+		time.Sleep(time.Until(t))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := c.UnaryCall(ctx, req)
+		cancel()
+		if err != nil {
+			failed.Add(1)
+		} else {
+			done.Add(1)
+		}
+	}
 }
 
 // fleetRow is one setting at one N.
@@ -76,33 +112,12 @@ func runFleet(o options) (string, error) {
 
 func fleetOnce(o options, name string, n int) (fleetRow, error) {
 	row := fleetRow{setting: name, n: n, hold: o.hold}
-	l, err := lab.New()
+	f, err := startFleet(o.budget, name, n)
 	if err != nil {
 		return row, err
 	}
-	defer l.Close()
-	f, addr, err := l.ListenerFile()
-	if err != nil {
-		return row, err
-	}
-	budget := o.budget.String()
-	server, err := startChild(name+" server", []string{"-role", "fleet-server", "-setting", name, "-budget", budget}, f)
-	f.Close()
-	if err != nil {
-		return row, err
-	}
-	defer server.Stop()
-	if _, err := server.ask("", time.Minute); err != nil {
-		return row, err
-	}
-	client, err := startChild(name+" client", []string{"-role", "fleet-client", "-setting", name, "-budget", budget, "-n", strconv.Itoa(n), "-addr", addr.String()})
-	if err != nil {
-		return row, err
-	}
-	defer client.Stop()
-	if _, err := client.ask("", 10*time.Minute); err != nil {
-		return row, err
-	}
+	defer f.stop()
+	l, client, server := f.lab, f.client, f.server
 	time.Sleep(2 * time.Second) // let the dialing's work settle
 	procs := [2]*child{client, server}
 	var cpu0 [2]time.Duration
@@ -137,6 +152,59 @@ func fleetOnce(o options, name string, n int) (fleetRow, error) {
 		}
 	}
 	return row, nil
+}
+
+// aFleet is a lab with a fleet's server and client processes, its
+// channels READY.
+type aFleet struct {
+	lab            *lab.Lab
+	client, server *child
+}
+
+func (f *aFleet) stop() {
+	if f.client != nil {
+		f.client.Stop()
+	}
+	if f.server != nil {
+		f.server.Stop()
+	}
+	f.lab.Close()
+}
+
+// startFleet builds a lab and starts setting name's server and a client of
+// n channels in it, passing the client clientArgs too.
+func startFleet(budget time.Duration, name string, n int, clientArgs ...string) (f *aFleet, err error) {
+	l, err := lab.New()
+	if err != nil {
+		return nil, err
+	}
+	f = &aFleet{lab: l}
+	defer func() {
+		if err != nil {
+			f.stop()
+		}
+	}()
+	lf, addr, err := l.ListenerFile()
+	if err != nil {
+		return nil, err
+	}
+	b := budget.String()
+	f.server, err = startChild(name+" server", []string{"-role", "fleet-server", "-setting", name, "-budget", b}, lf)
+	lf.Close()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.server.ask("", time.Minute); err != nil {
+		return nil, err
+	}
+	args := append([]string{"-role", "fleet-client", "-setting", name, "-budget", b, "-n", strconv.Itoa(n), "-addr", addr.String()}, clientArgs...)
+	if f.client, err = startChild(name+" client", args); err != nil {
+		return nil, err
+	}
+	if _, err := f.client.ask("", 10*time.Minute); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 func fleetTable(o options, rows []fleetRow) string {

@@ -37,6 +37,8 @@ type options struct {
 	phoneBudgets     []time.Duration
 	phoneHold        time.Duration
 	phoneChannels    int
+	costFleet        int           // part 9: channels of the fleet row
+	costFleetHold    time.Duration // part 9: how long the fleet row is measured
 }
 
 // envGoBench carries parts 2 and 3, run before entering the lab, into the
@@ -68,12 +70,16 @@ func main() {
 	flag.StringVar(&phone, "phone-budgets", phone, "part 8: budgets to price, comma-separated")
 	flag.DurationVar(&o.phoneHold, "phone-hold", time.Hour, "part 8: how long every cell is held")
 	flag.IntVar(&o.phoneChannels, "phone-channels", 10, "part 8: channels per cell")
+	flag.IntVar(&o.costFleet, "cost-fleet", 10000, "part 9: channels of the fleet row, each making one RPC a second")
+	flag.DurationVar(&o.costFleetHold, "cost-fleet-hold", 30*time.Second, "part 9: how long each fleet row trial is measured")
 	flag.IntVar(&o.count, "count", 10, "parts 2 and 3: go test -count")
 	role := flag.String("role", "", "internal: run as a child process in this role")
 	setting := flag.String("setting", "", "internal")
 	n := flag.Int("n", 0, "internal")
 	addr := flag.String("addr", "", "internal")
 	srcs := flag.String("srcs", "", "internal")
+	every := flag.Duration("every", 0, "internal: a fleet client's load, one RPC per channel this often")
+	span := flag.Duration("for", 0, "internal: how long a fleet client's load lasts")
 	flag.Parse()
 
 	switch *role {
@@ -81,7 +87,7 @@ func main() {
 		fleetServer(*setting, o.budget)
 		return
 	case "fleet-client":
-		fleetClient(*setting, o.budget, *n, *addr)
+		fleetClient(*setting, o.budget, *n, *addr, *every, *span)
 		return
 	case "reap-server":
 		reapServer(o.reapBudget, o.reapN)
@@ -102,6 +108,7 @@ func main() {
 		o.precisionBudgets = o.precisionBudgets[:1]
 		o.reapBudget = 5 * time.Second // 500 connections: no probe load to speak of
 		o.phoneBudgets, o.phoneHold, o.phoneChannels = o.phoneBudgets[:1], 10*time.Second, 2
+		o.costFleet, o.costFleetHold = 100, 3*time.Second
 		o.fleetSizes, o.hold, o.reapN, o.trials, o.parallel, o.count, o.benchtime = []int{50}, 3*time.Second, 500, 3, 3, 1, "100x"
 	}
 
