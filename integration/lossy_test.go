@@ -3,13 +3,19 @@
 package integration
 
 import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ghostsock/ghostsock/httptransport"
 	"github.com/ghostsock/ghostsock/integration/lab"
 	"github.com/ghostsock/ghostsock/tuning"
 )
@@ -23,7 +29,9 @@ var lossyPath = lab.Path{Up: lab.Shape{Delay: 5 * time.Millisecond, Loss: 0.02},
 // the windows of readers that never read, over a path that loses 2 % of
 // packets each way, for a minute: none is cut, although probes and their
 // answers were lost (the verdict of one lost answer, the guard's before,
-// would have cut them).
+// would have cut them). HTTP uploads through httptransport.New to servers
+// that stop reading their bodies are alive too: once the servers read,
+// every one is answered.
 func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 	t.Parallel()
 	const each, pause = 8, time.Minute
@@ -45,6 +53,7 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 		client, _ := tcpPair(t, l, (&net.ListenConfig{KeepAlive: -1}).Listen, defaultDial(c))
 		writers = append(writers, writer{"DialFunc", client, sendPattern(client, pausedSize, 0)})
 	}
+	uploads := pausedUploads(t, l, c, 4)
 	// The old verdict: silence past 1.5 capped probe intervals with a
 	// probe out. Counted from samples, to show the path reached it.
 	oldVerdict, shut := 0, 0
@@ -58,6 +67,11 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 			}
 			s, err := tuning.Inspect(w.conn)
 			require.NoError(t, err)
+			select {
+			case err := <-uploads.done:
+				require.Failf(t, "an HTTP upload to a live paused server ended", "%v", err)
+			default:
+			}
 			if s.Shut() {
 				shut++
 				if s.Probes >= 1 && s.SinceACK > 1500*time.Millisecond {
@@ -73,9 +87,80 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 		assert.Equal(t, tuning.TCPEstablished, s.State, "%s: alive after %v", w.name, pause)
 		assert.True(t, s.Guarded, w.name)
 	}
+	uploads.finish(t)
 	st := l.PathStats()
-	t.Logf("%d writers x %v (%v of connection-time) to readers that never read, %d and %d packets lost up and down: none cut; %d samples found the window shut, %d of them past the old verdict (a probe out, nothing heard for 1.5 s)",
-		len(writers), pause, time.Duration(len(writers))*pause, st.Lost[lab.Up], st.Lost[lab.Down], shut, oldVerdict)
+	t.Logf("%d writers x %v (%v of connection-time), and %d HTTP uploads through httptransport.New, to readers that never read, %d and %d packets lost up and down: none cut; %d samples found the window shut, %d of them past the old verdict (a probe out, nothing heard for 1.5 s)",
+		len(writers), pause, time.Duration(len(writers))*pause, len(uploads.servers), st.Lost[lab.Up], st.Lost[lab.Down], shut, oldVerdict)
 	assert.Positive(t, shut, "the windows shut")
 	assert.Positive(t, oldVerdict, "the path lost probes or answers: the case one lost answer used to cut")
+}
+
+// uploads are HTTP requests with large bodies in flight to servers that
+// have not read them.
+type uploads struct {
+	servers []net.Conn
+	done    chan error // a RoundTrip's end: an error, or nil with 200
+	size    int64
+}
+
+// pausedUploads starts n POSTs of 8 MiB through httptransport.New(c), each
+// on a connection of its own, to a server on l that accepts and reads
+// nothing.
+func pausedUploads(t *testing.T, l *lab.Lab, c tuning.Config, n int) *uploads {
+	t.Helper()
+	const size = 8 << 20 // past any buffer of this path: the window shuts
+	ln, err := l.Listen((&net.ListenConfig{KeepAlive: -1}).Listen, "tcp", l.ServerAddrPort(0))
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	u := &uploads{done: make(chan error, n), size: size}
+	tr := httptransport.New(c)
+	t.Cleanup(tr.CloseIdleConnections)
+	for range n {
+		go func() {
+			req, err := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/", bytes.NewReader(make([]byte, size)))
+			if err != nil {
+				u.done <- err
+				return
+			}
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			u.done <- err
+		}()
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		t.Cleanup(func() { s.Close() })
+		u.servers = append(u.servers, s)
+	}
+	return u
+}
+
+// finish has each server read its request whole and answer it, and checks
+// that every upload then ends with 200.
+func (u *uploads) finish(t *testing.T) {
+	t.Helper()
+	for _, s := range u.servers {
+		go func() {
+			req, err := http.ReadRequest(bufio.NewReader(s))
+			if err != nil {
+				return // the client's RoundTrip reports it
+			}
+			n, _ := io.Copy(io.Discard, req.Body)
+			if n == u.size {
+				io.WriteString(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			}
+		}()
+	}
+	for range u.servers {
+		select {
+		case err := <-u.done:
+			require.NoError(t, err, "an upload paused on a lossy path, then read")
+		case <-time.After(2 * time.Minute):
+			require.Fail(t, "an upload not answered within 2 minutes of its server reading")
+		}
+	}
 }

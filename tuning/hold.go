@@ -96,7 +96,8 @@ func (h *sendHold) setDeadline(t time.Time) {
 
 // wait holds a write while the peer is silent (see above). It costs one
 // clock read and one atomic load per write, and one TCP_INFO read per
-// holdCheck of writing; a silence shorter than an RTO and grace holds
+// holdCheck of writing, none within TCP_RTO_MIN of a sample that found
+// nothing in flight; a silence shorter than an RTO and grace holds
 // nothing. The hold lasts at most limit (the user timeout)
 // and holdMost. While one write is held, the Conn's other writes wait
 // with it: any new data would postpone the RTO the hold waits for. It
@@ -107,6 +108,12 @@ func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto tim
 		h.mu.Unlock() // nothing to guard: this waits for the hold to end
 	}
 	now := mono()
+	if time.Duration(now-h.calm.Load()) < rtoMin+grace {
+		// Nothing was in flight a moment ago: no flight is yet as old as
+		// silent asks (an RTO, which Linux keeps at TCP_RTO_MIN or more,
+		// as Bounds assumes), so a sample could not hold this write.
+		return 0
+	}
 	n := h.next.Load()
 	if now < n || !h.next.CompareAndSwap(n, now+int64(holdCheck)) {
 		return 0

@@ -3,6 +3,7 @@ package tuning
 import (
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,4 +107,31 @@ func TestHoldAfterPause(t *testing.T) {
 	assert.Zero(t, conn.HeldWrites(), "a flight younger than an RTO never waits")
 	require.NoError(t, conn.Close())
 	<-read
+}
+
+// countingConn is a syscall.RawConn that counts Control calls and fails
+// them, as a closed socket would.
+type countingConn struct{ controls int }
+
+func (c *countingConn) Control(func(fd uintptr)) error    { c.controls++; return syscall.EINVAL }
+func (c *countingConn) Read(func(fd uintptr) bool) error  { return syscall.EINVAL }
+func (c *countingConn) Write(func(fd uintptr) bool) error { return syscall.EINVAL }
+
+// TestHoldSkipsCalm: within TCP_RTO_MIN (and the grace) of a sample that
+// found nothing in flight, no flight can be old enough to hold a write,
+// and the hold reads nothing; past it, it samples once per holdCheck.
+func TestHoldSkipsCalm(t *testing.T) {
+	var h sendHold
+	rc := &countingConn{}
+	h.calm.Store(mono())
+	for range 3 {
+		h.wait(rc, time.Second, 0)
+	}
+	assert.Zero(t, rc.controls, "within TCP_RTO_MIN of calm")
+	h.calm.Store(mono() - int64(rtoMin))
+	h.wait(rc, time.Second, time.Second)
+	assert.Zero(t, rc.controls, "within TCP_RTO_MIN and the grace of calm")
+	h.wait(rc, time.Second, 0)
+	h.wait(rc, time.Second, 0)
+	assert.Equal(t, 1, rc.controls, "past it, a sample, and none again within holdCheck")
 }
