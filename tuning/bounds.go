@@ -42,7 +42,8 @@ const (
 //
 //   - busy, UserTimeout > 0: UserTimeout after the first RTO
 //     retransmission, which comes a tail-loss probe and an RTO after the
-//     first lost byte, each taken as up to PathRTO (Retransmissions).
+//     first lost byte, each taken as up to PathRTO (Retransmissions), the
+//     probe up to OutageGrace later.
 //   - busy, UserTimeout == 0: tcp_retries2 retransmissions: past the
 //     threshold tcp_model_timeout computes (RetriesTimeout), at the next
 //     RTO expiry, up to TCP_RTO_MAX (120 s) later.
@@ -373,11 +374,15 @@ func (c Config) WithOutageGrace(g time.Duration) (Config, error) {
 	if g <= 0 || c.UserTimeout == 0 {
 		return c, c.Validate()
 	}
-	if c.UserTimeout = c.largestUserTimeout(busy); c.UserTimeout < 3*c.pathRTO() {
-		return Config{}, fmt.Errorf("%w: an OutageGrace of %v within a busy bound of %v leaves a user timeout under three RTOs (%v): take a shorter grace or a larger budget",
-			ErrBudget, g, busy, 3*c.pathRTO())
+	if c.UserTimeout = c.largestUserTimeout(busy); c.UserTimeout < 3*c.pathRTO() || c.UserTimeout < g {
+		return Config{}, fmt.Errorf("%w: an OutageGrace of %v within a busy bound of %v leaves a user timeout of %v, under three RTOs (%v) or under the grace: take a shorter grace or a larger budget",
+			ErrBudget, g, busy, c.UserTimeout, 3*c.pathRTO())
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		// The user timeout left is under MinGuardTimeout.
+		return Config{}, fmt.Errorf("%w: an OutageGrace of %v within a busy bound of %v: %w", ErrBudget, g, busy, err)
+	}
+	return c, nil
 }
 
 // MinBudget is the smallest budget ForBudget can meet: keepalive counts in

@@ -115,16 +115,18 @@
 //
 // What helps is to stop new data once the peer is silent, and a Conn does
 // (the send hold): before a write, at most once every 10 ms, it reads
-// TCP_INFO, and while data has been in flight for the path's current RTO,
-// nothing has been heard for as long and the kernel has not yet
+// TCP_INFO (none within 200 ms of a look that found nothing in flight),
+// and while data has been in flight for the path's current RTO and
+// Config.OutageGrace, nothing has been heard for as long and the kernel
+// has not yet
 // retransmitted on a timeout, the write waits, and the Conn's other
 // writes with it. With nothing new to send, the kernel's timer plays out
 // as for a writer that stopped: a tail-loss probe about 2 SRTT later (none
 // if one is out already), then the RTO one RTO after it
 // (tcp_send_loss_probe re-arms it from the probe). The first RTO thus
-// comes at most two RTOs, a probe and the 10 ms check after the peer's
-// last ACK, within Bounds' allowance of a probe and an RTO each up to
-// LANRTOMax on a LAN; the busy rule, Bounds and GuardBound hold, and the
+// comes at most two RTOs, the grace, a probe and the 10 ms check after
+// the peer's last ACK, within Bounds' allowance of a probe and an RTO each up to
+// LANRTOMax on a LAN (and the grace, which Bounds adds); the busy rule, Bounds and GuardBound hold, and the
 // error is still the kernel's ETIMEDOUT (TestStreamingWriter logs each
 // cell against its bound). The write goes on at the peer's next ACK, at the
 // first RTO retransmission (the clock then runs, and in loss recovery no
@@ -170,8 +172,8 @@
 // (RTOForRTT). Bounds takes each as up to PathRTO, a LAN's 300 ms unless
 // the Config says otherwise; a phone 600 ms away has an RTO near 1.8 s
 // after its handshake. On such a path a writer also goes on sending until
-// the send hold starts, an RTO after the last ACK, and each send pushes
-// the probe 2 SRTT out again, so a Config with PathRTO set counts the
+// the send hold starts, an RTO (and OutageGrace) after the last ACK, and
+// each send pushes the probe 2 SRTT out again, so a Config with PathRTO set counts the
 // hold's start and that wait too (up to 2/3 PathRTO: SRTT is at most a
 // third of it). ForBudget(10s), whose user timeout is 8 s, has a busy
 // bound of 14 s at PathRTO 1.8 s (ExampleForBudgetOnPath). The idle rule

@@ -23,9 +23,9 @@ import (
 //
 // So a Conn stops feeding it once the peer has fallen silent: before a
 // write, at most once per holdCheck, it reads TCP_INFO, and while data has
-// been in flight for the path's own RTO, nothing has been heard for as
-// long and the kernel has not yet retransmitted on a timeout, the write
-// waits, and the Conn's other writes with it. With no
+// been in flight for the path's own RTO and OutageGrace, nothing has been
+// heard for as long and the kernel has not yet retransmitted on a timeout,
+// the write waits, and the Conn's other writes with it. With no
 // new data the kernel's timers play out as for a writer that stopped (a
 // probe, then an RTO from it), and its clock and error are the kernel's. The write goes on
 // at the first ACK (a live peer that was merely slow costs the writer
@@ -108,13 +108,15 @@ func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto tim
 		h.mu.Unlock() // nothing to guard: this waits for the hold to end
 	}
 	now := mono()
-	if time.Duration(now-h.calm.Load()) < rtoMin+grace {
-		// Nothing was in flight a moment ago: no flight is yet as old as
-		// silent asks (an RTO, which Linux keeps at TCP_RTO_MIN or more,
-		// as Bounds assumes), so a sample could not hold this write.
+	n := h.next.Load()
+	if n != 0 && time.Duration(now-h.calm.Load()) < rtoMin+grace {
+		// A sample found nothing in flight a moment ago: no flight is
+		// yet as old as silent asks (an RTO, at least TCP_RTO_MIN unless
+		// the host lowers rto_min, when the hold starts at the latest
+		// this long after calm: inside Bounds' case of a 200 ms RTO). The
+		// first write still samples, for the path's RTO (checkPath).
 		return 0
 	}
-	n := h.next.Load()
 	if now < n || !h.next.CompareAndSwap(n, now+int64(holdCheck)) {
 		return 0
 	}

@@ -117,21 +117,25 @@ func (c *countingConn) Control(func(fd uintptr)) error    { c.controls++; return
 func (c *countingConn) Read(func(fd uintptr) bool) error  { return syscall.EINVAL }
 func (c *countingConn) Write(func(fd uintptr) bool) error { return syscall.EINVAL }
 
-// TestHoldSkipsCalm: within TCP_RTO_MIN (and the grace) of a sample that
-// found nothing in flight, no flight can be old enough to hold a write,
-// and the hold reads nothing; past it, it samples once per holdCheck.
+// TestHoldSkipsCalm: the first write samples (for the path's RTO); then,
+// within TCP_RTO_MIN (and the grace) of a sample that found nothing in
+// flight, no flight can be old enough to hold a write, and the hold reads
+// nothing; past it, it samples once per holdCheck.
 func TestHoldSkipsCalm(t *testing.T) {
 	var h sendHold
 	rc := &countingConn{}
 	h.calm.Store(mono())
+	h.wait(rc, time.Second, 0)
+	assert.Equal(t, 1, rc.controls, "the first write samples")
+	h.next.Store(mono() - 1) // a sample is due
 	for range 3 {
 		h.wait(rc, time.Second, 0)
 	}
-	assert.Zero(t, rc.controls, "within TCP_RTO_MIN of calm")
+	assert.Equal(t, 1, rc.controls, "within TCP_RTO_MIN of calm")
 	h.calm.Store(mono() - int64(rtoMin))
 	h.wait(rc, time.Second, time.Second)
-	assert.Zero(t, rc.controls, "within TCP_RTO_MIN and the grace of calm")
+	assert.Equal(t, 1, rc.controls, "within TCP_RTO_MIN and the grace of calm")
 	h.wait(rc, time.Second, 0)
 	h.wait(rc, time.Second, 0)
-	assert.Equal(t, 1, rc.controls, "past it, a sample, and none again within holdCheck")
+	assert.Equal(t, 2, rc.controls, "past it, a sample, and none again within holdCheck")
 }

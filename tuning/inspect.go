@@ -402,7 +402,8 @@ func Inspect(conn net.Conn) (Snapshot, error) {
 		s.Guarded = true
 		s.Options.UserTimeout = g.heldTimeout()
 	}
-	s.Options.PathRTO = r.kit.Config().PathRTO // a bound, not a socket option
+	kc := r.kit.Config() // bounds' inputs, not socket options
+	s.Options.PathRTO, s.Options.OutageGrace = kc.PathRTO, kc.OutageGrace
 	return s, nil
 }
 
