@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -130,18 +131,23 @@ func (r trickle) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-// twoWriters writes 1 KiB each period from two goroutines, and reports the
-// first error; the other writer ends at the same verdict.
+// twoWriters writes 1 KiB each period from two goroutines, and reports
+// both errors, once both have ended at the same verdict.
 func twoWriters(c net.Conn, period time.Duration) <-chan error {
 	errc := make(chan error, 1)
 	first, second := writeLoop(c, 1<<10, period), writeLoop(c, 1<<10, period)
 	go func() {
-		var err error
+		// The kernel's ETIMEDOUT goes to whichever write meets it first;
+		// the other then finds the socket shut (EPIPE), a period later
+		// at most. Both are reported.
+		var err, other error
 		select {
 		case err = <-first:
+			other = <-second
 		case err = <-second:
+			other = <-first
 		}
-		errc <- err
+		errc <- errors.Join(err, other)
 	}()
 	return errc
 }
