@@ -46,8 +46,8 @@ type snapshotJSON struct {
 }
 
 // configJSON is what a census knows of a socket's tuning.Config: its
-// socket options, StallTimeout and PathRTO (0 in a census, which cannot
-// know them), durations in milliseconds. Config's
+// socket options, StallTimeout, PathRTO and OutageGrace (0 in a census,
+// which cannot know them), durations in milliseconds. Config's
 // other fields (NoGuard, Observer and the like) are choices of the code
 // that opens a connection, not state of the socket: a census never has
 // them, and leaves them out.
@@ -57,6 +57,7 @@ type configJSON struct {
 	RTOMax       Duration `json:"RTOMaxMs"`
 	StallTimeout Duration `json:"StallTimeoutMs"`
 	PathRTO      Duration `json:"PathRTOMs"`
+	OutageGrace  Duration `json:"OutageGraceMs"`
 }
 
 // keepAliveJSON is net.KeepAliveConfig with Idle and Interval in
@@ -125,6 +126,7 @@ func OptionsJSON(c tuning.Config) ConfigJSON {
 		KeepAlive: keepAliveJSON{Enable: c.KeepAlive.Enable, Idle: Duration(c.KeepAlive.Idle),
 			Interval: Duration(c.KeepAlive.Interval), Count: c.KeepAlive.Count},
 		RTOMax: Duration(c.RTOMax), StallTimeout: Duration(c.StallTimeout), PathRTO: Duration(c.PathRTO),
+		OutageGrace: Duration(c.OutageGrace),
 	}
 }
 
@@ -135,6 +137,7 @@ func (j ConfigJSON) Config() tuning.Config {
 		KeepAlive: net.KeepAliveConfig{Enable: j.KeepAlive.Enable, Idle: time.Duration(j.KeepAlive.Idle),
 			Interval: time.Duration(j.KeepAlive.Interval), Count: j.KeepAlive.Count},
 		RTOMax: time.Duration(j.RTOMax), StallTimeout: time.Duration(j.StallTimeout), PathRTO: time.Duration(j.PathRTO),
+		OutageGrace: time.Duration(j.OutageGrace),
 	}
 }
 

@@ -154,6 +154,7 @@ func TestCensusJSON(t *testing.T) {
 		".Connections[0].Snapshot.Options.RTOMaxMs":             2000.0,
 		".Connections[0].Snapshot.Options.StallTimeoutMs":       60000.0,
 		".Connections[0].Snapshot.Options.PathRTOMs":            0.0,
+		".Connections[0].Snapshot.Options.OutageGraceMs":        0.0,
 		".Connections[0].UnansweredMs":                          1001.0, // 1001 since a send, at least: longer than the four timeouts (151.25 ms) and perhaps before the last
 	}, ms, "%s", b)
 	never := raw["Connections"].([]any)[1].(map[string]any)

@@ -94,7 +94,9 @@ func httpService(h2 bool) func(c *tuning.Config) (*costService, error) {
 			srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 		}
 		go srv.ServeTLS(ln, "", "")
-		tr := &http.Transport{ForceAttemptHTTP2: true}
+		// Stock is http.DefaultTransport's settings, which New keeps
+		// (its idle timeout arms a timer HTTP/2 resets per request).
+		tr := http.DefaultTransport.(*http.Transport).Clone()
 		if c != nil {
 			tr = httptransport.New(*c)
 		}

@@ -155,8 +155,8 @@
 // RTTVarMs, RTOMs, UnackedSegments, UnackedBytes, NotSentBytes,
 // Retransmits, Probes, Backoff, SinceDataSentMs, SinceDataReceivedMs,
 // SinceACKMs, PeerWindow, Options (UserTimeoutMs, KeepAlive with Enable,
-// IdleMs, IntervalMs and Count, RTOMaxMs, StallTimeoutMs, PathRTOMs), Guarded and
-// OptionsKnown (Config's other fields, NoGuard, Observer and the like,
+// IdleMs, IntervalMs and Count, RTOMaxMs, StallTimeoutMs, PathRTOMs,
+// OutageGraceMs), Guarded and OptionsKnown (Config's other fields, NoGuard, Observer and the like,
 // are choices of the code that opens a connection, not a socket's state,
 // and are left out).
 //
