@@ -95,15 +95,21 @@ type connState struct {
 
 func newConn(tcp *net.TCPConn, rc syscall.RawConn, o *kernelOptions) *Conn {
 	s := &connState{rc: rc, opts: *o}
-	s.ut.Store(int64(o.userTimeout))
-	s.path.Store(int64(o.pathRTO))
-	s.grace.Store(int64(o.grace))
+	s.publish(o)
 	s.hold.calm.Store(mono()) // nothing of ours in flight yet
 	s.watch.init(tcp)
 	// On the *net.TCPConn, not the Conn: code that keeps only NetConn's
 	// result still holds the connection.
 	s.cleanup = runtime.AddCleanup(tcp, (*connState).collected, s)
 	return &Conn{tcp: tcp, s: s}
+}
+
+// publish copies what the hold and the path check read without mu from
+// o: the one place those mirrors of opts are written.
+func (s *connState) publish(o *kernelOptions) {
+	s.ut.Store(int64(o.userTimeout))
+	s.path.Store(int64(o.pathRTO))
+	s.grace.Store(int64(o.grace))
 }
 
 // kitConn is how reach recognises a Conn, also inside a struct that
@@ -549,8 +555,7 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 	defer s.mu.Unlock()
 	if s.opts.sameOptions(o) {
 		s.opts.config, s.opts.pathRTO, s.opts.grace = o.config, o.pathRTO, o.grace
-		s.path.Store(int64(o.pathRTO))
-		s.grace.Store(int64(o.grace))
+		s.publish(o)
 		return nil
 	}
 	if g := s.guard.Load(); g != nil {
@@ -570,9 +575,7 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 	}
 	cfg := o.config
 	s.opts = *o
-	s.ut.Store(int64(o.userTimeout))
-	s.path.Store(int64(o.pathRTO))
-	s.grace.Store(int64(o.grace))
+	s.publish(o)
 	s.hold.calm.Store(mono()) // the hold may start now: a flight's age counts from here
 	s.opts.config = cfg
 	if s.timed = false; s.awaiting > 0 && o.learns {
