@@ -53,6 +53,26 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 		client, _ := tcpPair(t, l, (&net.ListenConfig{KeepAlive: -1}).Listen, defaultDial(c))
 		writers = append(writers, writer{"DialFunc", client, sendPattern(client, pausedSize, 0)})
 	}
+	// The uploads start once the writers' windows have shut: twenty fills at
+	// once through the lab's user-space link, beside the other lab tests,
+	// can stall it for longer than this budget tells from a dead peer.
+	fill := time.Now().Add(time.Minute)
+	for open := len(writers); open > 0; time.Sleep(100 * time.Millisecond) {
+		open = 0
+		for _, w := range writers {
+			select {
+			case err := <-w.written:
+				require.Failf(t, "a live paused reader's writer ended while filling its window", "%s: %v (path: %+v)", w.name, err, l.PathStats())
+			default:
+			}
+			s, err := tuning.Inspect(w.conn)
+			require.NoError(t, err)
+			if !s.Shut() {
+				open++
+			}
+		}
+		require.True(t, time.Now().Before(fill), "%d of %d windows still open after a minute of writing: %+v", open, len(writers), l.PathStats())
+	}
 	uploads := pausedUploads(t, l, c, 4)
 	// The old verdict: silence past 1.5 capped probe intervals with a
 	// probe out. Counted from samples, to show the path reached it.
@@ -62,14 +82,14 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 		for _, w := range writers {
 			select {
 			case err := <-w.written:
-				require.Failf(t, "a live paused reader's writer ended", "%s: %v", w.name, err)
+				require.Failf(t, "a live paused reader's writer ended", "%s: %v (path: %+v)", w.name, err, l.PathStats())
 			default:
 			}
 			s, err := tuning.Inspect(w.conn)
 			require.NoError(t, err)
 			select {
 			case err := <-uploads.done:
-				require.Failf(t, "an HTTP upload to a live paused server ended", "%v", err)
+				require.Failf(t, "an HTTP upload to a live paused server ended", "%v (path: %+v)", err, l.PathStats())
 			default:
 			}
 			if s.Shut() {
