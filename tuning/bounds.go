@@ -112,13 +112,7 @@ func (c Config) keepAliveFirings() (at time.Duration, k int64, intvl time.Durati
 	idleT := c.keepAliveIdle()
 	intvl = orDefault(c.KeepAlive.Interval, defaultKeepAliveInterval, KernelKeepAliveInterval)
 	if c.UserTimeout == 0 {
-		count := c.KeepAlive.Count
-		switch count {
-		case 0:
-			count = defaultKeepAliveCount
-		case Unchanged:
-			count = KernelKeepAliveCount
-		}
+		count := c.keepAliveCount()
 		return idleT + time.Duration(count)*intvl, int64(count), intvl
 	}
 	// The keepalive timer fires at idle + k*intvl (k = 0, 1, ...), sending
@@ -129,6 +123,31 @@ func (c Config) keepAliveFirings() (at time.Duration, k int64, intvl time.Durati
 		k = int64((rest + intvl - 1) / intvl)
 	}
 	return idleT + time.Duration(k)*intvl, k, intvl
+}
+
+// keepAliveCount is KeepAlive.Count as the kernel holds it.
+func (c Config) keepAliveCount() int {
+	switch c.KeepAlive.Count {
+	case 0:
+		return defaultKeepAliveCount
+	case Unchanged:
+		return KernelKeepAliveCount
+	}
+	return c.KeepAlive.Count
+}
+
+// countForUserTimeout lowers KeepAlive.Count, where it is set, to the
+// probes at which c's user timeout ends an idle connection. The count
+// applies only while the user timeout is 0 (tcp_keepalive_timer), as the
+// guard holds it for a while after each write (guardLinger, which is
+// short unless keepalive alone ends an idle connection as soon).
+func (c Config) countForUserTimeout() Config {
+	if c.KeepAlive.Enable && c.UserTimeout > 0 && c.KeepAlive.Count != Unchanged {
+		if _, k, _ := c.keepAliveFirings(); k < int64(c.keepAliveCount()) {
+			c.KeepAlive.Count = int(k)
+		}
+	}
+	return c
 }
 
 func (c Config) keepAliveIdle() time.Duration {
@@ -356,11 +375,13 @@ func onPath(d, rto time.Duration) (Config, error) {
 	if c.UserTimeout = c.largestUserTimeout(d); c.UserTimeout < 3*rto {
 		return Config{}, nil
 	}
+	c = c.countForUserTimeout()
 	return c, c.Validate()
 }
 
 // WithOutageGrace returns c with OutageGrace g and its user timeout cut
-// until the busy bound is no longer than c's: a stream then recovers from
+// until the busy bound is no longer than c's (and KeepAlive.Count, if
+// need be, to the probes that user timeout allows): a stream then recovers from
 // outages shorter than g as a bare socket does, and a longer outage is
 // survived for less (OutageSurvived). The error wraps ErrBudget if the
 // user timeout left would be under three of c's path RTOs (see
@@ -378,6 +399,7 @@ func (c Config) WithOutageGrace(g time.Duration) (Config, error) {
 		return Config{}, fmt.Errorf("%w: an OutageGrace of %v within a busy bound of %v leaves a user timeout of %v, under three RTOs (%v) or under the grace: take a shorter grace or a larger budget",
 			ErrBudget, g, busy, c.UserTimeout, 3*c.pathRTO())
 	}
+	c = c.countForUserTimeout()
 	if err := c.Validate(); err != nil {
 		// The user timeout left is under MinGuardTimeout.
 		return Config{}, fmt.Errorf("%w: an OutageGrace of %v within a busy bound of %v: %w", ErrBudget, g, busy, err)

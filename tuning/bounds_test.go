@@ -190,6 +190,15 @@ func TestWithOutageGrace(t *testing.T) {
 		assert.Less(t, g.OutageSurvived(), c.OutageSurvived(), "what it costs")
 		t.Logf("UT %v -> %v, busy %v -> %v, outage survived %v -> %v", c.UserTimeout, g.UserTimeout, busy, gbusy, c.OutageSurvived(), g.OutageSurvived())
 	}
+	for _, d := range []time.Duration{4 * time.Second, 5 * time.Second, 10 * time.Second, 20 * time.Second, time.Minute, time.Hour} {
+		c := mustBudget(t, d)
+		assertLingers(t, c)
+		for _, grace := range []time.Duration{500 * time.Millisecond, time.Second, 3 * time.Second} {
+			if g, err := c.WithOutageGrace(grace); err == nil {
+				assertLingers(t, g) // the cut user timeout's probes: requests arm no guard
+			}
+		}
+	}
 	_, err := mustBudget(t, 3*time.Second).WithOutageGrace(time.Second)
 	assert.ErrorIs(t, err, ErrBudget, "2 s of user timeout has no second to spare")
 	_, err = mustBudget(t, 5*time.Second).WithOutageGrace(-time.Second)

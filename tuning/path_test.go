@@ -41,7 +41,10 @@ func TestForBudgetOnPath(t *testing.T) {
 			}
 			assert.GreaterOrEqual(t, c.UserTimeout, 3*c.PathRTO, "budget %v, RTT %v: room for a lost retransmission", d, rtt)
 			assert.LessOrEqual(t, c.UserTimeout, lan.UserTimeout, "budget %v, RTT %v: never longer than the LAN's", d, rtt)
-			assert.Equal(t, lan.KeepAlive, c.KeepAlive, "budget %v, RTT %v: the same idle schedule", d, rtt)
+			assert.Equal(t, [2]time.Duration{lan.KeepAlive.Idle, lan.KeepAlive.Interval}, [2]time.Duration{c.KeepAlive.Idle, c.KeepAlive.Interval},
+				"budget %v, RTT %v: the same idle schedule", d, rtt)
+			assert.LessOrEqual(t, c.KeepAlive.Count, lan.KeepAlive.Count, "budget %v, RTT %v: probes", d, rtt)
+			assertLingers(t, c)
 		}
 	}
 	// The smallest budget an error names is met.
@@ -122,4 +125,18 @@ func ExampleForBudgetOnPath() {
 	// ghostsock: budget cannot be met: budget 10s on a 600ms round trip (RTO up to 1.8s) leaves a user timeout under three RTOs, so that one lost retransmission would end a live connection; the smallest budget for this path is 12s
 	// ghostsock: budget cannot be met: budget 10s on a 1s round trip (RTO up to 3s) leaves a user timeout under three RTOs, so that one lost retransmission would end a live connection; the smallest budget for this path is 19s
 	// ForBudget(10s) at RTT 600ms: user timeout 8s, busy bound 14s
+}
+
+// assertLingers checks that keepalive alone ends an idle connection of c no
+// later than c's user timeout does, so that the guard may hold the user
+// timeout at 0 for half of it after a write (guardLinger) and a request
+// now and then arms nothing.
+func assertLingers(t *testing.T, c Config) {
+	t.Helper()
+	with, _, _ := c.keepAliveFirings()
+	c0 := c
+	c0.UserTimeout = 0
+	without, _, _ := c0.keepAliveFirings()
+	assert.LessOrEqual(t, without, with, "%+v: keepalive alone ends an idle connection as soon", c)
+	assert.Equal(t, c.UserTimeout/2, c.guardParams().linger, "%+v: the guard lingers", c)
 }
