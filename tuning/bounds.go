@@ -330,7 +330,8 @@ const lanRTT = 10 * time.Millisecond
 
 // ForBudgetOnPath is ForBudget for a path whose round-trip time stays
 // under rtt (a phone on a cellular network: 50 to 600 ms): the same idle
-// schedule, PathRTO set to RTOForRTT(rtt) (at least LANRTOMax), and the
+// schedule (KeepAlive.Count at most the probes the user timeout allows),
+// PathRTO set to RTOForRTT(rtt) (at least LANRTOMax), and the
 // user timeout cut so that the busy worst case on that path still fits d:
 // the send hold's start an RTO after the last ACK, a tail-loss probe 2
 // SRTT later, and the first RTO, each RTO up to PathRTO (see probeTimes).
