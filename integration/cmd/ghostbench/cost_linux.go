@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -27,6 +29,8 @@ type costWork struct {
 	name, unit string
 	perUnit    bool // CPU per unit (lower is better); else units per second
 	run        func(c *tuning.Config, o costSize) (int, error)
+	slow       bool          // a request every 100 ms: fewer per trial
+	grace      time.Duration // the kit's Config WithOutageGrace this
 }
 
 // costSize is how much work a trial does.
@@ -38,10 +42,11 @@ type costSize struct {
 
 func costRows() []costWork {
 	return append([]costWork{
-		{"64 B request and answer, one every 15 ms", "µs CPU per round trip", true, onPair(sporadic(15 * time.Millisecond))},
-		{"64 B request and answer, one every 100 ms", "µs CPU per round trip", true, onPair(sporadic(100 * time.Millisecond))},
-		{"64 B request and answer, back to back", "round trips per second", false, onPair(backToBack)},
-		{"256 B writes streamed", "MB per second", false, onPair(streamed)},
+		{"64 B request and answer, one every 15 ms", "µs CPU per round trip", true, onPair(sporadic(15 * time.Millisecond)), false, 0},
+		{"64 B request and answer, one every 100 ms", "µs CPU per round trip", true, onPair(sporadic(100 * time.Millisecond)), true, 0},
+		{"the same, the kit `WithOutageGrace(1s)`", "µs CPU per round trip", true, onPair(sporadic(100 * time.Millisecond)), true, time.Second},
+		{"64 B request and answer, back to back", "round trips per second", false, onPair(backToBack), false, 0},
+		{"256 B writes streamed", "MB per second", false, onPair(streamed), false, 0},
 	}, protoRows()...)
 }
 
@@ -149,34 +154,39 @@ func costPair(c *tuning.Config) (client, server net.Conn, closeAll func(), err e
 	return client, server, func() { client.Close(); server.Close() }, nil
 }
 
-// processCPU is the CPU time this process has used, user and system.
-func processCPU() time.Duration {
+// processUsage is the CPU time this process has used, user and system,
+// and its context switches, voluntary or not.
+func processUsage() (time.Duration, int64) {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw + ru.Nivcsw
 }
 
-// costTrial runs w once on a fresh pair and returns its figure: µs of
-// CPU per unit, or units per second.
-func costTrial(w costWork, c *tuning.Config, o costSize) (float64, error) {
+// costTrial runs w once on a fresh pair and returns its figure (µs of
+// CPU per unit, or units per second) and its context switches per unit.
+func costTrial(w costWork, c *tuning.Config, o costSize) (figure, switches float64, err error) {
 	var cpu0 time.Duration
+	var cs0 int64
 	var t0 time.Time
-	o.start = func() { cpu0, t0 = processCPU(), time.Now() }
+	o.start = func() { cpu0, cs0 = processUsage(); t0 = time.Now() }
 	n, err := w.run(c, o)
-	cpu, took := processCPU()-cpu0, time.Since(t0)
+	cpu1, cs1 := processUsage()
+	cpu, took := cpu1-cpu0, time.Since(t0)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if n == 0 {
-		return 0, fmt.Errorf("%s: no work done", w.name)
+		return 0, 0, fmt.Errorf("%s: no work done", w.name)
 	}
-	if w.perUnit {
-		return float64(cpu.Microseconds()) / float64(n), nil
-	}
+	units := float64(n)
 	if strings.HasPrefix(w.unit, "MB") {
-		return float64(n) / took.Seconds() / 1e6, nil
+		units /= 1e6
 	}
-	return float64(n) / took.Seconds(), nil
+	switches = float64(cs1-cs0) / units
+	if w.perUnit {
+		return float64(cpu.Microseconds()) / units, switches, nil
+	}
+	return units / took.Seconds(), switches, nil
 }
 
 func median(v []float64) float64 {
@@ -188,13 +198,36 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// medianInterval is a distribution-free interval of at least 95 % for the
+// median of what v samples: its k-th smallest and k-th largest values,
+// with k the largest for which fewer than k of n fair coin flips come up
+// heads with a chance of 2.5 % at most. ok is false below six values.
+func medianInterval(v []float64) (lo, hi float64, ok bool) {
+	n := len(v)
+	k, tail := 0, 0.0 // tail: the chance of fewer than k+1 heads
+	for p := math.Pow(0.5, float64(n)); ; {
+		if tail+p > 0.025 {
+			break
+		}
+		tail += p
+		k++
+		p *= float64(n-k+1) / float64(k) // C(n,k)/C(n,k-1)
+	}
+	if k == 0 {
+		return 0, 0, false
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[k-1], s[n-k], true
+}
+
 // runCost is part 9.
 func runCost(o options) (string, error) {
 	c, err := tuning.ForBudget(5 * time.Second)
 	if err != nil {
 		return "", err
 	}
-	trials := 7
+	trials := 15
 	size := costSize{requests: 200, span: 2 * time.Second}
 	slow := costSize{requests: 60, span: 2 * time.Second}
 	if o.smoke {
@@ -206,27 +239,46 @@ func runCost(o options) (string, error) {
 		return "", fmt.Errorf("ip link set lo up: %w: %s", err, out)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Both ends in one process over loopback, `ForBudget(5s)` through `c.Listen` and `c.DialFunc(nil)` against `net.Listen` and `net.Dial`; %d trials of each, kit and stock alternating, each on a fresh pair; CPU is the process's (user and system, getrusage). kit / stock is the median of the per-pair ratios, with their range.\n\n", trials)
-	b.WriteString("| work | unit | stock (median) | kit (median) | kit / stock (range) |\n| --- | --- | --- | --- | --- |\n")
-	for i, w := range costRows() {
-		s := size
-		if i == 1 {
+	fmt.Fprintf(&b, "Both ends in one process over loopback, `ForBudget(5s)` through `c.Listen` and `c.DialFunc(nil)` against `net.Listen` and `net.Dial`; %d trials of each, kit and stock alternating, each pair starting with the other than the last, after a garbage collection, each on a fresh pair; CPU is the process's (user and system, getrusage). kit / stock is the median of the per-pair ratios, with a distribution-free 95 %% interval for it (order statistics) and their range.\n\n", trials)
+	b.WriteString("| work | unit | stock (median) | kit (median) | kit / stock (median of pairs) | its 95 % interval | range | context switches per unit, stock / kit (medians) |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, w := range costRows() {
+		s, kc := size, c
+		if w.slow {
 			s = slow
 		}
-		var kit, stock, ratio []float64
-		for range trials {
-			st, err := costTrial(w, nil, s)
-			if err != nil {
+		if w.grace > 0 {
+			if kc, err = c.WithOutageGrace(w.grace); err != nil {
 				return "", err
 			}
-			k, err := costTrial(w, &c, s)
-			if err != nil {
-				return "", err
-			}
-			stock, kit, ratio = append(stock, st), append(kit, k), append(ratio, k/st)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.4g | %.4g | %.3f (%.3f-%.3f) |\n", w.name, w.unit, median(stock), median(kit),
-			median(ratio), slices.Min(ratio), slices.Max(ratio))
+		var kit, stock, ratio, kitSw, stockSw []float64
+		for i := range trials {
+			// Each pair in turn starts with the other, so that what one
+			// trial leaves behind (a heap to collect, a warm cache) favours
+			// neither.
+			order := []*tuning.Config{nil, &kc}
+			if i%2 == 1 {
+				order[0], order[1] = order[1], order[0]
+			}
+			var got, sw [2]float64
+			for j, tc := range order {
+				runtime.GC()
+				if got[j], sw[j], err = costTrial(w, tc, s); err != nil {
+					return "", err
+				}
+			}
+			if i%2 == 1 {
+				got[0], got[1], sw[0], sw[1] = got[1], got[0], sw[1], sw[0]
+			}
+			stock, kit, ratio = append(stock, got[0]), append(kit, got[1]), append(ratio, got[1]/got[0])
+			stockSw, kitSw = append(stockSw, sw[0]), append(kitSw, sw[1])
+		}
+		interval := "-"
+		if lo, hi, ok := medianInterval(ratio); ok {
+			interval = fmt.Sprintf("%.3f-%.3f", lo, hi)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.4g | %.4g | %.3f | %s | %.3f-%.3f | %.3g / %.3g |\n", w.name, w.unit, median(stock), median(kit),
+			median(ratio), interval, slices.Min(ratio), slices.Max(ratio), median(stockSw), median(kitSw))
 		fmt.Printf("part 9: %s: stock %.4g, kit %.4g %s\n", w.name, median(stock), median(kit), w.unit)
 	}
 	fl, err := runFleetLoad(o)

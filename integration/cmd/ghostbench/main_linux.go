@@ -39,6 +39,7 @@ type options struct {
 	phoneChannels    int
 	costFleet        int           // part 9: channels of the fleet row
 	costFleetHold    time.Duration // part 9: how long the fleet row is measured
+	costFleetRare    time.Duration // part 9: the second fleet row's time between RPCs
 }
 
 // envGoBench carries parts 2 and 3, run before entering the lab, into the
@@ -72,6 +73,7 @@ func main() {
 	flag.IntVar(&o.phoneChannels, "phone-channels", 10, "part 8: channels per cell")
 	flag.IntVar(&o.costFleet, "cost-fleet", 10000, "part 9: channels of the fleet row, each making one RPC a second")
 	flag.DurationVar(&o.costFleetHold, "cost-fleet-hold", 30*time.Second, "part 9: how long each fleet row trial is measured")
+	flag.DurationVar(&o.costFleetRare, "cost-fleet-rare", 30*time.Second, "part 9: time between one channel's RPCs in the second fleet row, measured for twice as long")
 	flag.IntVar(&o.count, "count", 10, "parts 2 and 3: go test -count")
 	role := flag.String("role", "", "internal: run as a child process in this role")
 	setting := flag.String("setting", "", "internal")
@@ -108,7 +110,7 @@ func main() {
 		o.precisionBudgets = o.precisionBudgets[:1]
 		o.reapBudget = 5 * time.Second // 500 connections: no probe load to speak of
 		o.phoneBudgets, o.phoneHold, o.phoneChannels = o.phoneBudgets[:1], 10*time.Second, 2
-		o.costFleet, o.costFleetHold = 100, 3*time.Second
+		o.costFleet, o.costFleetHold, o.costFleetRare = 100, 3*time.Second, 2*time.Second
 		o.fleetSizes, o.hold, o.reapN, o.trials, o.parallel, o.count, o.benchtime = []int{50}, 3*time.Second, 500, 3, 3, 1, "100x"
 	}
 
