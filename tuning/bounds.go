@@ -136,16 +136,21 @@ func (c Config) keepAliveCount() int {
 	return c.KeepAlive.Count
 }
 
-// countForUserTimeout lowers KeepAlive.Count, where it is set, to the
-// probes at which c's user timeout ends an idle connection. The count
-// applies only while the user timeout is 0 (tcp_keepalive_timer), as the
-// guard holds it for a while after each write (guardLinger, which is
-// short unless keepalive alone ends an idle connection as soon).
+// countForUserTimeout lowers KeepAlive.Count to the probes at which c's
+// user timeout ends an idle connection, where c sets the count and its
+// schedule. The count applies only while the user timeout is 0
+// (tcp_keepalive_timer), as the guard holds it for a while after each
+// write (guardLinger, which is short unless keepalive alone ends an idle
+// connection as soon). A Lean Config's kept schedule counts too.
 func (c Config) countForUserTimeout() Config {
-	if c.KeepAlive.Enable && c.UserTimeout > 0 && c.KeepAlive.Count != Unchanged {
-		if _, k, _ := c.keepAliveFirings(); k < int64(c.keepAliveCount()) {
-			c.KeepAlive.Count = int(k)
-		}
+	ka := c
+	ka.KeepAlive.Enable = c.KeepAlive.Enable || c.LeanAwaits()
+	if !ka.KeepAlive.Enable || c.UserTimeout == 0 ||
+		c.KeepAlive.Count == Unchanged || c.KeepAlive.Idle == Unchanged || c.KeepAlive.Interval == Unchanged {
+		return c
+	}
+	if _, k, _ := ka.keepAliveFirings(); k < int64(c.keepAliveCount()) {
+		c.KeepAlive.Count = int(k)
 	}
 	return c
 }

@@ -197,6 +197,9 @@ func TestWithOutageGrace(t *testing.T) {
 			if g, err := c.WithOutageGrace(grace); err == nil {
 				assertLingers(t, g) // the cut user timeout's probes: requests arm no guard
 			}
+			if g, err := c.Lean().WithOutageGrace(grace); err == nil {
+				assertLingers(t, g) // the kept schedule's
+			}
 		}
 	}
 	_, err := mustBudget(t, 3*time.Second).WithOutageGrace(time.Second)

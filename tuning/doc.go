@@ -181,7 +181,8 @@
 // received.
 //
 // So a Config states its path. ForBudgetOnPath(d, rtt) keeps ForBudget's
-// keepalive, sets PathRTO to RTOForRTT(rtt) and cuts the user timeout
+// keepalive idle and interval (its count at most the probes the user
+// timeout allows), sets PathRTO to RTOForRTT(rtt) and cuts the user timeout
 // until the busy bound on that path fits d. A path too slow for d, one
 // that would leave a user timeout under three of its RTOs (one lost
 // retransmission and its backoff would then end a live connection), is

@@ -51,7 +51,8 @@ const (
 	// makes a Config for the path). At most once per connection, between
 	// its EventOpened and its EventEnded, when a write finds it so: the
 	// send hold's TCP_INFO sample, taken before the first write and then
-	// at most every 10 ms of writing, shows the RTO (Linux, with a
+	// at most every 10 ms of writing (none within 200 ms and OutageGrace
+	// of one that found nothing in flight), shows the RTO (Linux, with a
 	// UserTimeout); nothing is read at the opening. A connection that
 	// never writes has no busy bound to miss.
 	EventSlowPath

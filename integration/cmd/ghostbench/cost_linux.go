@@ -227,7 +227,7 @@ func runCost(o options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	trials := 15
+	trials := 16 // as many pairs starting with either arm
 	size := costSize{requests: 200, span: 2 * time.Second}
 	slow := costSize{requests: 60, span: 2 * time.Second}
 	if o.smoke {

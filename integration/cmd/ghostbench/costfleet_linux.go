@@ -28,7 +28,7 @@ func fleetLoadTrial(o options, setting string, every, hold time.Duration) (perRP
 	if _, err := f.client.ask("load", time.Minute); err != nil {
 		return 0, 0, err
 	}
-	time.Sleep(settle) // every channel has begun
+	time.Sleep(settle) // the channels have begun (those of a rare row over every; hold, two of its periods, counts each twice)
 	procs := [2]*child{f.client, f.server}
 	sample := func() (cpu time.Duration, st report, err error) {
 		for _, p := range procs {

@@ -106,6 +106,10 @@ func main() {
 	o.fleetSizes = positives("fleet", sizes, strconv.Atoi)
 	o.precisionBudgets = positives("precision-budgets", precision, time.ParseDuration)
 	o.phoneBudgets = positives("phone-budgets", phone, time.ParseDuration)
+	if o.costFleetRare <= 0 || o.costFleetHold <= 0 || o.costFleet <= 0 {
+		fmt.Fprintln(os.Stderr, "ghostbench: -cost-fleet, -cost-fleet-hold and -cost-fleet-rare must be positive")
+		os.Exit(2)
+	}
 	if o.smoke {
 		o.precisionBudgets = o.precisionBudgets[:1]
 		o.reapBudget = 5 * time.Second // 500 connections: no probe load to speak of
