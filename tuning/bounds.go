@@ -143,8 +143,7 @@ func (c Config) keepAliveCount() int {
 // write (guardLinger, which is short unless keepalive alone ends an idle
 // connection as soon). A Lean Config's kept schedule counts too.
 func (c Config) countForUserTimeout() Config {
-	ka := c
-	ka.KeepAlive.Enable = c.KeepAlive.Enable || c.LeanAwaits()
+	ka := c.keptSchedule()
 	if !ka.KeepAlive.Enable || c.UserTimeout == 0 ||
 		c.KeepAlive.Count == Unchanged || c.KeepAlive.Idle == Unchanged || c.KeepAlive.Interval == Unchanged {
 		return c
@@ -153,6 +152,14 @@ func (c Config) countForUserTimeout() Config {
 		c.KeepAlive.Count = int(k)
 	}
 	return c
+}
+
+// cutUserTimeout is c with the largest user timeout at most c's whose busy
+// worst case fits d (0 if none does), and the keepalive count that user
+// timeout allows (countForUserTimeout).
+func (c Config) cutUserTimeout(d time.Duration) Config {
+	c.UserTimeout = c.largestUserTimeout(d)
+	return c.countForUserTimeout()
 }
 
 func (c Config) keepAliveIdle() time.Duration {
@@ -378,10 +385,9 @@ func onPath(d, rto time.Duration) (Config, error) {
 		return Config{}, err
 	}
 	c.PathRTO = rto
-	if c.UserTimeout = c.largestUserTimeout(d); c.UserTimeout < 3*rto {
+	if c = c.cutUserTimeout(d); c.UserTimeout < 3*rto {
 		return Config{}, nil
 	}
-	c = c.countForUserTimeout()
 	return c, c.Validate()
 }
 
@@ -401,11 +407,10 @@ func (c Config) WithOutageGrace(g time.Duration) (Config, error) {
 	if g <= 0 || c.UserTimeout == 0 {
 		return c, c.Validate()
 	}
-	if c.UserTimeout = c.largestUserTimeout(busy); c.UserTimeout < 3*c.pathRTO() || c.UserTimeout < g {
+	if c = c.cutUserTimeout(busy); c.UserTimeout < 3*c.pathRTO() || c.UserTimeout < g {
 		return Config{}, fmt.Errorf("%w: an OutageGrace of %v within a busy bound of %v leaves a user timeout of %v, under three RTOs (%v) or under the grace: take a shorter grace or a larger budget",
 			ErrBudget, g, busy, c.UserTimeout, 3*c.pathRTO())
 	}
-	c = c.countForUserTimeout()
 	if err := c.Validate(); err != nil {
 		// The user timeout left is under MinGuardTimeout.
 		return Config{}, fmt.Errorf("%w: an OutageGrace of %v within a busy bound of %v: %w", ErrBudget, g, busy, err)
@@ -504,7 +509,7 @@ func forBudget(d, most time.Duration) (Config, error) {
 			if ib, _ := c.Bounds(); ib > d {
 				continue
 			}
-			if c.UserTimeout = c.largestUserTimeout(d); c.UserTimeout == 0 {
+			if c = c.cutUserTimeout(d); c.UserTimeout == 0 {
 				continue
 			}
 			return c, c.Validate()

@@ -376,11 +376,15 @@ func (c Config) LeanAwaits() bool {
 // Config with no KeepAlive.Idle). A wait that starts after the vanishing
 // sends first, and the busy bound applies.
 func (c Config) AwaitBound() time.Duration {
-	if !c.LeanAwaits() {
-		idle, _ := c.Bounds()
-		return idle
-	}
-	c.KeepAlive.Enable = true
-	idle, _ := c.Bounds()
+	idle, _ := c.keptSchedule().Bounds()
 	return idle
+}
+
+// keptSchedule is c with a Lean Config's kept keepalive schedule on, as
+// Awaiting turns it on; any other Config as it is.
+func (c Config) keptSchedule() Config {
+	if c.LeanAwaits() {
+		c.KeepAlive.Enable = true
+	}
+	return c
 }

@@ -110,10 +110,8 @@ func newGuardParams(o kernelOptions) guardParams {
 // the configured timeout is back before keepalive's first probe, which
 // comes KeepAlive.Idle after the emptying ACK, a tick late at most.
 func guardLinger(c Config, ut, period time.Duration) time.Duration {
+	c = c.keptSchedule()
 	c.UserTimeout = ut
-	if c.LeanAwaits() {
-		c.KeepAlive.Enable = true // Awaiting turns it on
-	}
 	with, _, _ := c.keepAliveFirings()
 	c.UserTimeout = 0
 	if without, _, _ := c.keepAliveFirings(); without <= with {

@@ -133,7 +133,7 @@ func ExampleForBudgetOnPath() {
 // now and then arms nothing.
 func assertLingers(t *testing.T, c Config) {
 	t.Helper()
-	c.KeepAlive.Enable = c.KeepAlive.Enable || c.LeanAwaits() // as the guard counts
+	c = c.keptSchedule() // as the guard counts
 	with, _, _ := c.keepAliveFirings()
 	c0 := c
 	c0.UserTimeout = 0
