@@ -44,6 +44,17 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 		written <-chan error
 	}
 	var writers []writer
+	// look fails the test if w's writer has ended, and takes w's snapshot.
+	look := func(w writer) tuning.Snapshot {
+		select {
+		case err := <-w.written:
+			require.Failf(t, "a live paused reader's writer ended", "%s: %v (path: %+v)", w.name, err, l.PathStats())
+		default:
+		}
+		s, err := tuning.Inspect(w.conn)
+		require.NoError(t, err)
+		return s
+	}
 	// The readers are stock sockets that never read: their own keepalive
 	// (one probe at ForBudget(3s)) would cut them on this path, which the
 	// writer's guard cannot help.
@@ -60,14 +71,7 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 	for open := len(writers); open > 0; time.Sleep(100 * time.Millisecond) {
 		open = 0
 		for _, w := range writers {
-			select {
-			case err := <-w.written:
-				require.Failf(t, "a live paused reader's writer ended while filling its window", "%s: %v (path: %+v)", w.name, err, l.PathStats())
-			default:
-			}
-			s, err := tuning.Inspect(w.conn)
-			require.NoError(t, err)
-			if !s.Shut() {
+			if !look(w).Shut() {
 				open++
 			}
 		}
@@ -80,13 +84,7 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 	deadline := time.Now().Add(pause)
 	for time.Now().Before(deadline) {
 		for _, w := range writers {
-			select {
-			case err := <-w.written:
-				require.Failf(t, "a live paused reader's writer ended", "%s: %v (path: %+v)", w.name, err, l.PathStats())
-			default:
-			}
-			s, err := tuning.Inspect(w.conn)
-			require.NoError(t, err)
+			s := look(w)
 			select {
 			case err := <-uploads.done:
 				require.Failf(t, "an HTTP upload to a live paused server ended", "%v (path: %+v)", err, l.PathStats())

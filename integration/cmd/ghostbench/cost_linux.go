@@ -41,12 +41,13 @@ type costSize struct {
 }
 
 func costRows() []costWork {
+	every100 := onPair(sporadic(100 * time.Millisecond))
 	return append([]costWork{
-		{"64 B request and answer, one every 15 ms", "µs CPU per round trip", true, onPair(sporadic(15 * time.Millisecond)), false, 0},
-		{"64 B request and answer, one every 100 ms", "µs CPU per round trip", true, onPair(sporadic(100 * time.Millisecond)), true, 0},
-		{"the same, the kit `WithOutageGrace(1s)`", "µs CPU per round trip", true, onPair(sporadic(100 * time.Millisecond)), true, time.Second},
-		{"64 B request and answer, back to back", "round trips per second", false, onPair(backToBack), false, 0},
-		{"256 B writes streamed", "MB per second", false, onPair(streamed), false, 0},
+		{name: "64 B request and answer, one every 15 ms", unit: "µs CPU per round trip", perUnit: true, run: onPair(sporadic(15 * time.Millisecond))},
+		{name: "64 B request and answer, one every 100 ms", unit: "µs CPU per round trip", perUnit: true, run: every100, slow: true},
+		{name: "the same, the kit `WithOutageGrace(1s)`", unit: "µs CPU per round trip", perUnit: true, run: every100, slow: true, grace: time.Second},
+		{name: "64 B request and answer, back to back", unit: "round trips per second", run: onPair(backToBack)},
+		{name: "256 B writes streamed", unit: "MB per second", run: onPair(streamed)},
 	}, protoRows()...)
 }
 

@@ -28,7 +28,9 @@ func fleetLoadTrial(o options, setting string, every, hold time.Duration) (perRP
 	if _, err := f.client.ask("load", time.Minute); err != nil {
 		return 0, 0, err
 	}
-	time.Sleep(settle) // the channels have begun (those of a rare row over every; hold, two of its periods, counts each twice)
+	// A rare row's channels start over its first period; its hold of two
+	// periods still sees each make two RPCs.
+	time.Sleep(settle)
 	procs := [2]*child{f.client, f.server}
 	sample := func() (cpu time.Duration, st report, err error) {
 		for _, p := range procs {

@@ -35,9 +35,9 @@ type costService struct {
 // protoRows are the protocol rows: requests per second, back to back.
 func protoRows() []costWork {
 	return []costWork{
-		{"HTTP/1.1 over TLS through httptransport.New", "requests per second", false, requests(httpService(false)), false, 0},
-		{"HTTP/2 over TLS through httptransport.New", "requests per second", false, requests(httpService(true)), false, 0},
-		{"gRPC unary through grpcdial and grpcserver", "requests per second", false, requests(grpcService), false, 0},
+		{name: "HTTP/1.1 over TLS through httptransport.New", unit: "requests per second", run: requests(httpService(false))},
+		{name: "HTTP/2 over TLS through httptransport.New", unit: "requests per second", run: requests(httpService(true))},
+		{name: "gRPC unary through grpcdial and grpcserver", unit: "requests per second", run: requests(grpcService)},
 	}
 }
 
