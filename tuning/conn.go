@@ -426,12 +426,18 @@ func (s *connState) writeFailed(g *guard, err error) error {
 }
 
 // holdWrites is the send hold (hold.go), on a connection with a user
-// timeout to start, where TCP_INFO tells when to hold (Linux).
+// timeout to start, where TCP_INFO tells when to hold (Linux). A sample
+// that finds the socket calm moves the guard's next tick (calmAt).
 func (s *connState) holdWrites() {
-	if s.holds() {
-		if rto := s.hold.wait(s.rc, time.Duration(s.ut.Load()), time.Duration(s.grace.Load())); rto > 0 {
-			s.checkPath(rto)
-		}
+	if !s.holds() {
+		return
+	}
+	rto, empty := s.hold.wait(s.rc, time.Duration(s.ut.Load()), time.Duration(s.grace.Load()))
+	if rto > 0 {
+		s.checkPath(rto)
+	}
+	if g := s.guard.Load(); g != nil && empty != 0 {
+		g.calmAt(monoTime(empty))
 	}
 }
 

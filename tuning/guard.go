@@ -51,7 +51,9 @@ import (
 // judged sooner; a period later with StallTimeout, whose progress it
 // dates). The linger counts from the first tick that saw no write since
 // the last: alive, linger and a period after the last write, under a
-// user timeout and a half from a user timeout of 2 s up.
+// user timeout and a half from a user timeout of 2 s up. A send hold's
+// sample that finds nothing queued or in flight moves the next tick to
+// alive after it (calmAt), so requests answered as they come tick nothing.
 
 // guardParams are the guard's timings, derived once from the Config.
 type guardParams struct {
@@ -63,6 +65,7 @@ type guardParams struct {
 	linger time.Duration // how long an armed guard stays armed with nothing queued
 	stall  time.Duration // StallTimeout; 0 sets no limit
 	capped bool          // the kernel took rtoMax (Linux 6.15+)
+	calm   bool          // a calm sample may postpone the next tick (calmAt)
 }
 
 // guardProbes is how many zero-window probes in a row must go unanswered
@@ -99,25 +102,34 @@ func newGuardParams(o kernelOptions) guardParams {
 	// answer.
 	p.alive = max(r*3/2, b-p.period-r-timerSlack(r))
 	p.linger = guardLinger(o.config, b, p.period)
+	p.calm = p.stall == 0 && idleHoldsArmed(o.config, b)
 	return p
 }
 
-// guardLinger is how long an armed guard stays armed once nothing is queued,
-// so that a connection whose requests come more often arms it once, not
-// at each request: half the user timeout ut, where the idle bound is the
-// same with a user timeout of 0 (keepalive's Count ends an idle connection
-// as soon: ForBudget's Configs, or keepalive off); else short enough that
-// the configured timeout is back before keepalive's first probe, which
-// comes KeepAlive.Idle after the emptying ACK, a tick late at most.
-func guardLinger(c Config, ut, period time.Duration) time.Duration {
+// idleHoldsArmed reports whether an idle connection with c's keepalive is
+// ended as soon with a user timeout of 0 as with ut (keepalive's Count
+// ends it first: ForBudget's Configs, or keepalive off), so that when an
+// armed guard disarms changes no bound.
+func idleHoldsArmed(c Config, ut time.Duration) bool {
 	c = c.keptSchedule()
 	c.UserTimeout = ut
 	with, _, _ := c.keepAliveFirings()
 	c.UserTimeout = 0
-	if without, _, _ := c.keepAliveFirings(); without <= with {
+	without, _, _ := c.keepAliveFirings()
+	return without <= with
+}
+
+// guardLinger is how long an armed guard stays armed once nothing is queued,
+// so that a connection whose requests come more often arms it once, not
+// at each request: half the user timeout ut where the idle bound holds
+// armed (idleHoldsArmed); else short enough that the configured timeout is
+// back before keepalive's first probe, which comes KeepAlive.Idle after
+// the emptying ACK, a tick late at most.
+func guardLinger(c Config, ut, period time.Duration) time.Duration {
+	if idleHoldsArmed(c, ut) {
 		return ut / 2
 	}
-	return max(0, min(ut/2, c.keepAliveIdle()/2-period))
+	return max(0, min(ut/2, c.keptSchedule().keepAliveIdle()/2-period))
 }
 
 // uncapped adapts p to a kernel without TCP_RTO_MAX_MS: probes back off
@@ -298,6 +310,7 @@ type guard struct {
 	closed bool
 	err    error    // first failure, joined to write errors
 	cut    guardCut // the last verdict that set the user timeout back
+	ticks  int      // ticks run, for the tests
 }
 
 // begin marks a write to rc beginning, arming the guard first if it was
@@ -333,6 +346,31 @@ func (g *guard) wake() {
 }
 
 func (g *guard) end() { g.state.Add(guardWriteEnd) }
+
+// calmAt tells an armed guard that a send hold's sample at t found nothing
+// queued or in flight. Data queued since is younger than t, so no tick
+// can judge it silent before t+alive: the next tick moves there if it was
+// due sooner, a period apart after it, as after wake. A connection whose
+// requests are answered as they come is then never ticked. Only where
+// p.calm: the idle bound holds armed, so the later disarm changes no
+// bound, and no StallTimeout, whose ticks date the progress.
+func (g *guard) calmAt(t time.Time) {
+	if g.state.Load()&guardArmed == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.p.calm || g.closed || g.st.ut != 0 || g.due.IsZero() {
+		return // no tick to move, or a verdict in force that the next tick may lift
+	}
+	if t.After(g.st.lastIdle) {
+		g.st.lastIdle = t
+	}
+	if due := t.Add(g.p.alive); g.due.Before(due) {
+		g.next = g.p.period
+		g.scheduleLocked(time.Until(due))
+	}
+}
 
 // arm holds the user timeout at 0 and starts the ticks, unless a tick is
 // already due. The first tick comes guardSettle after the arming, and the
@@ -396,6 +434,7 @@ func (g *guard) tick() {
 		return
 	}
 	g.due = time.Time{}
+	g.ticks++
 	v := g.state.Load()
 	s, err := sampleWindow(rc)
 	if err != nil {

@@ -153,3 +153,51 @@ func TestGuardListenerAndDial(t *testing.T) {
 	_, err = Config{}.GuardDialContext(nil)(t.Context(), "tcp", ln.Addr().String())
 	assert.ErrorIs(t, err, ErrInvalidConfig)
 }
+
+// A connection whose requests are answered as they come is not ticked: the
+// send hold's calm samples move the guard's next tick ahead of them
+// (calmAt), where without them a lingering guard ticks once per linger.
+func TestGuardQuietWhileAnswered(t *testing.T) {
+	c, err := ForBudget(3 * time.Second)
+	require.NoError(t, err)
+	ln, err := c.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, server := pair(t, ln, func(network, addr string) (net.Conn, error) {
+		return c.DialFunc(nil)(t.Context(), network, addr)
+	})
+	defer client.Close()
+	defer server.Close()
+	go func() { // the answers, a write each, as a server's are
+		b := make([]byte, 64)
+		for {
+			if _, err := io.ReadFull(server, b); err != nil {
+				return
+			}
+			if _, err := server.Write(b); err != nil {
+				return
+			}
+		}
+	}()
+	const every, span = 50 * time.Millisecond, 4 * time.Second
+	linger := c.guardParams().linger
+	require.Less(t, linger, span/3, "the run spans three lingers")
+	b := make([]byte, 64)
+	for next, end := time.Now(), time.Now().Add(span); next.Before(end); next = next.Add(every) {
+		time.Sleep(time.Until(next))
+		_, err := client.Write(b)
+		require.NoError(t, err)
+		_, err = io.ReadFull(client, b)
+		require.NoError(t, err)
+	}
+	for name, conn := range map[string]net.Conn{"dialed": client, "accepted": server} {
+		g := conn.(*Conn).s.guard.Load()
+		require.NotNil(t, g, name)
+		g.mu.Lock()
+		ticks := g.ticks
+		g.mu.Unlock()
+		t.Logf("%s: %d guard ticks in %v of a request every %v (linger %v)", name, ticks, span, every, linger)
+		// The tick after the arming; one more if a sample ran late.
+		assert.LessOrEqual(t, ticks, 2, "%s: ticked while every request was answered", name)
+	}
+}

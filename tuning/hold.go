@@ -84,6 +84,9 @@ var monoEpoch = time.Now()
 
 func mono() int64 { return int64(time.Since(monoEpoch)) }
 
+// monoTime is the time.Time of mono's reading m.
+func monoTime(m int64) time.Time { return monoEpoch.Add(time.Duration(m)) }
+
 // setDeadline records the write deadline a held write must respect, on the
 // monotonic clock (a deadline is a point in time; the wall clock may step).
 func (h *sendHold) setDeadline(t time.Time) {
@@ -101,8 +104,9 @@ func (h *sendHold) setDeadline(t time.Time) {
 // nothing. The hold lasts at most limit (the user timeout)
 // and holdMost. While one write is held, the Conn's other writes wait
 // with it: any new data would postpone the RTO the hold waits for. It
-// returns the RTO its sample read, 0 if it took none.
-func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto time.Duration) {
+// returns the RTO its sample read, 0 if it took none, and when a sample
+// found nothing queued or in flight (for the guard: calmAt), 0 if none did.
+func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto time.Duration, empty int64) {
 	if h.holding.Load() {
 		h.mu.Lock()
 		h.mu.Unlock() // nothing to guard: this waits for the hold to end
@@ -115,10 +119,10 @@ func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto tim
 		// the host lowers rto_min, when the hold starts at the latest
 		// this long after calm: inside Bounds' case of a 200 ms RTO). The
 		// first write still samples, for the path's RTO (checkPath).
-		return 0
+		return 0, 0
 	}
 	if now < n || !h.next.CompareAndSwap(n, now+int64(holdCheck)) {
-		return 0
+		return 0, 0
 	}
 	// The other writes wait from before the sample: none slips out
 	// between a silent sample and the hold.
@@ -130,14 +134,17 @@ func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto tim
 	}()
 	s, err := sampleWindow(rc)
 	if err != nil {
-		return 0 // the write's to report
+		return 0, 0 // the write's to report
+	}
+	if s.empty() {
+		empty = now
 	}
 	if s.unacked == 0 {
 		h.calm.Store(now)
-		return s.baseRTO()
+		return s.baseRTO(), empty
 	}
 	if !s.silent(time.Duration(now-h.calm.Load()), grace) || h.shut.Load() {
-		return s.baseRTO()
+		return s.baseRTO(), 0
 	}
 	h.held.Add(1)
 	end := now + int64(min(limit, holdMost(s.rto)))
@@ -148,18 +155,18 @@ func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto tim
 		}
 		pause = min(pause, end-mono())
 		if pause <= 0 {
-			return s.baseRTO()
+			return s.baseRTO(), 0
 		}
 		time.Sleep(time.Duration(pause))
 		if h.shut.Load() {
-			return s.baseRTO()
+			return s.baseRTO(), 0
 		}
 		next, err := sampleWindow(rc)
 		if err != nil {
-			return s.baseRTO()
+			return s.baseRTO(), 0
 		}
 		if s = next; !s.silent(time.Duration(mono()-h.calm.Load()), grace) {
-			return s.baseRTO()
+			return s.baseRTO(), 0
 		}
 	}
 }
