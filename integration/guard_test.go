@@ -155,3 +155,76 @@ func uploadPaused(t *testing.T, l *lab.Lab, listen func(context.Context, string,
 	assert.Equal(t, fmt.Sprintf("%d bytes, SHA-256 %x", pausedSize, patternSum(pausedSize)), string(body),
 		"what the server received")
 }
+
+// A guarded connection whose requests are answered as they come is not
+// ticked (its send hold's calm samples move the guard's next tick ahead):
+// a peer that vanishes after such a conversation is still found within
+// GuardBound, with a request in flight or with its window shut.
+func TestGuardAfterAnsweredRequests(t *testing.T) {
+	c := kit(t)
+	_, busy := windows(c)
+	converse := func(t *testing.T, client net.Conn) {
+		t.Helper()
+		b := make([]byte, 64)
+		for range 40 { // two seconds, past the guard's linger
+			time.Sleep(50 * time.Millisecond)
+			_, err := client.Write(b)
+			require.NoError(t, err)
+			_, err = io.ReadFull(client, b)
+			require.NoError(t, err)
+		}
+	}
+	t.Run("server vanishes, a request in flight", func(t *testing.T) {
+		t.Parallel()
+		l := newLab(t)
+		client, server := tcpPair(t, l, (&net.ListenConfig{}).Listen, defaultDial(c))
+		go answer(server, server)
+		converse(t, client)
+		require.NoError(t, l.Vanish(lab.Server))
+		vanished := time.Now()
+		errc := make(chan error, 1)
+		go func() {
+			b := make([]byte, 64)
+			_, err := client.Write(b)
+			if err == nil {
+				_, err = io.ReadFull(client, b)
+			}
+			errc <- err
+		}()
+		end, err := waitErr(t, errc, c.GuardBound()+3*budget)
+		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
+		expectWithin(t, "guarded client, server vanished with a request in flight", end.Sub(vanished), window{busy.earliest, c.GuardBound()})
+	})
+	t.Run("client stops reading, then vanishes", func(t *testing.T) {
+		t.Parallel()
+		l := newLab(t)
+		client, server := tcpPair(t, l, c.Listen, defaultDial(c))
+		done := make(chan struct{})
+		go func() { // answers, then a stream the client never reads
+			defer close(done)
+			answer(io.LimitReader(server, 40*64), server)
+		}()
+		converse(t, client)
+		<-done
+		sent := sendPattern(server, pausedSize, 0)
+		time.Sleep(2 * budget) // the window shuts; the guard holds the user timeout at 0
+		require.NoError(t, l.Vanish(lab.Client))
+		vanished := time.Now()
+		end, err := waitErr(t, sent, c.GuardBound()+3*budget)
+		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
+		expectWithin(t, "guarded server, client vanished with its window shut", end.Sub(vanished), guardedWindow(c))
+	})
+}
+
+// answer writes 64 B to w for every 64 B it reads from r, until either ends.
+func answer(r io.Reader, w io.Writer) {
+	b := make([]byte, 64)
+	for {
+		if _, err := io.ReadFull(r, b); err != nil {
+			return
+		}
+		if _, err := w.Write(b); err != nil {
+			return
+		}
+	}
+}
