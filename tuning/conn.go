@@ -134,19 +134,10 @@ func (c *Conn) Read(b []byte) (int, error) {
 // next ACK, the write deadline, Close, or the time that RTO is due: new
 // data would postpone that retransmission, and with it the user timeout
 // (see "Writers that stream" in the package doc).
-func (c *Conn) Write(b []byte) (int, error) {
+func (c *Conn) Write(b []byte) (n int, err error) {
 	c.s.holdWrites()
-	c.s.inflight.Add(1)
-	defer c.s.inflight.Add(-1)
-	g := c.s.guard.Load()
-	if g == nil {
-		n, err := c.tcp.Write(b)
-		return n, c.s.writeFailed(nil, err)
-	}
-	g.begin(c.s.rc)
-	n, err := c.tcp.Write(b)
-	g.end()
-	return n, c.s.writeFailed(g, err)
+	err = c.s.write(func() error { n, err = c.tcp.Write(b); return err })
+	return n, err
 }
 
 // ReadFrom is (*net.TCPConn).ReadFrom (splice, sendfile), guarded. An
@@ -222,18 +213,9 @@ const (
 	fileChunk     = 4 << 20
 )
 
-func (c *Conn) readFromOnce(r io.Reader) (int64, error) {
-	c.s.inflight.Add(1)
-	defer c.s.inflight.Add(-1)
-	g := c.s.guard.Load()
-	if g == nil {
-		n, err := c.tcp.ReadFrom(r)
-		return n, c.s.writeFailed(nil, err)
-	}
-	g.begin(c.s.rc)
-	n, err := c.tcp.ReadFrom(r)
-	g.end()
-	return n, c.s.writeFailed(g, err)
+func (c *Conn) readFromOnce(r io.Reader) (n int64, err error) {
+	err = c.s.write(func() error { n, err = c.tcp.ReadFrom(r); return err })
+	return n, err
 }
 
 // WriteTo is (*net.TCPConn).WriteTo: reading needs no guard.
@@ -249,18 +231,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 
 // CloseWrite shuts the sending side down. The FIN waits behind queued data
 // as any write does, so it arms the guard too.
-func (c *Conn) CloseWrite() error {
-	c.s.inflight.Add(1)
-	defer c.s.inflight.Add(-1)
-	g := c.s.guard.Load()
-	if g == nil {
-		return c.s.writeFailed(nil, c.tcp.CloseWrite())
-	}
-	g.begin(c.s.rc)
-	err := c.tcp.CloseWrite()
-	g.end()
-	return c.s.writeFailed(g, err)
-}
+func (c *Conn) CloseWrite() error { return c.s.write(c.tcp.CloseWrite) }
 
 // CloseRead shuts the reading side down.
 func (c *Conn) CloseRead() error { return c.tcp.CloseRead() }
@@ -412,16 +383,25 @@ func (c *Conn) Config() Config {
 	return c.s.opts.config
 }
 
-// writeFailed shows a write error to the Observers and joins the guard's
-// own failure, if any, to it.
-func (s *connState) writeFailed(g *guard, err error) error {
+// write runs w, which writes to the socket, as every write of a Conn
+// runs: counted in flight for the Observers, inside the guard's bracket if
+// the Conn is guarded, its error shown to the Observers and joined to the
+// guard's own failure, if any.
+func (s *connState) write(w func() error) error {
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	g := s.guard.Load()
+	if g != nil {
+		g.begin(s.rc)
+	}
+	err := w()
+	if g != nil {
+		g.end()
+	}
 	if err == nil {
 		return nil
 	}
 	s.failed(err)
-	if g == nil {
-		return err
-	}
 	return g.annotate(err)
 }
 

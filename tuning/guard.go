@@ -509,9 +509,11 @@ func (g *guard) failLocked(err error) {
 	}
 }
 
+// annotate joins the guard's own failure, if any, to a write error; a nil
+// guard has none.
 func (g *guard) annotate(err error) error {
-	if err == nil {
-		return nil
+	if g == nil || err == nil {
+		return err
 	}
 	g.mu.Lock()
 	gerr := g.err
@@ -546,14 +548,7 @@ func (r guardedRawConn) Read(f func(fd uintptr) (done bool)) error { return r.rc
 
 func (r guardedRawConn) Write(f func(fd uintptr) (done bool)) error {
 	r.s.holdWrites()
-	g := r.s.guard.Load()
-	if g == nil {
-		return r.rc.Write(f)
-	}
-	g.begin(r.rc)
-	err := r.rc.Write(f)
-	g.end()
-	return g.annotate(err)
+	return r.s.write(func() error { return r.rc.Write(f) })
 }
 
 // newGuard makes the guard for tc, whose socket rc carries o's options:
