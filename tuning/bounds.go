@@ -26,10 +26,18 @@ const (
 	// UserTimeout is zero.
 	KernelRetries2 = 15
 
-	// rtoMin and rtoMax are TCP_RTO_MIN and TCP_RTO_MAX (include/net/tcp.h).
+	// rtoMin is TCP_RTO_MIN (include/net/tcp.h); TCP_RTO_MAX is MaxRTOMax.
 	rtoMin = 200 * time.Millisecond
-	rtoMax = 120 * time.Second
 )
+
+// rtoCap is the cap on the RTO's backoff in force with RTOMax set to d:
+// d, or the kernel's TCP_RTO_MAX if d is 0.
+func rtoCap(d time.Duration) time.Duration {
+	if d == 0 {
+		return MaxRTOMax
+	}
+	return d
+}
 
 // Bounds returns the worst-case time from a peer vanishing (no FIN, no RST,
 // every packet lost) to the error the socket reports, for an idle connection
@@ -75,7 +83,7 @@ func (c Config) Bounds() (idle, busy time.Duration) {
 		idle += timerSlack(c.keepAliveIdle()) + time.Duration(k)*timerSlack(intvl)
 	}
 	if c.UserTimeout == 0 {
-		return idle, RetriesTimeout(KernelRetries2) + rtoMax
+		return idle, RetriesTimeout(KernelRetries2) + MaxRTOMax
 	}
 	for rto := LANRTO; rto <= c.pathRTO(); rto += c.rtoStep() {
 		for _, pto := range c.probeTimes(rto) {
@@ -197,13 +205,13 @@ func RetriesTimeout(retries2 int) time.Duration {
 	}
 	// linear_backoff_thresh = ilog2(TCP_RTO_MAX / TCP_RTO_MIN) = 9.
 	thresh := 0
-	for rtoMin<<(thresh+1) <= rtoMax {
+	for rtoMin<<(thresh+1) <= MaxRTOMax {
 		thresh++
 	}
 	if retries2 <= thresh {
 		return time.Duration((int64(2)<<retries2)-1) * rtoMin
 	}
-	return time.Duration((int64(2)<<thresh)-1)*rtoMin + time.Duration(retries2-thresh)*rtoMax
+	return time.Duration((int64(2)<<thresh)-1)*rtoMin + time.Duration(retries2-thresh)*MaxRTOMax
 }
 
 // LANRTO and LANRTOMax are the range of retransmission timeouts Bounds
@@ -228,10 +236,7 @@ const (
 // clamped to fire then (tcp_clamp_rto_to_user_timeout). Timer slack is
 // left out. UserTimeout must be positive.
 func (c Config) Retransmissions(rto, pto time.Duration) (sends []time.Duration, abort time.Duration) {
-	rtoMax := c.RTOMax
-	if rtoMax == 0 {
-		rtoMax = MaxRTOMax
-	}
+	rtoMax := rtoCap(c.RTOMax)
 	first := pto + rto
 	abort = first + c.UserTimeout
 	sends = []time.Duration{pto}
@@ -275,10 +280,7 @@ func (c Config) OutageSurvived() time.Duration {
 // without listing the sends: the doubling phase step by step, the capped
 // phase in one division.
 func (c Config) lastSend(rto, pto time.Duration) (last, abort time.Duration) {
-	rtoMax := c.RTOMax
-	if rtoMax == 0 {
-		rtoMax = MaxRTOMax
-	}
+	rtoMax := rtoCap(c.RTOMax)
 	t, iv := pto+rto, 2*rto
 	abort = t + c.UserTimeout
 	last = pto

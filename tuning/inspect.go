@@ -369,10 +369,7 @@ func (s Snapshot) sinceFirstLoss() time.Duration {
 	if s.Retransmits == 0 || s.Backoff > 30 {
 		return w
 	}
-	rtoMax := s.Options.RTOMax
-	if rtoMax == 0 {
-		rtoMax = MaxRTOMax
-	}
+	rtoMax := rtoCap(s.Options.RTOMax)
 	iv := s.RTO >> s.Backoff
 	var t time.Duration
 	for range s.Retransmits {
