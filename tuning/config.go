@@ -251,13 +251,13 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 	intvl := seconds(ka.Interval, defaultKeepAliveInterval, MaxKeepAliveInterval, "KeepAlive.Interval", "TCP_KEEPINTVL", bad)
 	count := ka.Count
 	switch {
-	case count == 0:
-		count = defaultKeepAliveCount
 	case count == Unchanged:
 	case count < 0:
 		bad("KeepAlive.Count", count, "must be 1 to 127, 0 for Go's default of 9, or -1 (Unchanged) to keep the OS setting")
 	case count > MaxKeepAliveCount:
 		bad("KeepAlive.Count", count, fmt.Sprintf("must be at most %d (TCP_KEEPCNT)", MaxKeepAliveCount))
+	default:
+		count = c.keepAliveCount() // 0: the default
 	}
 	switch rm := c.RTOMax; {
 	case rm == 0:
