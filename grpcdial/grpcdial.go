@@ -2,21 +2,15 @@ package grpcdial
 
 import (
 	"context"
-	"math"
 	"net"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/ghostsock/ghostsock/internal/grpcping"
 	"github.com/ghostsock/ghostsock/tuning"
 )
-
-// pingsOff is grpc-go's own "infinity" for keepalive Time: with it the
-// client sends no keepalive pings and does not set TCP_USER_TIMEOUT
-// (internal/transport/http2_client.go).
-const pingsOff = time.Duration(math.MaxInt64)
 
 // Options returns the dial options that make a grpc.ClientConn detect a
 // vanished server in the kernel: grpc.WithContextDialer over sockets set
@@ -59,7 +53,7 @@ type Settings struct {
 // Options is the package-level Options with s's choices.
 func (s Settings) Options(c tuning.Config) []grpc.DialOption {
 	c.NoGuard = true // HTTP/2 never shuts the TCP window: see package grpcserver
-	opts := []grpc.DialOption{grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: pingsOff})}
+	opts := []grpc.DialOption{grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: grpcping.Off})}
 	var a *awaiter
 	if c.LeanAwaits() {
 		// A Lean client probes while an RPC waits (see awaiter).

@@ -2,20 +2,15 @@ package grpcserver
 
 import (
 	"context"
-	"math"
 	"net"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/ghostsock/ghostsock/internal/grpcping"
 	"github.com/ghostsock/ghostsock/tuning"
 )
-
-// pingsOff is grpc-go's "infinity" for ServerParameters.Time: no server
-// pings, and TCP_USER_TIMEOUT left as the listener set it
-// (internal/transport/http2_server.go).
-const pingsOff = time.Duration(math.MaxInt64)
 
 // MinClientPingInterval is the enforcement policy's MinTime: clients that
 // still ping (during a migration, or other languages' defaults) are
@@ -89,8 +84,7 @@ type Settings struct {
 
 // Options returns the server options for s and c: see Settings and the
 // package-level Options.
-func (s Settings) Options(c tuning.Config) []grpc.ServerOption {
-	_ = c
+func (s Settings) Options(tuning.Config) []grpc.ServerOption {
 	kp, ep := s.merged()
 	return []grpc.ServerOption{grpc.KeepaliveParams(kp), grpc.KeepaliveEnforcementPolicy(ep)}
 }
@@ -99,7 +93,7 @@ func (s Settings) Options(c tuning.Config) []grpc.ServerOption {
 func (s Settings) merged() (keepalive.ServerParameters, keepalive.EnforcementPolicy) {
 	kp := s.Keepalive
 	if kp.Time == 0 {
-		kp.Time = pingsOff
+		kp.Time = grpcping.Off
 	}
 	ep := keepalive.EnforcementPolicy{MinTime: MinClientPingInterval, PermitWithoutStream: true}
 	if s.Enforcement != nil {

@@ -15,6 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/ghostsock/ghostsock/internal/grpcping"
 	"github.com/ghostsock/ghostsock/internal/sockfind"
 	"github.com/ghostsock/ghostsock/tuning"
 )
@@ -90,14 +91,14 @@ func TestServerSocketHoldsConfigAfterFirstRPC(t *testing.T) {
 
 func TestSettingsMerge(t *testing.T) {
 	kp, ep := Settings{}.merged()
-	assert.Equal(t, keepalive.ServerParameters{Time: pingsOff}, kp, "Options: no server pings")
+	assert.Equal(t, keepalive.ServerParameters{Time: grpcping.Off}, kp, "Options: no server pings")
 	assert.Equal(t, keepalive.EnforcementPolicy{MinTime: MinClientPingInterval, PermitWithoutStream: true}, ep)
 
 	own := keepalive.ServerParameters{MaxConnectionIdle: time.Minute, MaxConnectionAge: time.Hour, MaxConnectionAgeGrace: time.Second}
 	strict := &keepalive.EnforcementPolicy{MinTime: time.Minute}
 	kp, ep = Settings{Keepalive: own, Enforcement: strict}.merged()
 	want := own
-	want.Time = pingsOff
+	want.Time = grpcping.Off
 	assert.Equal(t, want, kp, "the server's own values kept, pings off")
 	assert.Equal(t, *strict, ep, "the server's own policy kept")
 

@@ -243,7 +243,7 @@ type ConnDialer struct {
 }
 
 // errNoConnDialer is the error of a ConnDialer not made by Config.ConnDialer.
-var errNoConnDialer = errors.New("tuning: a ConnDialer must come from Config.ConnDialer")
+var errNoConnDialer = errors.New("ghostsock: a ConnDialer must come from Config.ConnDialer")
 
 // ConnDialer returns a ConnDialer for c, its Timeout DialTimeout.
 func (c Config) ConnDialer() *ConnDialer {
