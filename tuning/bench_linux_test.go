@@ -225,3 +225,47 @@ func BenchmarkSendfile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSpliceProxy copies 4 MiB from a loopback socket that a writer
+// keeps full into the connection with io.CopyN, as a proxy does: the
+// plain *net.TCPConn splices it in one ReadFrom, the guarded one in
+// chunks, each no larger than the source holds (sourceWait).
+func BenchmarkSpliceProxy(b *testing.B) {
+	const size = 4 << 20
+	for _, guarded := range []bool{false, true} {
+		b.Run(connName(guarded), func(b *testing.B) {
+			c, done := drainedConn(b, guarded)
+			defer done()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			feeder, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			src, err := ln.Accept()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer src.Close()
+			go func() { // keeps the source full until it is closed
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := feeder.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+			defer feeder.Close()
+			b.SetBytes(size)
+			b.ReportAllocs()
+			for b.Loop() {
+				if n, err := io.CopyN(c, src, size); err != nil || n != size {
+					b.Fatalf("copied %d: %v", n, err)
+				}
+			}
+		})
+	}
+}

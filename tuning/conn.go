@@ -135,7 +135,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 // data would postpone that retransmission, and with it the user timeout
 // (see "Writers that stream" in the package doc).
 func (c *Conn) Write(b []byte) (n int, err error) {
-	c.s.holdWrites()
+	c.s.holdWrites(len(b) > 0)
 	err = c.s.write(func() error { n, err = c.tcp.Write(b); return err })
 	return n, err
 }
@@ -147,8 +147,10 @@ func (c *Conn) Write(b []byte) (n int, err error) {
 // hold (a user timeout, Linux) it copies in chunks, each through the
 // kernel's own path, and holds between them as Write does: a regular file
 // (which cannot trickle) in chunks of fileChunk, another descriptor (a
-// socket, a pipe) in chunks of readFromChunk, and a reader in user space
-// through Write, which looks before every write.
+// socket, a pipe) in chunks of readFromChunk, each no larger than the
+// socket holds once it has something (so the copy waits for its source
+// outside the guard), and a reader in user space through Write, which
+// looks before every write.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if !c.s.holds() {
 		return c.readFromOnce(r)
@@ -182,12 +184,25 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		left -= n
 		return n, err
 	}
+	// A source that may trickle is waited for outside the guard's bracket,
+	// and no more is asked of it than it holds (sourceWait): an idle copy
+	// (a proxy's) is no write in progress.
+	var wait *sourceWait
+	if rc, err := src.(syscall.Conn).SyscallConn(); err == nil && size == readFromChunk {
+		wait = newSourceWait(rc)
+	}
 	chunk := &io.LimitedReader{R: src}
 	var total int64
 	for left > 0 {
-		c.s.holdWrites()
-		chunk.N = min(size, left)
-		want := chunk.N
+		want := min(size, left)
+		queues := size == fileChunk // a regular file has its bytes at hand
+		if wait != nil {
+			if avail := wait.await(); avail > 0 {
+				want, queues = min(want, int64(avail)), true
+			}
+		}
+		c.s.holdWrites(queues)
+		chunk.N = want
 		n, err := c.readFromOnce(chunk)
 		total, left = total+n, left-n
 		if err != nil || n < want { // n < want: the source's end
@@ -205,9 +220,9 @@ func (w writeOnly) Write(b []byte) (int, error) { return w.c.Write(b) }
 // readFromChunk is how much ReadFrom hands the kernel between two looks at
 // the peer's silence: 64 KiB. A regular file is read as fast as the socket
 // takes it (it cannot trickle), so it goes in chunks of fileChunk, the most
-// one sendfile call of Go's sends. A socket or a pipe that trickles keeps
-// one chunk's worth of writes from the hold's view, as long as it takes
-// to fill it.
+// one sendfile call of Go's sends. A socket source is asked for no more
+// than it holds; a pipe that trickles keeps one chunk's worth of writes
+// from the hold's view, as long as it takes to fill it.
 const (
 	readFromChunk = 64 << 10
 	fileChunk     = 4 << 20
@@ -406,9 +421,12 @@ func (s *connState) write(w func() error) error {
 }
 
 // holdWrites is the send hold (hold.go), on a connection with a user
-// timeout to start, where TCP_INFO tells when to hold (Linux). A sample
-// that finds the socket calm moves the guard's next tick (calmAt).
-func (s *connState) holdWrites() {
+// timeout to start, where TCP_INFO tells when to hold (Linux). Where the
+// write that follows queues its data at once (queues), a sample that
+// finds nothing queued or in flight moves the guard's next tick (calmAt):
+// a write that may wait first (for its source, or writing nothing) would
+// queue data older, to the guard, than it is.
+func (s *connState) holdWrites(queues bool) {
 	if !s.holds() {
 		return
 	}
@@ -416,7 +434,7 @@ func (s *connState) holdWrites() {
 	if rto > 0 {
 		s.checkPath(rto)
 	}
-	if g := s.guard.Load(); g != nil && empty != 0 {
+	if g := s.guard.Load(); g != nil && empty != 0 && queues {
 		g.calmAt(monoTime(empty))
 	}
 }

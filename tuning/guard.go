@@ -51,9 +51,11 @@ import (
 // judged sooner; a period later with StallTimeout, whose progress it
 // dates). The linger counts from the first tick that saw no write since
 // the last: alive, linger and a period after the last write, under a
-// user timeout and a half from a user timeout of 2 s up. A send hold's
-// sample that finds nothing queued or in flight moves the next tick to
-// alive after it (calmAt), so requests answered as they come tick nothing.
+// user timeout and a half from a user timeout of 2 s up. Where the idle
+// bound holds armed and no StallTimeout is set, a send hold's sample that
+// finds nothing queued or in flight, before a write that queues at once,
+// moves the next tick to alive after it (calmAt), so requests answered as
+// they come tick once, at the arming.
 
 // guardParams are the guard's timings, derived once from the Config.
 type guardParams struct {
@@ -348,12 +350,14 @@ func (g *guard) wake() {
 func (g *guard) end() { g.state.Add(guardWriteEnd) }
 
 // calmAt tells an armed guard that a send hold's sample at t found nothing
-// queued or in flight. Data queued since is younger than t, so no tick
-// can judge it silent before t+alive: the next tick moves there if it was
-// due sooner, a period apart after it, as after wake. A connection whose
-// requests are answered as they come is then never ticked. Only where
-// p.calm: the idle bound holds armed, so the later disarm changes no
-// bound, and no StallTimeout, whose ticks date the progress.
+// queued or in flight, just before a write that queues its data at once
+// (holdWrites). Data queued since is younger than t, and was queued no
+// later than the write after t, so no tick can judge it silent before
+// t+alive: the next tick moves there if it was due sooner, a period apart
+// after it, as after wake. A connection whose requests are answered as
+// they come is then not ticked after its arming. Only where p.calm: the
+// idle bound holds armed, so the later disarm changes no bound, and no
+// StallTimeout, whose ticks date the progress.
 func (g *guard) calmAt(t time.Time) {
 	if g.state.Load()&guardArmed == 0 {
 		return
@@ -547,7 +551,7 @@ func (r guardedRawConn) Control(f func(fd uintptr)) error { return r.rc.Control(
 func (r guardedRawConn) Read(f func(fd uintptr) (done bool)) error { return r.rc.Read(f) }
 
 func (r guardedRawConn) Write(f func(fd uintptr) (done bool)) error {
-	r.s.holdWrites()
+	r.s.holdWrites(false) // f may write nothing, or wait
 	return r.s.write(func() error { return r.rc.Write(f) })
 }
 

@@ -201,3 +201,58 @@ func TestGuardQuietWhileAnswered(t *testing.T) {
 		assert.LessOrEqual(t, ticks, 2, "%s: ticked while every request was answered", name)
 	}
 }
+
+// A proxy's io.Copy from an idle socket into a guarded Conn (ReadFrom,
+// splice) ticks the guard no more than an idle Write loop does: the copy
+// waits for the source outside the guard's bracket.
+func TestGuardQuietWhileCopyingIdleSocket(t *testing.T) {
+	c, err := ForBudget(3 * time.Second)
+	require.NoError(t, err)
+	ln, err := c.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, server := pair(t, ln, func(network, addr string) (net.Conn, error) {
+		return c.DialFunc(nil)(t.Context(), network, addr)
+	})
+	defer client.Close()
+	defer server.Close()
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer plain.Close()
+	srcWriter, src := pair(t, plain, net.Dial)
+	defer srcWriter.Close()
+	defer src.Close()
+	copied := make(chan error, 1)
+	go func() { _, err := io.Copy(server, src); copied <- err }() // (*Conn).ReadFrom: splice
+	msg := []byte("through the proxy")
+	_, err = srcWriter.Write(msg)
+	require.NoError(t, err)
+	got := make([]byte, len(msg))
+	_, err = io.ReadFull(client, got)
+	require.NoError(t, err)
+	assert.Equal(t, msg, got)
+	const idle = 4 * time.Second
+	linger := c.guardParams().linger
+	require.Less(t, linger, idle/3, "the idle spell spans three lingers")
+	time.Sleep(idle)
+	g := server.(*Conn).s.guard.Load()
+	require.NotNil(t, g)
+	g.mu.Lock()
+	ticks, armed := g.ticks, g.state.Load()&guardArmed != 0
+	g.mu.Unlock()
+	t.Logf("%d guard ticks in %v of an idle copy (linger %v), armed at the end: %v", ticks, idle, linger, armed)
+	assert.LessOrEqual(t, ticks, 3, "ticked while the copy waited for its source")
+	assert.False(t, armed, "the guard disarms once the copy waits")
+	// The copy still moves what comes, and ends at the source's end.
+	_, err = srcWriter.Write(msg)
+	require.NoError(t, err)
+	_, err = io.ReadFull(client, got)
+	require.NoError(t, err)
+	require.NoError(t, srcWriter.Close())
+	select {
+	case err := <-copied:
+		assert.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the copy did not end at its source's end")
+	}
+}

@@ -18,3 +18,9 @@ func sampleWindow(syscall.RawConn) (windowSample, error) {
 func setUserTimeout(syscall.RawConn, time.Duration) error { return unsupported("Guard") }
 
 func setRTOMax(syscall.RawConn, time.Duration) error { return unsupported("Guard") }
+
+type sourceWait struct{}
+
+func newSourceWait(syscall.RawConn) *sourceWait { return &sourceWait{} }
+
+func (*sourceWait) await() int { return 0 }

@@ -104,8 +104,9 @@ func (h *sendHold) setDeadline(t time.Time) {
 // nothing. The hold lasts at most limit (the user timeout)
 // and holdMost. While one write is held, the Conn's other writes wait
 // with it: any new data would postpone the RTO the hold waits for. It
-// returns the RTO its sample read, 0 if it took none, and when a sample
-// found nothing queued or in flight (for the guard: calmAt), 0 if none did.
+// returns the RTO its sample read, 0 if it took none, and, if its first
+// sample found nothing queued or in flight, a clock reading taken just
+// before it (for the guard: calmAt), else 0.
 func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto time.Duration, empty int64) {
 	if h.holding.Load() {
 		h.mu.Lock()
@@ -132,12 +133,13 @@ func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto tim
 		h.holding.Store(false)
 		h.mu.Unlock()
 	}()
+	sampled := mono() // a hold may have kept this write since now
 	s, err := sampleWindow(rc)
 	if err != nil {
 		return 0, 0 // the write's to report
 	}
 	if s.empty() {
-		empty = now
+		empty = sampled
 	}
 	if s.unacked == 0 {
 		h.calm.Store(now)
