@@ -228,3 +228,61 @@ func answer(r io.Reader, w io.Writer) {
 		}
 	}
 }
+
+// A Go proxy's io.Copy from a socket into a guarded Conn ((*Conn).ReadFrom,
+// splice, which waits for its source outside the guard): its reader may
+// pause for three budgets, and a reader that vanishes while the copy was
+// idle is found within GuardBound once data comes.
+func TestGuardedProxyCopy(t *testing.T) {
+	c := kit(t)
+	// source returns the proxy's upstream socket (over this process's
+	// loopback) and what the upstream writes into it.
+	source := func(t *testing.T) (upstream, src net.Conn) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		upstream, err = net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		src, err = ln.Accept()
+		require.NoError(t, err)
+		t.Cleanup(func() { upstream.Close(); src.Close() })
+		return upstream, src
+	}
+	copyInto := func(dst, src net.Conn) <-chan error {
+		errc := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(dst, src)
+			if err == nil {
+				err = dst.(interface{ CloseWrite() error }).CloseWrite()
+			}
+			errc <- err
+		}()
+		return errc
+	}
+	t.Run("reader pauses three budgets", func(t *testing.T) {
+		t.Parallel()
+		client, server := tcpPair(t, newLab(t), c.Listen, c.Dialer().Dial)
+		require.IsType(t, &tuning.Conn{}, server)
+		upstream, src := source(t)
+		copied := copyInto(server, src)
+		fed := sendPattern(upstream, pausedSize, 0)
+		checkPaused(t, client, 3*budget, copied)
+		require.NoError(t, <-fed, "upstream")
+	})
+	t.Run("copy idle, reader vanishes, data comes: found within GuardBound", func(t *testing.T) {
+		t.Parallel()
+		l := newLab(t)
+		_, server := tcpPair(t, l, c.Listen, c.Dialer().Dial)
+		upstream, src := source(t)
+		copied := copyInto(server, src)
+		time.Sleep(2 * budget) // the copy waits for its source
+		require.NoError(t, l.Vanish(lab.Client))
+		vanished := time.Now()
+		_, err := upstream.Write(make([]byte, 1<<20))
+		require.NoError(t, err)
+		_, busy := windows(c)
+		end, err := waitErr(t, copied, c.GuardBound()+3*budget)
+		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
+		expectWithin(t, "guarded proxy copy, reader vanished", end.Sub(vanished), window{busy.earliest, c.GuardBound()})
+	})
+}
