@@ -25,7 +25,8 @@ import (
 var lossyPath = lab.Path{Up: lab.Shape{Delay: 5 * time.Millisecond, Loss: 0.02}, Down: lab.Shape{Delay: 5 * time.Millisecond, Loss: 0.02}}
 
 // TestGuardKeepsPausedReadersOnLossyPath: at the smallest budget ForBudget
-// takes (3 s: user timeout 2 s), writers through Listen and DialFunc fill
+// takes (3 s: user timeout 2 s), writers through Listen (two of them a
+// proxy's io.Copy from an upstream socket) and DialFunc fill
 // the windows of readers that never read, over a path that loses 2 % of
 // packets each way, for a minute: none is cut, although probes and their
 // answers were lost (the verdict of one lost answer, the guard's before,
@@ -58,9 +59,13 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 	// The readers are stock sockets that never read: their own keepalive
 	// (one probe at ForBudget(3s)) would cut them on this path, which the
 	// writer's guard cannot help.
-	for range each {
+	for i := range each {
 		_, server := tcpPair(t, l, c.Listen, (&net.Dialer{KeepAlive: -1}).Dial)
-		writers = append(writers, writer{"Listen", server, sendPattern(server, pausedSize, 0)})
+		if i < 2 { // a Go proxy's: io.Copy from an upstream socket (ReadFrom, splice)
+			writers = append(writers, writer{"Listen, proxied copy", server, proxyCopy(t, server)})
+		} else {
+			writers = append(writers, writer{"Listen", server, sendPattern(server, pausedSize, 0)})
+		}
 		client, _ := tcpPair(t, l, (&net.ListenConfig{KeepAlive: -1}).Listen, defaultDial(c))
 		writers = append(writers, writer{"DialFunc", client, sendPattern(client, pausedSize, 0)})
 	}
@@ -111,6 +116,28 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 		len(writers), pause, time.Duration(len(writers))*pause, len(uploads.servers), st.Lost[lab.Up], st.Lost[lab.Down], shut, oldVerdict)
 	assert.Positive(t, shut, "the windows shut")
 	assert.Positive(t, oldVerdict, "the path lost probes or answers: the case one lost answer used to cut")
+}
+
+// proxyCopy copies into dst, with io.Copy, from an upstream socket over
+// this process's loopback that is fed pausedSize bytes of the pattern, and
+// reports the copy's error.
+func proxyCopy(t *testing.T, dst net.Conn) <-chan error {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	upstream, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	src, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { upstream.Close(); src.Close() })
+	sendPattern(upstream, pausedSize, 0)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(dst, src)
+		errc <- err
+	}()
+	return errc
 }
 
 // uploads are HTTP requests with large bodies in flight to servers that
