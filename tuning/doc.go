@@ -140,9 +140,11 @@
 // nothing; each writer a clock read and an atomic load per write and at
 // most a hundred TCP_INFO reads a second. ReadFrom (sendfile, splice)
 // hands the kernel a regular file 4 MiB at a time, another descriptor (a
-// socket, a pipe) 64 KiB at a time, and looks between chunks: such a
-// source that trickles faster than a probe interval can postpone the RTO
-// by at most one chunk's bytes, in as many segments as its reads make. A
+// socket, a pipe) 64 KiB at a time, a socket no more than it holds once it
+// holds something (it waits for its source outside the guard), and looks
+// between chunks: a pipe that trickles faster than a probe interval can
+// postpone the RTO by at most one chunk's bytes, in as many segments as
+// its reads make. A
 // reader in user space goes through Write, which looks before every
 // write; so does io.Copy from an *os.File, whose sendfile finds no poll
 // descriptor behind the Conn's SyscallConn. HeldWrites counts the waits.
