@@ -211,15 +211,23 @@ func startMariaDB(t *testing.T, l *lab.Lab) *server {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	data := filepath.Join(dir, "data")
+	// A tmpdir of its own: mariadbd deletes the temporary tables it finds
+	// in its tmpdir as it starts, so instances sharing /tmp delete each
+	// other's (mariadb-install-db then fails: Unknown table
+	// 'mysql.tmp_user_sys').
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	me, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(install, "--no-defaults", "--user="+me.Username, "--datadir="+data, "--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput(); err != nil {
+	if out, err := exec.Command(install, "--no-defaults", "--user="+me.Username, "--datadir="+data, "--tmpdir="+tmp, "--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput(); err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
 	addr := net.JoinHostPort(l.ServerAddr.String(), "3306")
-	cmd := exec.Command(bin, "--no-defaults", "--user="+me.Username, "--datadir="+data, "--bind-address="+l.ServerAddr.String(),
+	cmd := exec.Command(bin, "--no-defaults", "--user="+me.Username, "--datadir="+data, "--tmpdir="+tmp, "--bind-address="+l.ServerAddr.String(),
 		"--port=3306", "--socket="+filepath.Join(dir, "mysqld.sock"), "--pid-file="+filepath.Join(dir, "mysqld.pid"),
 		"--skip-grant-tables", "--innodb-buffer-pool-size=16M", "--max-allowed-packet=64M", "--skip-log-bin")
 	return start(t, l, "mariadbd", cmd, addr, syscall.SIGTERM)
