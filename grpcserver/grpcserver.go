@@ -84,7 +84,7 @@ type Settings struct {
 
 // Options returns the server options for s and c: see Settings and the
 // package-level Options.
-func (s Settings) Options(tuning.Config) []grpc.ServerOption {
+func (s Settings) Options(c tuning.Config) []grpc.ServerOption {
 	kp, ep := s.merged()
 	return []grpc.ServerOption{grpc.KeepaliveParams(kp), grpc.KeepaliveEnforcementPolicy(ep)}
 }

@@ -178,7 +178,7 @@ func TestGuardAfterAnsweredRequests(t *testing.T) {
 		t.Parallel()
 		l := newLab(t)
 		client, server := tcpPair(t, l, (&net.ListenConfig{}).Listen, defaultDial(c))
-		go answer(server, server)
+		go testsvc.Answer(server, server, 64)
 		converse(t, client)
 		require.NoError(t, l.Vanish(lab.Server))
 		vanished := time.Now()
@@ -202,7 +202,7 @@ func TestGuardAfterAnsweredRequests(t *testing.T) {
 		done := make(chan struct{})
 		go func() { // answers, then a stream the client never reads
 			defer close(done)
-			answer(io.LimitReader(server, 40*64), server)
+			testsvc.Answer(io.LimitReader(server, 40*64), server, 64)
 		}()
 		converse(t, client)
 		<-done
@@ -216,55 +216,17 @@ func TestGuardAfterAnsweredRequests(t *testing.T) {
 	})
 }
 
-// answer writes 64 B to w for every 64 B it reads from r, until either ends.
-func answer(r io.Reader, w io.Writer) {
-	b := make([]byte, 64)
-	for {
-		if _, err := io.ReadFull(r, b); err != nil {
-			return
-		}
-		if _, err := w.Write(b); err != nil {
-			return
-		}
-	}
-}
-
 // A Go proxy's io.Copy from a socket into a guarded Conn ((*Conn).ReadFrom,
 // splice, which waits for its source outside the guard): its reader may
 // pause for three budgets, and a reader that vanishes while the copy was
 // idle is found within GuardBound once data comes.
 func TestGuardedProxyCopy(t *testing.T) {
 	c := kit(t)
-	// source returns the proxy's upstream socket (over this process's
-	// loopback) and what the upstream writes into it.
-	source := func(t *testing.T) (upstream, src net.Conn) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer ln.Close()
-		upstream, err = net.Dial("tcp", ln.Addr().String())
-		require.NoError(t, err)
-		src, err = ln.Accept()
-		require.NoError(t, err)
-		t.Cleanup(func() { upstream.Close(); src.Close() })
-		return upstream, src
-	}
-	copyInto := func(dst, src net.Conn) <-chan error {
-		errc := make(chan error, 1)
-		go func() {
-			_, err := io.Copy(dst, src)
-			if err == nil {
-				err = dst.(interface{ CloseWrite() error }).CloseWrite()
-			}
-			errc <- err
-		}()
-		return errc
-	}
 	t.Run("reader pauses three budgets", func(t *testing.T) {
 		t.Parallel()
 		client, server := tcpPair(t, newLab(t), c.Listen, c.Dialer().Dial)
 		require.IsType(t, &tuning.Conn{}, server)
-		upstream, src := source(t)
-		copied := copyInto(server, src)
+		upstream, copied := proxied(t, server)
 		fed := sendPattern(upstream, pausedSize, 0)
 		checkPaused(t, client, 3*budget, copied)
 		require.NoError(t, <-fed, "upstream")
@@ -273,8 +235,7 @@ func TestGuardedProxyCopy(t *testing.T) {
 		t.Parallel()
 		l := newLab(t)
 		_, server := tcpPair(t, l, c.Listen, c.Dialer().Dial)
-		upstream, src := source(t)
-		copied := copyInto(server, src)
+		upstream, copied := proxied(t, server)
 		time.Sleep(2 * budget) // the copy waits for its source
 		require.NoError(t, l.Vanish(lab.Client))
 		vanished := time.Now()
@@ -285,4 +246,29 @@ func TestGuardedProxyCopy(t *testing.T) {
 		assert.ErrorIs(t, err, syscall.ETIMEDOUT)
 		expectWithin(t, "guarded proxy copy, reader vanished", end.Sub(vanished), window{busy.earliest, c.GuardBound()})
 	})
+}
+
+// proxied copies into dst with io.Copy, as a Go proxy does ((*Conn).ReadFrom,
+// splice), from a socket over this process's loopback, and half-closes dst
+// at that socket's end. It returns the socket's far end, for the test to
+// write, and the copy's error.
+func proxied(t *testing.T, dst net.Conn) (upstream net.Conn, copied <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	upstream, err = net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	src, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { upstream.Close(); src.Close() })
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(dst, src)
+		if err == nil {
+			err = dst.(interface{ CloseWrite() error }).CloseWrite()
+		}
+		errc <- err
+	}()
+	return upstream, errc
 }

@@ -62,7 +62,9 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 	for i := range each {
 		_, server := tcpPair(t, l, c.Listen, (&net.Dialer{KeepAlive: -1}).Dial)
 		if i < 2 { // a Go proxy's: io.Copy from an upstream socket (ReadFrom, splice)
-			writers = append(writers, writer{"Listen, proxied copy", server, proxyCopy(t, server)})
+			upstream, copied := proxied(t, server)
+			sendPattern(upstream, pausedSize, 0)
+			writers = append(writers, writer{"Listen, proxied copy", server, copied})
 		} else {
 			writers = append(writers, writer{"Listen", server, sendPattern(server, pausedSize, 0)})
 		}
@@ -116,28 +118,6 @@ func TestGuardKeepsPausedReadersOnLossyPath(t *testing.T) {
 		len(writers), pause, time.Duration(len(writers))*pause, len(uploads.servers), st.Lost[lab.Up], st.Lost[lab.Down], shut, oldVerdict)
 	assert.Positive(t, shut, "the windows shut")
 	assert.Positive(t, oldVerdict, "the path lost probes or answers: the case one lost answer used to cut")
-}
-
-// proxyCopy copies into dst, with io.Copy, from an upstream socket over
-// this process's loopback that is fed pausedSize bytes of the pattern, and
-// reports the copy's error.
-func proxyCopy(t *testing.T, dst net.Conn) <-chan error {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	upstream, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	src, err := ln.Accept()
-	require.NoError(t, err)
-	t.Cleanup(func() { upstream.Close(); src.Close() })
-	sendPattern(upstream, pausedSize, 0)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(dst, src)
-		errc <- err
-	}()
-	return errc
 }
 
 // uploads are HTTP requests with large bodies in flight to servers that

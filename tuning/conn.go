@@ -134,9 +134,10 @@ func (c *Conn) Read(b []byte) (int, error) {
 // next ACK, the write deadline, Close, or the time that RTO is due: new
 // data would postpone that retransmission, and with it the user timeout
 // (see "Writers that stream" in the package doc).
-func (c *Conn) Write(b []byte) (n int, err error) {
+func (c *Conn) Write(b []byte) (int, error) {
 	c.s.holdWrites(len(b) > 0)
-	err = c.s.write(func() error { n, err = c.tcp.Write(b); return err })
+	var n int
+	err := c.s.write(func() (err error) { n, err = c.tcp.Write(b); return err })
 	return n, err
 }
 
@@ -188,8 +189,10 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	// and no more is asked of it than it holds (sourceWait): an idle copy
 	// (a proxy's) is no write in progress.
 	var wait *sourceWait
-	if rc, err := src.(syscall.Conn).SyscallConn(); err == nil && size == readFromChunk {
-		wait = newSourceWait(rc)
+	if size == readFromChunk {
+		if rc, err := src.(syscall.Conn).SyscallConn(); err == nil {
+			wait = newSourceWait(rc)
+		}
 	}
 	chunk := &io.LimitedReader{R: src}
 	var total int64

@@ -103,8 +103,9 @@ func newGuardParams(o kernelOptions) guardParams {
 	// before a live peer has had one and a half capped probe intervals to
 	// answer.
 	p.alive = max(r*3/2, b-p.period-r-timerSlack(r))
-	p.linger = guardLinger(o.config, b, p.period)
-	p.calm = p.stall == 0 && idleHoldsArmed(o.config, b)
+	armed := idleHoldsArmed(o.config, b)
+	p.linger = guardLinger(o.config, b, p.period, armed)
+	p.calm = p.stall == 0 && armed
 	return p
 }
 
@@ -124,11 +125,11 @@ func idleHoldsArmed(c Config, ut time.Duration) bool {
 // guardLinger is how long an armed guard stays armed once nothing is queued,
 // so that a connection whose requests come more often arms it once, not
 // at each request: half the user timeout ut where the idle bound holds
-// armed (idleHoldsArmed); else short enough that the configured timeout is
-// back before keepalive's first probe, which comes KeepAlive.Idle after
-// the emptying ACK, a tick late at most.
-func guardLinger(c Config, ut, period time.Duration) time.Duration {
-	if idleHoldsArmed(c, ut) {
+// armed (idleHoldsArmed(c, ut)); else short enough that the configured
+// timeout is back before keepalive's first probe, which comes
+// KeepAlive.Idle after the emptying ACK, a tick late at most.
+func guardLinger(c Config, ut, period time.Duration, armed bool) time.Duration {
+	if armed {
 		return ut / 2
 	}
 	return max(0, min(ut/2, c.keptSchedule().keepAliveIdle()/2-period))

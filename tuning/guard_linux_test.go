@@ -158,22 +158,10 @@ func TestGuardListenerAndDial(t *testing.T) {
 // send hold's calm samples move the guard's next tick ahead of them
 // (calmAt), where without them a lingering guard ticks once per linger.
 func TestGuardQuietWhileAnswered(t *testing.T) {
-	c, err := ForBudget(3 * time.Second)
-	require.NoError(t, err)
-	ln, err := c.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	client, server := pair(t, ln, func(network, addr string) (net.Conn, error) {
-		return c.DialFunc(nil)(t.Context(), network, addr)
-	})
-	defer client.Close()
-	defer server.Close()
+	c, client, server := defaultPair(t)
 	go func() { // the answers, a write each, as a server's are
 		b := make([]byte, 64)
-		for {
-			if _, err := io.ReadFull(server, b); err != nil {
-				return
-			}
+		for _, err := io.ReadFull(server, b); err == nil; _, err = io.ReadFull(server, b) {
 			if _, err := server.Write(b); err != nil {
 				return
 			}
@@ -191,11 +179,7 @@ func TestGuardQuietWhileAnswered(t *testing.T) {
 		require.NoError(t, err)
 	}
 	for name, conn := range map[string]net.Conn{"dialed": client, "accepted": server} {
-		g := conn.(*Conn).s.guard.Load()
-		require.NotNil(t, g, name)
-		g.mu.Lock()
-		ticks := g.ticks
-		g.mu.Unlock()
+		ticks, _ := guardTicks(t, conn)
 		t.Logf("%s: %d guard ticks in %v of a request every %v (linger %v)", name, ticks, span, every, linger)
 		// The tick after the arming; one more if a sample ran late.
 		assert.LessOrEqual(t, ticks, 2, "%s: ticked while every request was answered", name)
@@ -206,16 +190,7 @@ func TestGuardQuietWhileAnswered(t *testing.T) {
 // splice) ticks the guard no more than an idle Write loop does: the copy
 // waits for the source outside the guard's bracket.
 func TestGuardQuietWhileCopyingIdleSocket(t *testing.T) {
-	c, err := ForBudget(3 * time.Second)
-	require.NoError(t, err)
-	ln, err := c.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	client, server := pair(t, ln, func(network, addr string) (net.Conn, error) {
-		return c.DialFunc(nil)(t.Context(), network, addr)
-	})
-	defer client.Close()
-	defer server.Close()
+	c, client, server := defaultPair(t)
 	plain, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer plain.Close()
@@ -235,11 +210,7 @@ func TestGuardQuietWhileCopyingIdleSocket(t *testing.T) {
 	linger := c.guardParams().linger
 	require.Less(t, linger, idle/3, "the idle spell spans three lingers")
 	time.Sleep(idle)
-	g := server.(*Conn).s.guard.Load()
-	require.NotNil(t, g)
-	g.mu.Lock()
-	ticks, armed := g.ticks, g.state.Load()&guardArmed != 0
-	g.mu.Unlock()
+	ticks, armed := guardTicks(t, server)
 	t.Logf("%d guard ticks in %v of an idle copy (linger %v), armed at the end: %v", ticks, idle, linger, armed)
 	assert.LessOrEqual(t, ticks, 3, "ticked while the copy waited for its source")
 	assert.False(t, armed, "the guard disarms once the copy waits")
@@ -255,4 +226,31 @@ func TestGuardQuietWhileCopyingIdleSocket(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the copy did not end at its source's end")
 	}
+}
+
+// defaultPair is a loopback pair through ForBudget(3s)'s default entry
+// points (Listen and DialFunc: both ends guarded), closed at the test's end.
+func defaultPair(t *testing.T) (c Config, client, server net.Conn) {
+	t.Helper()
+	c, err := ForBudget(3 * time.Second)
+	require.NoError(t, err)
+	ln, err := c.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	client, server = pair(t, ln, func(network, addr string) (net.Conn, error) {
+		return c.DialFunc(nil)(t.Context(), network, addr)
+	})
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return c, client, server
+}
+
+// guardTicks reports how many ticks conn's guard has run, and whether it
+// is armed.
+func guardTicks(t *testing.T, conn net.Conn) (ticks int, armed bool) {
+	t.Helper()
+	g := conn.(*Conn).s.guard.Load()
+	require.NotNil(t, g, "guarded")
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ticks, g.state.Load()&guardArmed != 0
 }

@@ -179,3 +179,17 @@ func (w *ConnWatcher) WaitOpen(n int, deadline time.Time) (lastEnd time.Time, op
 	}
 	return w.ended, w.open
 }
+
+// Answer writes size bytes to w for every size bytes it reads from r, until
+// either ends: the server of a raw-TCP request and answer.
+func Answer(r io.Reader, w io.Writer, size int) {
+	b := make([]byte, size)
+	for {
+		if _, err := io.ReadFull(r, b); err != nil {
+			return
+		}
+		if _, err := w.Write(b); err != nil {
+			return
+		}
+	}
+}

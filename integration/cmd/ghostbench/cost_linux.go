@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ghostsock/ghostsock/integration/testsvc"
 	"github.com/ghostsock/ghostsock/tuning"
 )
 
@@ -64,19 +65,6 @@ func onPair(work func(client, server net.Conn, o costSize) (int, error)) func(c 
 	}
 }
 
-// echo answers every 64 B request on c with 64 B, until c ends.
-func echo(c net.Conn) {
-	b := make([]byte, 64)
-	for {
-		if _, err := io.ReadFull(c, b); err != nil {
-			return
-		}
-		if _, err := c.Write(b); err != nil {
-			return
-		}
-	}
-}
-
 func roundTrip(c net.Conn, b []byte) error {
 	if _, err := c.Write(b); err != nil {
 		return err
@@ -87,7 +75,7 @@ func roundTrip(c net.Conn, b []byte) error {
 
 func sporadic(every time.Duration) func(client, server net.Conn, o costSize) (int, error) {
 	return func(client, server net.Conn, o costSize) (int, error) {
-		go echo(server)
+		go testsvc.Answer(server, server, 64)
 		b := make([]byte, 64)
 		next := time.Now()
 		for i := range o.requests {
@@ -102,7 +90,7 @@ func sporadic(every time.Duration) func(client, server net.Conn, o costSize) (in
 }
 
 func backToBack(client, server net.Conn, o costSize) (int, error) {
-	go echo(server)
+	go testsvc.Answer(server, server, 64)
 	b := make([]byte, 64)
 	n := 0
 	for end := time.Now().Add(o.span); time.Now().Before(end); n++ {
