@@ -6,6 +6,8 @@ import (
 	"math"
 	"net"
 	"time"
+
+	"github.com/ghostsock/ghostsock/internal/sockopt"
 )
 
 // Kernel limits that Validate enforces. They are the ranges Linux accepts in
@@ -194,21 +196,16 @@ func (c Config) Validate() error {
 // kernelOptions is a Config in the kernel's units, computed once (by
 // compile) so that each dial and accept only makes system calls.
 type kernelOptions struct {
-	userTimeout  time.Duration // whole milliseconds; 0 clears the option
-	keepAlive    bool          // SO_KEEPALIVE
-	idleSeconds  int           // TCP_KEEPIDLE; Unchanged leaves it
-	intvlSeconds int           // TCP_KEEPINTVL; Unchanged leaves it
-	count        int           // TCP_KEEPCNT; Unchanged leaves it
-	rtoMax       time.Duration // TCP_RTO_MAX_MS, whole milliseconds; 0 leaves it
-	stall        time.Duration // StallTimeout, for the guard; not a socket option
-	pathRTO      time.Duration // PathRTO, LANRTOMax for 0: the RTO past which a connection is reported slow
-	grace        time.Duration // OutageGrace, for the send hold; not a socket option
-	noGuard      bool          // NoGuard
-	learns       bool          // keepalive off with a schedule kept (Lean): Conn.Awaiting turns it on
-	observer     Observer      // Observer; nil observes nothing
-	config       Config        // what these were compiled from
+	k        sockopt.Options // the socket options
+	stall    time.Duration   // StallTimeout, for the guard; not a socket option
+	pathRTO  time.Duration   // PathRTO, LANRTOMax for 0: the RTO past which a connection is reported slow
+	grace    time.Duration   // OutageGrace, for the send hold; not a socket option
+	noGuard  bool            // NoGuard
+	learns   bool            // keepalive off with a schedule kept (Lean): Conn.Awaiting turns it on
+	observer Observer        // Observer; nil observes nothing
+	config   Config          // what these were compiled from
 
-	// setFD is o.set, bound once by compile: a method value made at each
+	// setFD is k.Set, bound once by compile: a method value made at each
 	// dial or accept would be an allocation each time.
 	setFD func(fd uintptr) error
 }
@@ -220,10 +217,10 @@ func (c Config) compile() (kernelOptions, error) {
 	if err != nil {
 		return kernelOptions{}, err
 	}
-	if err := checkPlatform(o); err != nil {
+	if err := checkPlatform(o.k); err != nil {
 		return kernelOptions{}, err
 	}
-	o.setFD = o.set
+	o.setFD = o.k.Set
 	return o, nil
 }
 
@@ -289,28 +286,28 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 		return kernelOptions{}, errors.Join(errs...)
 	}
 	return kernelOptions{
-		userTimeout:  ut,
-		keepAlive:    ka.Enable,
-		idleSeconds:  idle,
-		intvlSeconds: intvl,
-		count:        count,
-		rtoMax:       c.RTOMax,
-		stall:        c.StallTimeout,
-		pathRTO:      c.pathRTO(),
-		grace:        c.OutageGrace,
-		noGuard:      c.NoGuard,
-		learns:       c.LeanAwaits(),
-		observer:     c.Observer,
-		config:       c,
+		k: sockopt.Options{
+			UserTimeout: ut,
+			KeepAlive:   ka.Enable,
+			Idle:        idle,
+			Interval:    intvl,
+			Count:       count,
+			RTOMax:      c.RTOMax,
+		},
+		stall:    c.StallTimeout,
+		pathRTO:  c.pathRTO(),
+		grace:    c.OutageGrace,
+		noGuard:  c.NoGuard,
+		learns:   c.LeanAwaits(),
+		observer: c.Observer,
+		config:   c,
 	}, nil
 }
 
 // sameOptions reports whether o and p set the same socket options and
 // guard timings (Observers apart).
 func (o *kernelOptions) sameOptions(p *kernelOptions) bool {
-	return o.userTimeout == p.userTimeout && o.keepAlive == p.keepAlive &&
-		o.idleSeconds == p.idleSeconds && o.intvlSeconds == p.intvlSeconds && o.count == p.count &&
-		o.rtoMax == p.rtoMax && o.stall == p.stall && o.learns == p.learns
+	return o.k == p.k && o.stall == p.stall && o.learns == p.learns
 }
 
 // seconds converts a keepalive duration field to whole seconds, applying

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ghostsock/ghostsock/internal/sockopt"
 )
 
 // One path for every connection.
@@ -107,7 +109,7 @@ func newConn(tcp *net.TCPConn, rc syscall.RawConn, o *kernelOptions) *Conn {
 // publish copies what the hold and the path check read without mu from
 // o: the one place those mirrors of opts are written.
 func (s *connState) publish(o *kernelOptions) {
-	s.ut.Store(int64(o.userTimeout))
+	s.ut.Store(int64(o.k.UserTimeout))
 	s.path.Store(int64(o.pathRTO))
 	s.grace.Store(int64(o.grace))
 }
@@ -188,10 +190,10 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	// A source that may trickle is waited for outside the guard's bracket,
 	// and no more is asked of it than it holds (sourceWait): an idle copy
 	// (a proxy's) is no write in progress.
-	var wait *sourceWait
+	var wait *sockopt.SourceWait
 	if size == readFromChunk {
 		if rc, err := src.(syscall.Conn).SyscallConn(); err == nil {
-			wait = newSourceWait(rc)
+			wait = sockopt.NewSourceWait(rc)
 		}
 	}
 	chunk := &io.LimitedReader{R: src}
@@ -200,7 +202,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		want := min(size, left)
 		queues := size == fileChunk // a regular file has its bytes at hand
 		if wait != nil {
-			if avail := wait.await(); avail > 0 {
+			if avail := wait.Await(); avail > 0 {
 				want, queues = min(want, int64(avail)), true
 			}
 		}
@@ -372,14 +374,14 @@ func (c *Conn) Awaiting() (release func(), err error) {
 // s.mu held.
 func (s *connState) switchKeepAlive(on bool) error {
 	o := s.opts
-	return rawControl(s.rc, func(fd uintptr) error {
+	return sockopt.Control(s.rc, func(fd uintptr) error {
 		if on && !s.timed {
-			if err := o.setKeepAliveTimings(fd); err != nil {
+			if err := o.k.SetKeepAliveTimings(fd); err != nil {
 				return err
 			}
 			s.timed = true
 		}
-		return setKeepAlive(fd, on)
+		return sockopt.SetKeepAlive(fd, on)
 	})
 }
 
@@ -486,7 +488,7 @@ func (o *kernelOptions) guards(mode guardMode) bool {
 // guardByDefault reports whether the entry points that guard by default
 // guard with o: where the guard applies and NoGuard is not set.
 func (o *kernelOptions) guardByDefault() bool {
-	return !o.noGuard && o.userTimeout != 0 && guardSupported
+	return !o.noGuard && o.k.UserTimeout != 0 && guardSupported
 }
 
 // handle is the one place a connection is hardened, guarded and observed
@@ -510,14 +512,14 @@ func (o *kernelOptions) handle(conn net.Conn, side Side, mode guardMode, preset 
 			return nil, &WrapperError{Type: fmt.Sprintf("%T", r.holder), Guard: true}
 		}
 		if !preset {
-			if err := rawControl(r.rc, o.setFD); err != nil {
+			if err := sockopt.Control(r.rc, o.setFD); err != nil {
 				return nil, err
 			}
 		}
 		return conn, nil
 	}
 	if !preset {
-		if err := rawControl(r.rc, o.setFD); err != nil {
+		if err := sockopt.Control(r.rc, o.setFD); err != nil {
 			return nil, err
 		}
 	}
@@ -570,12 +572,12 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 			return err
 		}
 	} else {
-		if err := rawControl(s.rc, o.setFD); err != nil {
+		if err := sockopt.Control(s.rc, o.setFD); err != nil {
 			return err
 		}
-		if s.opts.rtoMax != 0 && o.rtoMax == 0 {
+		if s.opts.k.RTOMax != 0 && o.k.RTOMax == 0 {
 			// set leaves a zero RTOMax alone: put the kernel's back.
-			if err := setRTOMax(s.rc, MaxRTOMax); err != nil && !errors.Is(err, errNoProtoOpt) {
+			if err := sockopt.SetRTOMax(s.rc, MaxRTOMax); err != nil && !errors.Is(err, sockopt.ErrNoProtoOpt) {
 				return err
 			}
 		}

@@ -3,11 +3,11 @@ package tuning
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ghostsock/ghostsock/internal/sockopt"
 )
 
 // ErrNotTCP is returned by Apply and Read for a connection that has no TCP
@@ -32,7 +32,7 @@ func (o kernelOptions) control(network, _ string, rc syscall.RawConn) error {
 	if !isTCP(network) {
 		return nil
 	}
-	return rawControl(rc, o.setFD)
+	return sockopt.Control(rc, o.setFD)
 }
 
 func isTCP(network string) bool {
@@ -42,39 +42,6 @@ func isTCP(network string) bool {
 	}
 	return false
 }
-
-// rawControl runs fn on the descriptor behind rc. It is the one place that
-// calls RawConn.Control, and it keeps the two errors apart: Control's own
-// (net.ErrClosed, say) is returned as is, fn's is returned as fn made it
-// (an *os.SyscallError from set or get).
-//
-// The function handed to Control escapes, so a closure made per call would
-// be allocated per dial and accept; a pooled controlCall carries fn and its
-// error instead.
-func rawControl(rc syscall.RawConn, fn func(fd uintptr) error) error {
-	c := controlCalls.Get().(*controlCall)
-	c.fn = fn
-	err := rc.Control(c.run)
-	fnErr := c.err
-	c.fn, c.err = nil, nil
-	controlCalls.Put(c)
-	if err != nil {
-		return fmt.Errorf("ghostsock: raw conn: %w", err)
-	}
-	return fnErr
-}
-
-type controlCall struct {
-	fn  func(fd uintptr) error
-	err error
-	run func(fd uintptr) // bound to this controlCall once, when made
-}
-
-var controlCalls = sync.Pool{New: func() any {
-	c := new(controlCall)
-	c.run = func(fd uintptr) { c.err = c.fn(fd) }
-	return c
-}}
 
 // DialTimeout is the Timeout of the *net.Dialer that Dialer returns, and
 // so of every dial the kit makes itself: http.DefaultTransport's 30 s. It
@@ -124,14 +91,14 @@ func (c Config) Listen(ctx context.Context, network, address string) (net.Listen
 		return nil, err
 	}
 	lc := net.ListenConfig{KeepAlive: -1}
-	if listenerOptionsInherited {
+	if sockopt.ListenerInherits {
 		lc.Control = o.control
 	}
 	ln, err := lc.Listen(ctx, network, address)
 	if err != nil {
 		return nil, err
 	}
-	return &listener{Listener: ln, opts: &o, mode: guardDefault, preset: listenerOptionsInherited}, nil
+	return &listener{Listener: ln, opts: &o, mode: guardDefault, preset: sockopt.ListenerInherits}, nil
 }
 
 // WrapListener returns a listener that hands every TCP connection ln
@@ -178,7 +145,7 @@ func (c Config) Apply(conn net.Conn) error {
 	case r.kit != nil:
 		return r.kit.s.reconfigure(&o)
 	}
-	return rawControl(r.rc, o.setFD)
+	return sockopt.Control(r.rc, o.setFD)
 }
 
 // Read returns what the kernel holds for conn's socket, read back with
@@ -201,7 +168,7 @@ func Read(conn net.Conn) (Config, error) {
 // net.Conn for Read: it turns Go's default keepalive on as it wraps.)
 func ReadRawConn(rc syscall.RawConn) (Config, error) {
 	var c Config
-	err := rawControl(rc, func(fd uintptr) (err error) {
+	err := sockopt.Control(rc, func(fd uintptr) (err error) {
 		c, err = get(fd)
 		return err
 	})

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 	"weak"
+
+	"github.com/ghostsock/ghostsock/internal/sockopt"
 )
 
 // The window guard.
@@ -89,8 +91,8 @@ const guardProbes = 4
 const MinGuardTimeout = time.Second
 
 func newGuardParams(o kernelOptions) guardParams {
-	b := o.userTimeout
-	r := o.rtoMax
+	b := o.k.UserTimeout
+	r := o.k.RTOMax
 	if r == 0 {
 		// Whole tenths of a second: a whole number of jiffies at any
 		// common HZ, so that Read gives back what was set.
@@ -158,7 +160,7 @@ func (p guardParams) verdictBy() time.Duration {
 }
 
 func (c Config) guardParams() guardParams {
-	return newGuardParams(kernelOptions{userTimeout: c.UserTimeout, rtoMax: c.RTOMax, stall: c.StallTimeout, config: c})
+	return newGuardParams(kernelOptions{k: sockopt.Options{UserTimeout: c.UserTimeout, RTOMax: c.RTOMax}, stall: c.StallTimeout, config: c})
 }
 
 // GuardBound is the worst case, for a guarded connection, from a peer
@@ -494,7 +496,7 @@ func (g *guard) holdLocked(rc syscall.RawConn, d time.Duration) bool {
 	if g.st.ut == d {
 		return true
 	}
-	if err := setUserTimeout(rc, d); err != nil {
+	if err := sockopt.SetUserTimeout(rc, d); err != nil {
 		g.failLocked(err)
 		return false
 	}
@@ -561,16 +563,16 @@ func (r guardedRawConn) Write(f func(fd uintptr) (done bool)) error {
 // the guard rests, holding o's user timeout.
 func newGuard(tc *net.TCPConn, rc syscall.RawConn, o *kernelOptions) (*guard, error) {
 	p := newGuardParams(*o)
-	if o.rtoMax == 0 && p.base != 0 { // else set already, with the other options
-		switch err := setRTOMax(rc, p.rtoMax); {
-		case errors.Is(err, errNoProtoOpt):
+	if o.k.RTOMax == 0 && p.base != 0 { // else set already, with the other options
+		switch err := sockopt.SetRTOMax(rc, p.rtoMax); {
+		case errors.Is(err, sockopt.ErrNoProtoOpt):
 			p.uncapped()
 		case err != nil:
 			return nil, err
 		}
 	}
 	g := &guard{conn: weak.Make(tc), p: p}
-	g.st.ut = o.userTimeout
+	g.st.ut = o.k.UserTimeout
 	return g, nil
 }
 
@@ -590,13 +592,13 @@ func (g *guard) reconfigure(rc syscall.RawConn, o *kernelOptions) error {
 		hold = 0
 	}
 	set := *o
-	set.userTimeout = hold
-	if err := rawControl(rc, set.set); err != nil {
+	set.k.UserTimeout = hold
+	if err := sockopt.Control(rc, set.k.Set); err != nil {
 		return err
 	}
-	if o.rtoMax == 0 && p.capped && p.base != 0 {
-		switch err := setRTOMax(rc, p.rtoMax); {
-		case errors.Is(err, errNoProtoOpt): // a kernel before 6.15, first seen now
+	if o.k.RTOMax == 0 && p.capped && p.base != 0 {
+		switch err := sockopt.SetRTOMax(rc, p.rtoMax); {
+		case errors.Is(err, sockopt.ErrNoProtoOpt): // a kernel before 6.15, first seen now
 			p.uncapped()
 		case err != nil:
 			return err
@@ -676,7 +678,7 @@ func (c Config) compileGuard() (kernelOptions, error) {
 		return kernelOptions{}, err
 	}
 	if !guardSupported {
-		return kernelOptions{}, unsupported("Guard (needs TCP_INFO and Linux's zero-window rules)")
+		return kernelOptions{}, sockopt.Unsupported("Guard (needs TCP_INFO and Linux's zero-window rules)")
 	}
 	return o, nil
 }

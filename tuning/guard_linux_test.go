@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ghostsock/ghostsock/internal/sockopt"
 )
 
 // guardUT is the user timeout of the loopback guard tests: the smallest
@@ -23,7 +25,7 @@ func shrinkBuffers(t *testing.T, conn net.Conn, opt int) {
 	t.Helper()
 	rc, err := conn.(syscall.Conn).SyscallConn()
 	require.NoError(t, err)
-	require.NoError(t, rawControl(rc, func(fd uintptr) error {
+	require.NoError(t, sockopt.Control(rc, func(fd uintptr) error {
 		return unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, 64<<10)
 	}))
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/ghostsock/ghostsock/internal/sockopt"
 )
 
 func TestGuardParams(t *testing.T) {
@@ -19,7 +21,7 @@ func TestGuardParams(t *testing.T) {
 		{ut: 20 * s, rtoMax: 2 * s, period: 2500 * time.Millisecond, wantRTOMax: 2 * s, wantAlive: 15240 * time.Millisecond},
 		{ut: 1000 * s, period: 125 * s, wantRTOMax: MaxRTOMax, wantAlive: 1000*s - 125*s - 120*s - 15*s - 10*time.Millisecond},
 	} {
-		p := newGuardParams(kernelOptions{userTimeout: tc.ut, rtoMax: tc.rtoMax})
+		p := newGuardParams(kernelOptions{k: sockopt.Options{UserTimeout: tc.ut, RTOMax: tc.rtoMax}})
 		assert.Equal(t, tc.period, p.period, "UT %v period", tc.ut)
 		assert.Equal(t, tc.wantRTOMax, p.rtoMax, "UT %v rtoMax", tc.ut)
 		assert.Equal(t, tc.wantAlive, p.alive, "UT %v alive", tc.ut)
@@ -31,7 +33,7 @@ func TestGuardParams(t *testing.T) {
 
 func TestGuardDecide(t *testing.T) {
 	const ut = 4 * time.Second // period 500 ms, rtoMax 1 s, alive 2.371 s
-	p := newGuardParams(kernelOptions{userTimeout: ut, stall: 10 * time.Second})
+	p := newGuardParams(kernelOptions{k: sockopt.Options{UserTimeout: ut}, stall: 10 * time.Second})
 	assert.Equal(t, ut/2, p.linger, "no keepalive: the idle bound is Never either way")
 	now := time.Unix(1000, 0)
 	shut := func(sinceAck time.Duration, acked uint64) windowSample {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"github.com/ghostsock/ghostsock/internal/sockopt"
 )
 
 // TCPState is a connection's state as the kernel names it
@@ -408,7 +410,7 @@ func Inspect(conn net.Conn) (Snapshot, error) {
 // *net.TCPConn's, or an *os.File's SyscallConn.
 func InspectRawConn(rc syscall.RawConn) (Snapshot, error) {
 	var s Snapshot
-	err := rawControl(rc, func(fd uintptr) (err error) {
+	err := sockopt.Control(rc, func(fd uintptr) (err error) {
 		if s, err = snapshotFD(fd); err != nil {
 			return err
 		}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ghostsock/ghostsock/internal/sockopt"
 )
 
 // Observer receives an Event for each connection the kit opens and for
@@ -196,7 +198,7 @@ func (s *connState) failed(err error) {
 		return
 	}
 	var snap Snapshot
-	if rerr := rawControl(s.rc, func(fd uintptr) (err error) {
+	if rerr := sockopt.Control(s.rc, func(fd uintptr) (err error) {
 		snap, err = snapshotFD(fd)
 		return err
 	}); rerr != nil || snap.State != TCPClosed {
@@ -241,11 +243,11 @@ func (s *connState) reportClose(dropped bool) {
 	}
 	var snap Snapshot
 	var soErr error
-	rerr := rawControl(s.rc, func(fd uintptr) (err error) {
+	rerr := sockopt.Control(s.rc, func(fd uintptr) (err error) {
 		if snap, err = snapshotFD(fd); err != nil || snap.State != TCPClosed {
 			return err
 		}
-		soErr, err = socketError(fd)
+		soErr, err = sockopt.SocketError(fd)
 		return err
 	})
 	if rerr == nil && soErr == nil && snap.State == TCPClosed {

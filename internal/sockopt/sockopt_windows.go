@@ -1,4 +1,4 @@
-package tuning
+package sockopt
 
 import (
 	"os"
@@ -34,3 +34,5 @@ func getInt(fd uintptr, o *sockopt) (int, error) {
 	}
 	return v, nil
 }
+
+const platformInherits = false

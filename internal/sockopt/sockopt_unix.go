@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd
 
-package tuning
+package sockopt
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package tuning
+package sockopt
 
 import (
 	"time"
@@ -17,3 +17,5 @@ var platform = platformOptions{
 	keepIntvl:       &sockopt{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL},
 	keepCount:       &sockopt{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT},
 }
+
+const platformInherits = false
