@@ -3,14 +3,15 @@ package tuning
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"time"
+
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 // Never is what Bounds returns for a case the Config does not detect at
 // all: an idle connection with keepalive off.
-const Never = time.Duration(math.MaxInt64)
+const Never = timers.Never
 
 // Assumptions Bounds makes where a Config leaves the kernel in charge. They
 // are Linux's defaults; a host whose sysctls differ gets other figures.
@@ -18,26 +19,14 @@ const (
 	// KernelKeepAliveIdle, KernelKeepAliveInterval and KernelKeepAliveCount
 	// are net.ipv4.tcp_keepalive_time, _intvl and _probes as Linux ships
 	// them, used for fields set to Unchanged.
-	KernelKeepAliveIdle     = 7200 * time.Second
-	KernelKeepAliveInterval = 75 * time.Second
-	KernelKeepAliveCount    = 9
+	KernelKeepAliveIdle     = timers.KernelKeepAliveIdle
+	KernelKeepAliveInterval = timers.KernelKeepAliveInterval
+	KernelKeepAliveCount    = timers.KernelKeepAliveCount
 
 	// KernelRetries2 is net.ipv4.tcp_retries2 as Linux ships it, used when
 	// UserTimeout is zero.
-	KernelRetries2 = 15
-
-	// rtoMin is TCP_RTO_MIN (include/net/tcp.h); TCP_RTO_MAX is MaxRTOMax.
-	rtoMin = 200 * time.Millisecond
+	KernelRetries2 = timers.KernelRetries2
 )
-
-// rtoCap is the cap on the RTO's backoff in force with RTOMax set to d:
-// d, or the kernel's TCP_RTO_MAX if d is 0.
-func rtoCap(d time.Duration) time.Duration {
-	if d == 0 {
-		return MaxRTOMax
-	}
-	return d
-}
 
 // Bounds returns the worst-case time from a peer vanishing (no FIN, no RST,
 // every packet lost) to the error the socket reports, for an idle connection
@@ -77,23 +66,7 @@ func rtoCap(d time.Duration) time.Duration {
 // of the window. Bounds
 // assumes c is valid (see Validate); fields left Unchanged take Linux's
 // sysctl defaults.
-func (c Config) Bounds() (idle, busy time.Duration) {
-	idle, k, intvl := c.keepAliveFirings()
-	if idle != Never {
-		idle += timerSlack(c.keepAliveIdle()) + time.Duration(k)*timerSlack(intvl)
-	}
-	if c.UserTimeout == 0 {
-		return idle, RetriesTimeout(KernelRetries2) + MaxRTOMax
-	}
-	for rto := LANRTO; rto <= c.pathRTO(); rto += c.rtoStep() {
-		for _, pto := range c.probeTimes(rto) {
-			last, abort := c.lastSend(rto, pto)
-			worst := abort + timerSlack(pto) + timerSlack(rto) + timerSlack(abort-last)
-			busy = max(busy, worst)
-		}
-	}
-	return idle, busy
-}
+func (c Config) Bounds() (idle, busy time.Duration) { return timers.Bounds(c.timings()) }
 
 // Earliest returns the earliest time after a peer's last packet at which
 // the kernel can report it gone, for an idle and for a busy connection:
@@ -101,37 +74,7 @@ func (c Config) Bounds() (idle, busy time.Duration) {
 // before the user timeout's clock starts. Between Earliest and Bounds lies
 // every detection; one before Earliest means something else ended the
 // connection.
-func (c Config) Earliest() (idle, busy time.Duration) {
-	idle, _, _ = c.keepAliveFirings()
-	busy = c.UserTimeout
-	if busy == 0 {
-		busy = RetriesTimeout(KernelRetries2)
-	}
-	return idle, busy
-}
-
-// keepAliveFirings returns the nominal time at which an idle connection's
-// keepalive timer ends it (Never with keepalive off), how many Interval
-// periods follow the Idle one by then, and the Interval.
-func (c Config) keepAliveFirings() (at time.Duration, k int64, intvl time.Duration) {
-	if !c.KeepAlive.Enable {
-		return Never, 0, 0
-	}
-	idleT := c.keepAliveIdle()
-	intvl = orDefault(c.KeepAlive.Interval, defaultKeepAliveInterval, KernelKeepAliveInterval)
-	if c.UserTimeout == 0 {
-		count := c.keepAliveCount()
-		return idleT + time.Duration(count)*intvl, int64(count), intvl
-	}
-	// The keepalive timer fires at idle + k*intvl (k = 0, 1, ...), sending
-	// probe k+1; it ends the connection at the first firing with at least
-	// one probe out (k >= 1) and silence >= UserTimeout.
-	k = 1
-	if rest := c.UserTimeout - idleT; rest > intvl {
-		k = int64((rest + intvl - 1) / intvl)
-	}
-	return idleT + time.Duration(k)*intvl, k, intvl
-}
+func (c Config) Earliest() (idle, busy time.Duration) { return timers.Earliest(c.timings()) }
 
 // keepAliveCount is KeepAlive.Count as the kernel holds it.
 func (c Config) keepAliveCount() int {
@@ -156,7 +99,7 @@ func (c Config) countForUserTimeout() Config {
 		c.KeepAlive.Count == Unchanged || c.KeepAlive.Idle == Unchanged || c.KeepAlive.Interval == Unchanged {
 		return c
 	}
-	if _, k, _ := ka.keepAliveFirings(); k < int64(c.keepAliveCount()) {
+	if _, k, _ := timers.KeepAliveFirings(ka.timings()); k < int64(c.keepAliveCount()) {
 		c.KeepAlive.Count = int(k)
 	}
 	return c
@@ -170,19 +113,24 @@ func (c Config) cutUserTimeout(d time.Duration) Config {
 	return c.countForUserTimeout()
 }
 
+// timings is c for package timers: the keepalive fields as the kernel
+// holds them.
+func (c Config) timings() timers.Params {
+	return timers.Params{
+		UserTimeout: c.UserTimeout,
+		RTOMax:      c.RTOMax,
+		PathRTO:     c.PathRTO,
+		OutageGrace: c.OutageGrace,
+		KeepAlive:   c.KeepAlive.Enable,
+		Idle:        c.keepAliveIdle(),
+		Interval:    orDefault(c.KeepAlive.Interval, defaultKeepAliveInterval, KernelKeepAliveInterval),
+		Count:       c.keepAliveCount(),
+	}
+}
+
 func (c Config) keepAliveIdle() time.Duration {
 	return orDefault(c.KeepAlive.Idle, defaultKeepAliveIdle, KernelKeepAliveIdle)
 }
-
-// jiffyMax is the longest kernel tick the bounds allow for (HZ=100).
-const jiffyMax = 10 * time.Millisecond
-
-// timerSlack is how late a kernel timer armed d ahead may fire: the timer
-// wheel files it, rounded up, in a level whose granularity is at most an
-// eighth of d (kernel/time/timer.c, LVL_CLK_SHIFT 3), and the tick adds
-// one more jiffy. A 9 s keepalive idle may fire over a second late at
-// worst; a 200 ms RTO, 35 ms.
-func timerSlack(d time.Duration) time.Duration { return d/8 + jiffyMax }
 
 func orDefault(d, zero, unchanged time.Duration) time.Duration {
 	switch d {
@@ -199,20 +147,7 @@ func orDefault(d, zero, unchanged time.Duration) time.Duration {
 // net.ipv4.tcp_retries2, an exponential backoff from TCP_RTO_MIN (200 ms)
 // capped at TCP_RTO_MAX (120 s). For the default of 15 it is 924.6 s; the
 // abort itself comes at the next retransmission after that time.
-func RetriesTimeout(retries2 int) time.Duration {
-	if retries2 <= 0 {
-		return 0
-	}
-	// linear_backoff_thresh = ilog2(TCP_RTO_MAX / TCP_RTO_MIN) = 9.
-	thresh := 0
-	for rtoMin<<(thresh+1) <= MaxRTOMax {
-		thresh++
-	}
-	if retries2 <= thresh {
-		return time.Duration((int64(2)<<retries2)-1) * rtoMin
-	}
-	return time.Duration((int64(2)<<thresh)-1)*rtoMin + time.Duration(retries2-thresh)*MaxRTOMax
-}
+func RetriesTimeout(retries2 int) time.Duration { return timers.RetriesTimeout(retries2) }
 
 // LANRTO and LANRTOMax are the range of retransmission timeouts Bounds
 // and OutageSurvived assume unless Config.PathRTO says otherwise: a path
@@ -221,8 +156,8 @@ func RetriesTimeout(retries2 int) time.Duration {
 // longer path the RTO is about RTT + 200 ms or more, and the figures grow
 // with it (ForBudgetOnPath).
 const (
-	LANRTO    = rtoMin
-	LANRTOMax = 300 * time.Millisecond
+	LANRTO    = timers.LANRTO
+	LANRTOMax = timers.LANRTOMax
 )
 
 // Retransmissions returns what a busy connection with c sends once it
@@ -236,14 +171,7 @@ const (
 // clamped to fire then (tcp_clamp_rto_to_user_timeout). Timer slack is
 // left out. UserTimeout must be positive.
 func (c Config) Retransmissions(rto, pto time.Duration) (sends []time.Duration, abort time.Duration) {
-	rtoMax := rtoCap(c.RTOMax)
-	first := pto + rto
-	abort = first + c.UserTimeout
-	sends = []time.Duration{pto}
-	for t, iv := first, 2*rto; t < abort; t, iv = t+min(iv, rtoMax), min(2*iv, rtoMax) {
-		sends = append(sends, t)
-	}
-	return sends, abort
+	return timers.Retransmissions(c.timings(), rto, pto)
 }
 
 // OutageSurvived is the longest outage, from the first byte it loses, that
@@ -262,71 +190,10 @@ func (c Config) Retransmissions(rto, pto time.Duration) (sends []time.Duration, 
 // the figure approaches UserTimeout. Zero without a UserTimeout (then
 // net.ipv4.tcp_retries2 decides). Guarded connections hold RTOMax at the
 // guard's cap (see GuardHolds) on Linux 6.15 and later.
-func (c Config) OutageSurvived() time.Duration {
-	if c.UserTimeout == 0 {
-		return 0
-	}
-	survived := Never
-	for rto := LANRTO; rto <= c.pathRTO(); rto += c.rtoStep() {
-		for _, pto := range c.probeTimes(rto) {
-			last, _ := c.lastSend(rto, pto)
-			survived = min(survived, last)
-		}
-	}
-	return survived
-}
-
-// lastSend is the last of Retransmissions' sends, and the abort, computed
-// without listing the sends: the doubling phase step by step, the capped
-// phase in one division.
-func (c Config) lastSend(rto, pto time.Duration) (last, abort time.Duration) {
-	rtoMax := rtoCap(c.RTOMax)
-	t, iv := pto+rto, 2*rto
-	abort = t + c.UserTimeout
-	last = pto
-	for ; t < abort && iv < rtoMax; t, iv = t+iv, 2*iv {
-		last = t
-	}
-	if t < abort { // sends every rtoMax from t on
-		last = t + (abort-t-1)/rtoMax*rtoMax
-	}
-	return last, abort
-}
+func (c Config) OutageSurvived() time.Duration { return timers.OutageSurvived(c.timings()) }
 
 // pathRTO is the largest RTO c's bounds allow for.
-func (c Config) pathRTO() time.Duration {
-	if c.PathRTO == 0 {
-		return LANRTOMax
-	}
-	return c.PathRTO
-}
-
-// probeTimes are the times, from the first lost byte, at which the bounds
-// let the tail-loss probe go out before the first RTO: at once, or an RTO
-// later (one segment in flight, a delayed ACK awaited). On a path longer
-// than a LAN (PathRTO set), or with an OutageGrace, a writer may also keep
-// sending until the send hold starts, an RTO and OutageGrace after the
-// last ACK, each send postponing the probe, which then waits 2 SRTT: with
-// SRTT at most a third of PathRTO (RTOForRTT) or a LAN's round trip, and
-// 2 ms more. On a LAN without a grace that wait is a few milliseconds,
-// inside the timers' slack.
-func (c Config) probeTimes(rto time.Duration) []time.Duration {
-	if c.PathRTO == 0 && c.OutageGrace == 0 {
-		return []time.Duration{0, rto}
-	}
-	srtt := lanRTT
-	if c.PathRTO != 0 {
-		srtt = c.PathRTO / 3
-	}
-	return []time.Duration{0, rto, rto + c.OutageGrace + 2*srtt + 2*time.Millisecond + holdCheck}
-}
-
-// rtoStep is the step of the bounds' walk over RTOs: a millisecond on a
-// LAN, and as many as keep the walk to about a thousand steps on a long
-// path, still finer than the kernel's jiffy at HZ=100 below 10 s.
-func (c Config) rtoStep() time.Duration {
-	return max(time.Millisecond, (c.pathRTO()-LANRTO)/1000).Truncate(time.Millisecond)
-}
+func (c Config) pathRTO() time.Duration { return c.timings().PathRTOMax() }
 
 // RTOForRTT is the retransmission timeout Linux gives a connection after
 // its first round-trip sample of rtt (tcp_rtt_estimator: the variation
@@ -335,12 +202,7 @@ func (c Config) rtoStep() time.Duration {
 // towards rtt + 200 ms; jitter and a queue that fills push it up again.
 // It is the PathRTO ForBudgetOnPath gives a path whose round trip stays
 // under rtt.
-func RTOForRTT(rtt time.Duration) time.Duration {
-	return rtt + max(2*rtt, rtoMin)
-}
-
-// lanRTT is the round trip Bounds assumes without a PathRTO.
-const lanRTT = 10 * time.Millisecond
+func RTOForRTT(rtt time.Duration) time.Duration { return timers.RTOForRTT(rtt) }
 
 // ForBudgetOnPath is ForBudget for a path whose round-trip time stays
 // under rtt (a phone on a cellular network: 50 to 600 ms): the same idle
@@ -358,7 +220,7 @@ func ForBudgetOnPath(d, rtt time.Duration) (Config, error) {
 	switch {
 	case rtt <= 0:
 		return Config{}, fmt.Errorf("%w: round trip %v: must be positive", ErrBudget, rtt)
-	case rtt <= lanRTT:
+	case rtt <= timers.LANRTT:
 		return ForBudget(d) // a LAN: Bounds' own assumption
 	}
 	rto := max(RTOForRTT(rtt), LANRTOMax).Round(time.Millisecond)
@@ -493,7 +355,7 @@ func forBudget(d, most time.Duration) (Config, error) {
 		// The worst idle case is idle*9/8 + probes*intvl*9/8 + (probes+1)
 		// ticks: start from the largest whole idle that can fit, and step
 		// down past rounding.
-		slack := time.Duration(probes+1) * jiffyMax
+		slack := time.Duration(probes+1) * timers.JiffyMax
 		room := d - slack - time.Duration(probes*intvl)*time.Second*9/8
 		idle := min(int64(room*8/9/time.Second), maxIdle)
 		if !limited && idle > maxIdle-1 && total-probes*intvl > maxIdle {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ghostsock/ghostsock/internal/sockopt"
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 // Kernel limits that Validate enforces. They are the ranges Linux accepts in
@@ -31,7 +32,7 @@ const (
 	// MinRTOMax and MaxRTOMax are the range TCP_RTO_MAX_MS accepts (Linux
 	// 6.15 and later): one second to TCP_RTO_MAX, 120 s.
 	MinRTOMax = time.Second
-	MaxRTOMax = 120 * time.Second
+	MaxRTOMax = timers.RTOMax
 
 	// Unchanged, in KeepAlive.Idle, KeepAlive.Interval or KeepAlive.Count,
 	// leaves that socket option as the operating system has it, as

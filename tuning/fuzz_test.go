@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 // FuzzConfig checks the pure logic on any input: Validate never panics,
@@ -52,7 +54,7 @@ func FuzzConfig(f *testing.F) {
 				t.Fatalf("StallBound %v not past StallTimeout %v", c.StallBound(), c.StallTimeout)
 			}
 			p := c.guardParams()
-			if p.alive <= p.rtoMax+timerSlack(p.rtoMax) {
+			if p.alive <= p.rtoMax+timers.Slack(p.rtoMax) {
 				t.Fatalf("guard would judge a live peer between capped probes silent: %+v", p)
 			}
 		}

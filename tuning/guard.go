@@ -11,6 +11,7 @@ import (
 	"weak"
 
 	"github.com/ghostsock/ghostsock/internal/sockopt"
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 // The window guard.
@@ -104,7 +105,7 @@ func newGuardParams(o kernelOptions) guardParams {
 	// during a pause is survived as long as the budget allows; and never
 	// before a live peer has had one and a half capped probe intervals to
 	// answer.
-	p.alive = max(r*3/2, b-p.period-r-timerSlack(r))
+	p.alive = max(r*3/2, b-p.period-r-timers.Slack(r))
 	armed := idleHoldsArmed(o.config, b)
 	p.linger = guardLinger(o.config, b, p.period, armed)
 	p.calm = p.stall == 0 && armed
@@ -118,9 +119,9 @@ func newGuardParams(o kernelOptions) guardParams {
 func idleHoldsArmed(c Config, ut time.Duration) bool {
 	c = c.keptSchedule()
 	c.UserTimeout = ut
-	with, _, _ := c.keepAliveFirings()
+	with, _, _ := timers.KeepAliveFirings(c.timings())
 	c.UserTimeout = 0
-	without, _, _ := c.keepAliveFirings()
+	without, _, _ := timers.KeepAliveFirings(c.timings())
 	return without <= with
 }
 
@@ -154,9 +155,9 @@ func (p *guardParams) uncapped() {
 func (p guardParams) verdictBy() time.Duration {
 	silent := p.alive
 	if p.capped {
-		silent = max(silent, time.Duration(p.probes)*(p.rtoMax+timerSlack(p.rtoMax)))
+		silent = max(silent, time.Duration(p.probes)*(p.rtoMax+timers.Slack(p.rtoMax)))
 	}
-	return silent + p.period + p.rtoMax + timerSlack(p.rtoMax)
+	return silent + p.period + p.rtoMax + timers.Slack(p.rtoMax)
 }
 
 func (c Config) guardParams() guardParams {
@@ -193,7 +194,7 @@ func (c Config) StallBound() time.Duration {
 		return Never
 	}
 	p := c.guardParams()
-	return c.StallTimeout + 2*p.period + p.rtoMax + timerSlack(p.rtoMax)
+	return c.StallTimeout + 2*p.period + p.rtoMax + timers.Slack(p.rtoMax)
 }
 
 // GuardHolds is what Read reports for a guarded connection at rest, with

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/ghostsock/ghostsock/internal/sockopt"
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 func TestGuardParams(t *testing.T) {
@@ -27,7 +28,7 @@ func TestGuardParams(t *testing.T) {
 		assert.Equal(t, tc.wantAlive, p.alive, "UT %v alive", tc.ut)
 		// A live peer answers a probe at least every rtoMax, late by the
 		// timer wheel's slack: alive must leave room for that.
-		assert.Greater(t, p.alive, p.rtoMax+timerSlack(p.rtoMax), "UT %v: alive too short for capped probes", tc.ut)
+		assert.Greater(t, p.alive, p.rtoMax+timers.Slack(p.rtoMax), "UT %v: alive too short for capped probes", tc.ut)
 	}
 }
 
@@ -127,8 +128,8 @@ func TestGuardBound(t *testing.T) {
 	assert.Equal(t, busy, c.GuardBound())
 	c.RTOMax = 120 * time.Second // a cap too long for the budget shows in the bound
 	p = c.guardParams()
-	probes := guardProbes * (120*time.Second + timerSlack(120*time.Second))
-	assert.Equal(t, max(p.alive, probes)+p.period+120*time.Second+timerSlack(120*time.Second), c.GuardBound())
+	probes := guardProbes * (120*time.Second + timers.Slack(120*time.Second))
+	assert.Equal(t, max(p.alive, probes)+p.period+120*time.Second+timers.Slack(120*time.Second), c.GuardBound())
 	// Below a budget of 7 s, four capped probes take longer than the busy
 	// bound: the figures GuardBound's doc gives.
 	for budget, want := range map[time.Duration]time.Duration{3 * time.Second: 5925 * time.Millisecond,
@@ -141,5 +142,5 @@ func TestGuardBound(t *testing.T) {
 	c.RTOMax = 0
 	c.StallTimeout = time.Minute
 	p = c.guardParams()
-	assert.Equal(t, time.Minute+2*p.period+p.rtoMax+timerSlack(p.rtoMax), c.StallBound())
+	assert.Equal(t, time.Minute+2*p.period+p.rtoMax+timers.Slack(p.rtoMax), c.StallBound())
 }

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 // The send hold.
@@ -22,7 +24,7 @@ import (
 // window.
 //
 // So a Conn stops feeding it once the peer has fallen silent: before a
-// write, at most once per holdCheck, it reads TCP_INFO, and while data has
+// write, at most once per timers.HoldCheck, it reads TCP_INFO, and while data has
 // been in flight for the path's own RTO and OutageGrace, nothing has been
 // heard for as long and the kernel has not yet retransmitted on a timeout,
 // the write waits, and the Conn's other writes with it. With no
@@ -34,10 +36,6 @@ import (
 // the write deadline, at Close, or at the kernel's verdict, which the
 // write then returns; and at the latest when that RTO is due (holdMost).
 // A connection whose peer answers never waits.
-
-// holdCheck is how often a writing Conn reads TCP_INFO, and how often a
-// held write looks again.
-const holdCheck = 10 * time.Millisecond
 
 // silent reports that a write should wait: data in flight for at least
 // an RTO and grace (inFlight: since a sample last saw nothing in flight),
@@ -66,7 +64,7 @@ func (s windowSample) baseRTO() time.Duration {
 // (under an RTO) and an RTO later, each timer up to its slack late (see
 // "Writers that stream"). Past it something the hold cannot see has happened (a write
 // through NetConn or File, a deadline set there), and the write goes on.
-func holdMost(rto time.Duration) time.Duration { return 2*rto + 2*timerSlack(rto) + holdCheck }
+func holdMost(rto time.Duration) time.Duration { return 2*rto + 2*timers.Slack(rto) + timers.HoldCheck }
 
 // sendHold is a Conn's hold state.
 type sendHold struct {
@@ -99,7 +97,7 @@ func (h *sendHold) setDeadline(t time.Time) {
 
 // wait holds a write while the peer is silent (see above). It costs one
 // clock read and one atomic load per write, and one TCP_INFO read per
-// holdCheck of writing, none within TCP_RTO_MIN of a sample that found
+// timers.HoldCheck of writing, none within TCP_RTO_MIN of a sample that found
 // nothing in flight; a silence shorter than an RTO and grace holds
 // nothing. The hold lasts at most limit (the user timeout)
 // and holdMost. While one write is held, the Conn's other writes wait
@@ -114,7 +112,7 @@ func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto tim
 	}
 	now := mono()
 	n := h.next.Load()
-	if n != 0 && time.Duration(now-h.calm.Load()) < rtoMin+grace {
+	if n != 0 && time.Duration(now-h.calm.Load()) < timers.RTOMin+grace {
 		// A sample found nothing in flight a moment ago: no flight is
 		// yet as old as silent asks (an RTO, at least TCP_RTO_MIN unless
 		// the host lowers rto_min, when the hold starts at the latest
@@ -122,7 +120,7 @@ func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto tim
 		// first write still samples, for the path's RTO (checkPath).
 		return 0, 0
 	}
-	if now < n || !h.next.CompareAndSwap(n, now+int64(holdCheck)) {
+	if now < n || !h.next.CompareAndSwap(n, now+int64(timers.HoldCheck)) {
 		return 0, 0
 	}
 	// The other writes wait from before the sample: none slips out
@@ -151,7 +149,7 @@ func (h *sendHold) wait(rc syscall.RawConn, limit, grace time.Duration) (rto tim
 	h.held.Add(1)
 	end := now + int64(min(limit, holdMost(s.rto)))
 	for {
-		pause := int64(holdCheck)
+		pause := int64(timers.HoldCheck)
 		if dl := h.deadline.Load(); dl != 0 {
 			pause = min(pause, dl-mono())
 		}

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 // TestHoldLivePeer streams to a live loopback peer, a burst and then small
@@ -92,7 +94,7 @@ func TestHoldAfterPause(t *testing.T) {
 		time.Sleep(2*rto + 50*time.Millisecond) // a pause longer than the RTO
 		_, err := conn.Write([]byte{byte(trial)})
 		require.NoError(t, err)
-		time.Sleep(2 * holdCheck) // the next write samples TCP_INFO
+		time.Sleep(2 * timers.HoldCheck) // the next write samples TCP_INFO
 		s, err := sampleWindow(conn.s.rc)
 		require.NoError(t, err)
 		if s.unacked == 0 {
@@ -120,7 +122,7 @@ func (c *countingConn) Write(func(fd uintptr) bool) error { return syscall.EINVA
 // TestHoldSkipsCalm: the first write samples (for the path's RTO); then,
 // within TCP_RTO_MIN (and the grace) of a sample that found nothing in
 // flight, no flight can be old enough to hold a write, and the hold reads
-// nothing; past it, it samples once per holdCheck.
+// nothing; past it, it samples once per timers.HoldCheck.
 func TestHoldSkipsCalm(t *testing.T) {
 	var h sendHold
 	rc := &countingConn{}
@@ -132,10 +134,10 @@ func TestHoldSkipsCalm(t *testing.T) {
 		h.wait(rc, time.Second, 0)
 	}
 	assert.Equal(t, 1, rc.controls, "within TCP_RTO_MIN of calm")
-	h.calm.Store(mono() - int64(rtoMin))
+	h.calm.Store(mono() - int64(timers.RTOMin))
 	h.wait(rc, time.Second, time.Second)
 	assert.Equal(t, 1, rc.controls, "within TCP_RTO_MIN and the grace of calm")
 	h.wait(rc, time.Second, 0)
 	h.wait(rc, time.Second, 0)
-	assert.Equal(t, 2, rc.controls, "past it, a sample, and none again within holdCheck")
+	assert.Equal(t, 2, rc.controls, "past it, a sample, and none again within timers.HoldCheck")
 }

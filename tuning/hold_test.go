@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 func TestHoldSilent(t *testing.T) {
@@ -35,11 +37,11 @@ func TestHoldMost(t *testing.T) {
 	// The hold starts an RTO after the last ACK at the earliest; the
 	// kernel's first RTO comes within a probe timeout (under an RTO) and an
 	// RTO of that, each timer up to its slack late, and a sample of
-	// holdCheck may see it late.
+	// timers.HoldCheck may see it late.
 	for _, rto := range []time.Duration{201 * time.Millisecond, time.Second, 3 * time.Second} {
-		due := rto + timerSlack(rto) + rto + timerSlack(rto)
-		assert.GreaterOrEqual(t, holdMost(rto), due+holdCheck, "RTO %v", rto)
-		assert.Less(t, holdMost(rto), due+2*holdCheck, "RTO %v: and not much longer, or a write through NetConn waits for nothing", rto)
+		due := rto + timers.Slack(rto) + rto + timers.Slack(rto)
+		assert.GreaterOrEqual(t, holdMost(rto), due+timers.HoldCheck, "RTO %v", rto)
+		assert.Less(t, holdMost(rto), due+2*timers.HoldCheck, "RTO %v: and not much longer, or a write through NetConn waits for nothing", rto)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 // Idle limits of the middleboxes users meet most, from their providers'
@@ -42,9 +44,9 @@ var ErrIdleLimit = errors.New("ghostsock: idle limit cannot be kept")
 func ForBudgetWithIdleLimit(d, limit time.Duration) (Config, error) {
 	// The timer fires up to timerSlack late, and the probe it sends may
 	// wait another tick to leave: idle*9/8 + 2 ticks < limit.
-	most := time.Duration(int64((limit-2*jiffyMax)*8/9/time.Second)) * time.Second
+	most := time.Duration(int64((limit-2*timers.JiffyMax)*8/9/time.Second)) * time.Second
 	if most < time.Second {
-		return Config{}, fmt.Errorf("%w: limit %v: keepalive counts in whole seconds, and a 1 s timer may fire %v late", ErrIdleLimit, limit, timerSlack(time.Second))
+		return Config{}, fmt.Errorf("%w: limit %v: keepalive counts in whole seconds, and a 1 s timer may fire %v late", ErrIdleLimit, limit, timers.Slack(time.Second))
 	}
 	return forBudget(d, min(most, MaxKeepAliveIdle))
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 func TestForBudgetWithIdleLimit(t *testing.T) {
@@ -17,12 +19,12 @@ func TestForBudgetWithIdleLimit(t *testing.T) {
 			c, err := ForBudgetWithIdleLimit(d, limit)
 			require.NoError(t, err, "budget %v, limit %v", d, limit)
 			idle, intvl := c.KeepAlive.Idle, c.KeepAlive.Interval
-			assert.Less(t, idle+timerSlack(idle), limit, "budget %v: the first probe comes before the middlebox forgets", d)
-			assert.Less(t, intvl+timerSlack(intvl), limit, "budget %v: so does every retry", d)
+			assert.Less(t, idle+timers.Slack(idle), limit, "budget %v: the first probe comes before the middlebox forgets", d)
+			assert.Less(t, intvl+timers.Slack(intvl), limit, "budget %v: so does every retry", d)
 			ib, bb := c.Bounds()
 			assert.LessOrEqual(t, ib, d, "budget %v, limit %v: idle within the budget", d, limit)
 			assert.LessOrEqual(t, bb, d, "budget %v, limit %v: busy within the budget", d, limit)
-			if pi := plain.KeepAlive.Idle; pi+timerSlack(pi) < limit && plain.KeepAlive.Interval+timerSlack(plain.KeepAlive.Interval) < limit {
+			if pi := plain.KeepAlive.Idle; pi+timers.Slack(pi) < limit && plain.KeepAlive.Interval+timers.Slack(plain.KeepAlive.Interval) < limit {
 				assert.Equal(t, plain, c, "budget %v, limit %v: ForBudget's schedule is below the limit already", d, limit)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ghostsock/ghostsock/internal/sockopt"
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 // TCPState is a connection's state as the kernel names it
@@ -293,7 +294,7 @@ func (s Snapshot) EndsIn() time.Duration {
 		}
 		return left(idle, s.Silence())
 	case s.Shut() && !s.Guarded && c.UserTimeout > 0:
-		return c.UserTimeout + timerSlack(c.UserTimeout)
+		return c.UserTimeout + timers.Slack(c.UserTimeout)
 	}
 	return left(busy, s.sinceFirstLoss())
 }
@@ -308,7 +309,7 @@ func (s Snapshot) BaseRTO() time.Duration {
 	if s.Backoff == 0 {
 		return s.RTO
 	}
-	return s.RTT + max(4*s.RTTVar, rtoMin)
+	return s.RTT + max(4*s.RTTVar, timers.RTOMin)
 }
 
 // SlowPath reports that the connection's path is slower than its Config's
@@ -371,7 +372,7 @@ func (s Snapshot) sinceFirstLoss() time.Duration {
 	if s.Retransmits == 0 || s.Backoff > 30 {
 		return w
 	}
-	rtoMax := rtoCap(s.Options.RTOMax)
+	rtoMax := timers.RTOCap(s.Options.RTOMax)
 	iv := s.RTO >> s.Backoff
 	var t time.Duration
 	for range s.Retransmits {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 func TestVerdictAndEndsIn(t *testing.T) {
@@ -70,13 +72,13 @@ func TestVerdictAndEndsIn(t *testing.T) {
 		}), Alive, busy - 50*time.Millisecond},
 		{"shut window, peer answers: stalled, cut within UT unguarded", with(func(s *Snapshot) {
 			s.NotSentBytes, s.SinceACK, s.SinceDataSent = 1<<20, 300*time.Millisecond, 5*time.Second
-		}), WindowStalled, c.UserTimeout + timerSlack(c.UserTimeout)},
+		}), WindowStalled, c.UserTimeout + timers.Slack(c.UserTimeout)},
 		{"shut window, one probe out: may be in flight, still stalled", with(func(s *Snapshot) {
 			s.NotSentBytes, s.Probes, s.SinceACK, s.SinceDataSent = 1<<20, 1, time.Second, 5*time.Second
-		}), WindowStalled, c.UserTimeout + timerSlack(c.UserTimeout)},
+		}), WindowStalled, c.UserTimeout + timers.Slack(c.UserTimeout)},
 		{"shut window, two probes unanswered past the RTO", with(func(s *Snapshot) {
 			s.NotSentBytes, s.Probes, s.SinceACK, s.SinceDataSent = 1<<20, 2, time.Second, 5*time.Second
-		}), Suspected, c.UserTimeout + timerSlack(c.UserTimeout)},
+		}), Suspected, c.UserTimeout + timers.Slack(c.UserTimeout)},
 		{"shut window, guarded: only a silent peer ends it, within GuardBound", with(func(s *Snapshot) {
 			s.Guarded, s.NotSentBytes, s.SinceACK, s.SinceDataSent = true, 1<<20, 300*time.Millisecond, 5*time.Second
 		}), WindowStalled, c.GuardBound() - 300*time.Millisecond},

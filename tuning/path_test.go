@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
 func TestRTOForRTT(t *testing.T) {
@@ -28,7 +30,7 @@ func TestForBudgetOnPath(t *testing.T) {
 				continue
 			}
 			require.NoError(t, c.Validate())
-			if rtt <= lanRTT {
+			if rtt <= timers.LANRTT {
 				assert.Equal(t, lan, c, "budget %v, RTT %v: a LAN path is ForBudget's", d, rtt)
 				continue
 			}
@@ -81,7 +83,7 @@ func TestPathRTOValidate(t *testing.T) {
 	idle2, slow := c.Bounds()
 	assert.Equal(t, idle, idle2)
 	least := lan + 2*(c.PathRTO-LANRTOMax)
-	most := least + c.PathRTO + 2*c.PathRTO/3 + timerSlack(c.PathRTO)*3
+	most := least + c.PathRTO + 2*c.PathRTO/3 + timers.Slack(c.PathRTO)*3
 	assert.GreaterOrEqual(t, slow, least, "busy: %v on a LAN, %v at RTO 2 s", lan, slow)
 	assert.LessOrEqual(t, slow, most, "busy: %v on a LAN, %v at RTO 2 s", lan, slow)
 }
@@ -134,10 +136,10 @@ func ExampleForBudgetOnPath() {
 func assertLingers(t *testing.T, c Config) {
 	t.Helper()
 	c = c.keptSchedule() // as the guard counts
-	with, _, _ := c.keepAliveFirings()
+	with, _, _ := timers.KeepAliveFirings(c.timings())
 	c0 := c
 	c0.UserTimeout = 0
-	without, _, _ := c0.keepAliveFirings()
+	without, _, _ := timers.KeepAliveFirings(c0.timings())
 	assert.LessOrEqual(t, without, with, "%+v: keepalive alone ends an idle connection as soon", c)
 	assert.Equal(t, c.UserTimeout/2, c.guardParams().linger, "%+v: the guard lingers", c)
 }

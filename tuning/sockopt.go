@@ -30,6 +30,8 @@ func get(fd uintptr) (Config, error) {
 	c.KeepAlive.Idle = h.Idle
 	c.KeepAlive.Interval = h.Interval
 	c.KeepAlive.Count = h.Count
-	c.RTOMax = h.RTOMax
+	if h.RTOMax != MaxRTOMax { // the kernel's own cap reads as 0, as Config says
+		c.RTOMax = h.RTOMax
+	}
 	return c, nil
 }

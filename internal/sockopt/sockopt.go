@@ -11,10 +11,6 @@ import (
 // Unchanged in a keepalive timing leaves the kernel's value in place.
 const Unchanged = -1
 
-// KernelRTOMax is Linux's cap on the retransmission timeout (TCP_RTO_MAX,
-// 120 s), and what TCP_RTO_MAX_MS holds until it is set.
-const KernelRTOMax = 120 * time.Second
-
 // Options are socket options in kernel units.
 type Options struct {
 	UserTimeout time.Duration // a whole number of UserTimeoutUnit; 0 clears it
@@ -196,9 +192,7 @@ func Get(fd uintptr) (Held, error) {
 		if err != nil && !errors.Is(err, ErrNoProtoOpt) {
 			return Held{}, err
 		}
-		if d := time.Duration(ms) * time.Millisecond; d != KernelRTOMax {
-			h.RTOMax = d
-		}
+		h.RTOMax = time.Duration(ms) * time.Millisecond
 	}
 	return h, nil
 }
