@@ -91,7 +91,7 @@ func dialFunc(c tuning.Config) tuning.DialContextFunc {
 // the TLS config each dial gets travels to dial in the context.
 func wrapTLSDial(c tuning.Config, dial func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error)) func(context.Context, string, string, *tls.Config) (net.Conn, error) {
 	c.NoGuard = true
-	wrapped := c.WrapDialContext(func(ctx context.Context, network, addr string) (net.Conn, error) {
+	wrapped := c.DialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		cfg, _ := ctx.Value(tlsConfigKey{}).(*tls.Config)
 		return dial(ctx, network, addr, cfg)
 	})

@@ -53,7 +53,7 @@ func New(c tuning.Config) *http.Transport {
 //     own fails each dial with a *tuning.WrapperError, unless c.NoGuard.
 //   - A DialTLSContext or DialTLS of the caller's returns the TLS
 //     connection, too late to guard beneath it: it is wrapped with
-//     WrapDialContext, the options set, unguarded and not observed. The
+//     DialFunc with NoGuard set: the options set, unguarded and not observed. The
 //     deprecated DialTLS is moved into DialTLSContext, wrapped.
 //   - HTTP2.SendPingTimeout, the health check, is set to zero on a copy
 //     of t.HTTP2 (the caller's value is not changed). Health checks
@@ -78,7 +78,9 @@ func Harden(t *http.Transport, c tuning.Config) {
 		t.DialTLS = nil //lint:ignore SA1019 replaced by DialTLSContext
 	}
 	if t.DialTLSContext != nil {
-		t.DialTLSContext = c.WrapDialContext(t.DialTLSContext)
+		unguarded := c
+		unguarded.NoGuard = true
+		t.DialTLSContext = unguarded.DialFunc(t.DialTLSContext)
 	}
 	if t.HTTP2 != nil {
 		h2 := *t.HTTP2

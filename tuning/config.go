@@ -114,13 +114,11 @@ type Config struct {
 	// keeps its window shut for UserTimeout is cut by the kernel (see
 	// Guard). Set it where connections carry only HTTP/2 or gRPC, which
 	// never shut the window, or for a UserTimeout under MinGuardTimeout.
-	// Guard, GuardListener and GuardDialContext guard whatever NoGuard
-	// says.
+	// Guard guards whatever NoGuard says.
 	NoGuard bool
 
 	// Observer, if set, is told of every connection that Listen,
-	// WrapListener, GuardListener, DialFunc, GuardDialContext and
-	// WrapDialContext open, and of how each ends: reaped idle or busy, a
+	// WrapListener and DialFunc open, and of how each ends: reaped idle or busy, a
 	// live peer cut for a stalled window, reset, closed (see Observer;
 	// package tuning/ghostmetrics makes OpenTelemetry metrics of it).
 	// Each Observer of a connection is told once that it opened and once
@@ -274,7 +272,7 @@ func (c Config) kernelUnits() (kernelOptions, error) {
 		bad("KeepAlive.Enable", false, "keepalive off finds no idle peer that vanished, ever: turn it on (ForBudget does), or set IdleUnwatched to choose that (Lean does)")
 	}
 	if ut > 0 && ut < MinGuardTimeout && !c.NoGuard && utOK {
-		bad("UserTimeout", ut, fmt.Sprintf("must be at least %v for the window guard, on by default, to judge a silence within it; set NoGuard to go without the guard (Guard, GuardListener and GuardDialContext then still guard, within GuardBound)", MinGuardTimeout))
+		bad("UserTimeout", ut, fmt.Sprintf("must be at least %v for the window guard, on by default, to judge a silence within it; set NoGuard to go without the guard (Guard then still guards, within GuardBound)", MinGuardTimeout))
 	}
 	switch st := c.StallTimeout; {
 	case st == 0:

@@ -20,8 +20,7 @@ import (
 // One path for every connection.
 //
 // Every entry point that hands out a connection (Listen, WrapListener,
-// GuardListener, DialFunc, GuardDialContext, WrapDialContext, and through
-// them packages grpcserver, grpcdial and httptransport) gives it to
+// DialFunc, their deprecated twins, and through them packages grpcserver, grpcdial and httptransport) gives it to
 // handle, and every entry point that changes one (Guard, Apply) reaches it
 // the same way. handle walks the unwrap chain (NetConn, as *tls.Conn has)
 // to the socket and finds one of three things:
@@ -52,10 +51,10 @@ import (
 // Conn is a TCP connection the kit handed out: its socket carries the
 // Config's options, the window guard watches its writes if it is guarded
 // (see Guard), and its end is reported to every Observer that saw it
-// open. Listen, WrapListener, GuardListener, DialFunc, GuardDialContext,
-// WrapDialContext and the packages built on them hand out a *Conn for
-// every TCP connection they make themselves, whatever the Config says, so
-// that the type does not change with NoGuard or Observer.
+// open. Listen, WrapListener, DialFunc and the packages built on them
+// hand out a *Conn for every TCP connection they make themselves, whatever
+// the Config says, so that the type does not change with NoGuard or
+// Observer.
 //
 // It behaves as the *net.TCPConn beneath wherever that is harmless: it has
 // that type's methods (ReadFrom and WriteTo for splice and sendfile,
@@ -68,8 +67,9 @@ type Conn struct {
 }
 
 // GuardedConn is the name Conn had while only guarded connections had a
-// type of their own. It is kept so that code naming it compiles; it is
-// the same type.
+// type of their own.
+//
+// Deprecated: use Conn, the same type.
 type GuardedConn = Conn
 
 // connState is everything a Conn knows beyond its socket. It holds the

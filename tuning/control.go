@@ -247,16 +247,11 @@ func (d *ConnDialer) DialContext(ctx context.Context, network, address string) (
 	return d.dial(ctx, network, address)
 }
 
-// WrapDialContext returns a dial function that calls dial and sets c's
-// options on the TCP connection it returns (reaching through *tls.Conn),
-// for dialers you do not own: a service mesh's, a TLS dialer, a proxy's.
-// It never guards; otherwise it is DialFunc. A *net.TCPConn comes back as
-// a *Conn; a wrapper comes back as it is, with the options set beneath it
-// (and not observed: no Observer can see its Close). Connections that are
-// not TCP (a LocalAddr that is no *net.TCPAddr) pass through; a TCP one
-// whose socket a wrapper hides is a *WrapperError. If the options cannot be set, the connection
-// is closed and the dial fails with that error; an invalid c fails every
-// dial before dial is called.
+// WrapDialContext is DialFunc with NoGuard set: it sets c's options on
+// what dial returns, never guards, and passes a wrapper (a *tls.Conn)
+// through with the options set beneath it.
+//
+// Deprecated: set NoGuard and use DialFunc, which does the same.
 func (c Config) WrapDialContext(dial DialContextFunc) DialContextFunc {
 	return c.dialFunc(dial, guardNever)
 }

@@ -87,8 +87,8 @@ const guardProbes = 4
 // not UserTimeout. (Above it, a peer that vanishes with its window shut
 // is found within GuardBound too, which its four unanswered probes make
 // longer than the busy bound below a budget of 7 s.) A Config with
-// NoGuard set may go below it; Guard, GuardListener and GuardDialContext
-// then still guard it, within GuardBound.
+// NoGuard set may go below it; Guard then still guards it, within
+// GuardBound.
 const MinGuardTimeout = time.Second
 
 func newGuardParams(o kernelOptions) guardParams {
@@ -685,18 +685,21 @@ func (c Config) compileGuard() (kernelOptions, error) {
 }
 
 // GuardListener is WrapListener, guarding every TCP connection whatever
-// NoGuard says (see Guard). Listen and WrapListener guard by default:
-// GuardListener is for a Config with NoGuard set. Outside Linux every
-// Accept returns an error wrapping errors.ErrUnsupported.
+// NoGuard says; outside Linux every Accept returns an error wrapping
+// errors.ErrUnsupported.
+//
+// Deprecated: leave NoGuard unset and use WrapListener, which guards
+// wherever the guard applies.
 func (c Config) GuardListener(ln net.Listener) net.Listener {
 	o, err := c.compileGuard()
 	return &listener{Listener: ln, opts: &o, err: err, mode: guardAlways}
 }
 
 // GuardDialContext is DialFunc, guarding every TCP connection whatever
-// NoGuard says (see Guard): they come back as guarded *Conn. A dial that
-// returns a wrapper (a *tls.Conn) fails with a *WrapperError: guard
-// beneath TLS, as an http.Transport's DialContext does.
+// NoGuard says; a dial that returns a wrapper fails with a *WrapperError.
+//
+// Deprecated: leave NoGuard unset and use DialFunc, which guards wherever
+// the guard applies.
 func (c Config) GuardDialContext(dial DialContextFunc) DialContextFunc {
 	return c.dialFunc(dial, guardAlways)
 }
