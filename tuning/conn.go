@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ghostsock/ghostsock/internal/sockopt"
+	"github.com/ghostsock/ghostsock/tuning/internal/hold"
 )
 
 // One path for every connection.
@@ -84,7 +85,7 @@ type connState struct {
 	opts kernelOptions // the options in force, under mu
 
 	guard atomic.Pointer[guard] // nil while unguarded; once set, never cleared
-	hold  sendHold              // writes wait while the peer is silent (hold.go)
+	hold  hold.Hold             // writes wait while the peer is silent (package hold)
 	ut    atomic.Int64          // opts.userTimeout, for the hold without mu
 	path  atomic.Int64          // opts.pathRTO, likewise
 	grace atomic.Int64          // opts.grace, likewise
@@ -98,7 +99,7 @@ type connState struct {
 func newConn(tcp *net.TCPConn, rc syscall.RawConn, o *kernelOptions) *Conn {
 	s := &connState{rc: rc, opts: *o}
 	s.publish(o)
-	s.hold.calm.Store(mono()) // nothing of ours in flight yet
+	s.hold.Calm() // nothing of ours in flight yet
 	s.watch.init(tcp)
 	// On the *net.TCPConn, not the Conn: code that keeps only NetConn's
 	// result still holds the connection.
@@ -259,7 +260,7 @@ func (c *Conn) CloseRead() error { return c.tcp.CloseRead() }
 // Close stops the guard, reports the end to the Observers, and closes the
 // connection.
 func (c *Conn) Close() error {
-	c.s.hold.shut.Store(true)
+	c.s.hold.Shut()
 	c.s.cleanup.Stop()
 	c.s.closed()
 	return c.tcp.Close()
@@ -273,7 +274,7 @@ func (c *Conn) RemoteAddr() net.Addr { return c.tcp.RemoteAddr() }
 
 // SetDeadline is (*net.TCPConn).SetDeadline.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.s.hold.setDeadline(t)
+	c.s.hold.SetDeadline(t)
 	return c.tcp.SetDeadline(t)
 }
 
@@ -282,7 +283,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.tcp.SetReadDeadline
 
 // SetWriteDeadline is (*net.TCPConn).SetWriteDeadline.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.s.hold.setDeadline(t)
+	c.s.hold.SetDeadline(t)
 	return c.tcp.SetWriteDeadline(t)
 }
 
@@ -390,7 +391,7 @@ func (s *connState) switchKeepAlive(on bool) error {
 // had fallen silent with data in flight; writes that waited behind a hold
 // from another goroutine are not counted again. On a live path, where ACKs
 // come within an RTO, there are none.
-func (c *Conn) HeldWrites() int64 { return c.s.hold.held.Load() }
+func (c *Conn) HeldWrites() int64 { return c.s.hold.Held() }
 
 // Guarded reports whether the window guard watches the connection.
 func (c *Conn) Guarded() bool { return c.s.guard.Load() != nil }
@@ -425,7 +426,7 @@ func (s *connState) write(w func() error) error {
 	return g.annotate(err)
 }
 
-// holdWrites is the send hold (hold.go), on a connection with a user
+// holdWrites is the send hold (package hold), on a connection with a user
 // timeout to start, where TCP_INFO tells when to hold (Linux). Where the
 // write that follows queues its data at once (queues), a sample that
 // finds nothing queued or in flight moves the guard's next tick (calmAt):
@@ -435,12 +436,12 @@ func (s *connState) holdWrites(queues bool) {
 	if !s.holds() {
 		return
 	}
-	rto, empty := s.hold.wait(s.rc, time.Duration(s.ut.Load()), time.Duration(s.grace.Load()))
+	rto, empty := s.hold.Wait(s.rc, time.Duration(s.ut.Load()), time.Duration(s.grace.Load()))
 	if rto > 0 {
 		s.checkPath(rto)
 	}
 	if g := s.guard.Load(); g != nil && empty != 0 && queues {
-		g.calmAt(monoTime(empty))
+		g.calmAt(hold.MonoTime(empty))
 	}
 }
 
@@ -585,7 +586,7 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 	cfg := o.config
 	s.opts = *o
 	s.publish(o)
-	s.hold.calm.Store(mono()) // the hold may start now: a flight's age counts from here
+	s.hold.Calm() // the hold may start now: a flight's age counts from here
 	s.opts.config = cfg
 	if s.timed = false; s.awaiting > 0 && o.learns {
 		// set turned keepalive off: the wait goes on probing.

@@ -208,26 +208,6 @@ func (c Config) GuardHolds() Config {
 	return c
 }
 
-// windowSample is what a guard tick, or the send hold, reads from TCP_INFO.
-type windowSample struct {
-	closed      bool          // TCP_CLOSE: the kernel has ended the connection
-	unacked     uint32        // segments sent and not acknowledged (packets_out)
-	notsent     uint32        // bytes queued and not yet sent
-	probes      uint8         // zero-window or keepalive probes unanswered
-	sinceAck    time.Duration // since the peer's last ACK (rcv_tstamp)
-	bytesAcked  uint64        // bytes the peer has acknowledged, ever
-	retransmits uint8         // RTO retransmissions since the last ACK (icsk_retransmits)
-	backoff     uint8         // doublings of the RTO or probe timer not yet undone (icsk_backoff)
-	rto         time.Duration // the path's current RTO
-}
-
-// shut reports the kernel's zero-window probing condition: data queued,
-// nothing in flight (tcp_probe_timer runs exactly then).
-func (s windowSample) shut() bool { return s.unacked == 0 && s.notsent > 0 }
-
-// empty reports that nothing is queued or in flight.
-func (s windowSample) empty() bool { return s.unacked == 0 && s.notsent == 0 }
-
 // guardState is what the guard remembers between ticks.
 type guardState struct {
 	heard    time.Time     // the peer's last ACK, or the arming if later
@@ -248,17 +228,17 @@ type guardAction struct {
 
 // decide is one tick's decision, kept free of system calls so that its
 // rules can be tested on their own.
-func (p guardParams) decide(now time.Time, s windowSample, st *guardState) guardAction {
-	if s.closed {
+func (p guardParams) decide(now time.Time, s sockopt.Info, st *guardState) guardAction {
+	if s.Closed() {
 		return guardAction{stop: true}
 	}
-	if heard := now.Add(-s.sinceAck); heard.After(st.heard) {
+	if heard := now.Add(-s.SinceACK); heard.After(st.heard) {
 		st.heard = heard
 	}
-	if s.bytesAcked != st.acked {
-		st.acked, st.progress = s.bytesAcked, now
+	if s.BytesAcked != st.acked {
+		st.acked, st.progress = s.BytesAcked, now
 	}
-	if s.empty() {
+	if s.Empty() {
 		if st.empty.IsZero() {
 			st.empty = now
 		}
@@ -274,7 +254,7 @@ func (p guardParams) decide(now time.Time, s windowSample, st *guardState) guard
 	if st.lastIdle.After(st.progress) {
 		st.progress = st.lastIdle
 	}
-	silent := now.Sub(st.heard) > p.alive && (!s.shut() || s.probes >= p.probes)
+	silent := now.Sub(st.heard) > p.alive && (!s.Shut() || s.Probes >= p.probes)
 	stalled := p.stall > 0 && now.Sub(st.progress) >= p.stall
 	switch {
 	case silent:
@@ -444,7 +424,7 @@ func (g *guard) tick() {
 	g.due = time.Time{}
 	g.ticks++
 	v := g.state.Load()
-	s, err := sampleWindow(rc)
+	s, err := sockopt.Sample(rc)
 	if err != nil {
 		g.failLocked(err)
 		return
@@ -469,7 +449,7 @@ func (g *guard) tick() {
 		return
 	}
 	g.cut = a.cut
-	if s.empty() && v&guardActiveMask == 0 {
+	if s.Empty() && v&guardActiveMask == 0 {
 		// Lingering: nothing to judge until a write, which wakes it; the
 		// next tick otherwise at the linger's end, to disarm.
 		g.lingering.Store(true)

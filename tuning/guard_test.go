@@ -37,40 +37,40 @@ func TestGuardDecide(t *testing.T) {
 	p := newGuardParams(kernelOptions{k: sockopt.Options{UserTimeout: ut}, stall: 10 * time.Second})
 	assert.Equal(t, ut/2, p.linger, "no keepalive: the idle bound is Never either way")
 	now := time.Unix(1000, 0)
-	shut := func(sinceAck time.Duration, acked uint64) windowSample {
-		return windowSample{notsent: 1 << 20, sinceAck: sinceAck, bytesAcked: acked}
+	shut := func(sinceAck time.Duration, acked uint64) sockopt.Info {
+		return sockopt.Info{NotSent: 1 << 20, SinceACK: sinceAck, BytesAcked: acked}
 	}
-	flowing := func(sinceAck time.Duration, acked uint64) windowSample {
-		return windowSample{unacked: 10, notsent: 1 << 20, sinceAck: sinceAck, bytesAcked: acked}
+	flowing := func(sinceAck time.Duration, acked uint64) sockopt.Info {
+		return sockopt.Info{Unacked: 10, NotSent: 1 << 20, SinceACK: sinceAck, BytesAcked: acked}
 	}
-	withProbes := func(s windowSample, n uint8) windowSample { s.probes = n; return s }
+	withProbes := func(s sockopt.Info, n uint8) sockopt.Info { s.Probes = n; return s }
 	armed := guardState{heard: now.Add(-time.Minute), progress: now.Add(-time.Second), acked: 100}
 	for _, tc := range []struct {
 		name   string
-		sample windowSample
+		sample sockopt.Info
 		st     guardState
 		want   guardAction
 	}{
-		{name: "connection ended", sample: windowSample{closed: true, notsent: 5}, st: armed,
+		{name: "connection ended", sample: sockopt.Info{State: sockopt.StateClose, NotSent: 5}, st: armed,
 			want: guardAction{stop: true}},
-		{name: "queue empty for linger: idle (the tick restores the configured timeout)", sample: windowSample{},
+		{name: "queue empty for linger: idle (the tick restores the configured timeout)", sample: sockopt.Info{},
 			st:   guardState{heard: now, progress: now, acked: 100, empty: now.Add(-p.linger)},
 			want: guardAction{idle: true}},
-		{name: "queue empty for less: the guard stays armed for the next request", sample: windowSample{},
+		{name: "queue empty for less: the guard stays armed for the next request", sample: sockopt.Info{},
 			st:   guardState{heard: now, progress: now, acked: 100, empty: now.Add(-p.linger + time.Millisecond)},
 			want: guardAction{}},
 		{name: "data after a tick that saw none: no silence, no stall, older than that tick",
 			sample: flowing(time.Minute, 100),
 			st:     guardState{heard: now.Add(-time.Minute), progress: now.Add(-time.Minute), acked: 100, lastIdle: now.Add(-p.period)},
 			want:   guardAction{}},
-		{name: "shut, peer answers probes: timeout stays off", sample: shut(900*time.Millisecond, 100), st: armed,
+		{name: "shut, peer answers Probes: timeout stays off", sample: shut(900*time.Millisecond, 100), st: armed,
 			want: guardAction{}},
 		{name: "data flowing, acks coming: timeout stays off", sample: flowing(time.Millisecond, 200), st: armed,
 			want: guardAction{}},
-		{name: "shut, no answer for alive and four probes: the configured timeout, the kernel ends it",
+		{name: "shut, no answer for alive and four Probes: the configured timeout, the kernel ends it",
 			sample: withProbes(shut(p.alive+time.Millisecond, 100), guardProbes), st: armed,
 			want: guardAction{ut: ut, cut: cutSilent}},
-		{name: "shut, no answer for alive but three probes: a lossy path's live peer, the timeout stays off",
+		{name: "shut, no answer for alive but three Probes: a lossy path's live peer, the timeout stays off",
 			sample: withProbes(shut(time.Minute, 100), guardProbes-1), st: armed,
 			want: guardAction{}},
 		{name: "in flight, no ack for alive: the configured timeout", sample: flowing(p.alive+time.Millisecond, 100), st: armed,
@@ -99,9 +99,9 @@ func TestGuardDecide(t *testing.T) {
 		q := p
 		q.uncapped()
 		st := armed
-		assert.Equal(t, guardAction{}, q.decide(now, windowSample{notsent: 1, sinceAck: time.Minute, probes: 1, bytesAcked: 100}, &st))
+		assert.Equal(t, guardAction{}, q.decide(now, sockopt.Info{NotSent: 1, SinceACK: time.Minute, Probes: 1, BytesAcked: 100}, &st))
 		st = armed
-		assert.Equal(t, guardAction{ut: ut, cut: cutSilent}, q.decide(now, windowSample{notsent: 1, sinceAck: time.Minute, probes: 2, bytesAcked: 100}, &st))
+		assert.Equal(t, guardAction{ut: ut, cut: cutSilent}, q.decide(now, sockopt.Info{NotSent: 1, SinceACK: time.Minute, Probes: 2, BytesAcked: 100}, &st))
 	})
 }
 
@@ -112,7 +112,7 @@ func TestGuardLinger(t *testing.T) {
 	c, err := ForBudget(5 * time.Second)
 	assert.NoError(t, err)
 	assert.Equal(t, c.UserTimeout/2, c.guardParams().linger, "ForBudget: Count ends an idle connection as soon")
-	c.KeepAlive.Count = 9 // with a user timeout of 0, nine probes: a longer idle bound
+	c.KeepAlive.Count = 9 // with a user timeout of 0, nine Probes: a longer idle bound
 	p := c.guardParams()
 	assert.Equal(t, max(0, c.KeepAlive.Idle/2-p.period), p.linger)
 	assert.Less(t, p.linger+p.period, c.KeepAlive.Idle, "the configured timeout is back before the first probe")

@@ -3,7 +3,6 @@ package tuning
 import (
 	"io"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/ghostsock/ghostsock/internal/sockopt"
 	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
@@ -95,13 +95,13 @@ func TestHoldAfterPause(t *testing.T) {
 		_, err := conn.Write([]byte{byte(trial)})
 		require.NoError(t, err)
 		time.Sleep(2 * timers.HoldCheck) // the next write samples TCP_INFO
-		s, err := sampleWindow(conn.s.rc)
+		s, err := sockopt.Sample(conn.s.rc)
 		require.NoError(t, err)
-		if s.unacked == 0 {
+		if s.Unacked == 0 {
 			continue // the ACK came early; this trial shows nothing
 		}
 		waited++
-		require.GreaterOrEqual(t, s.sinceAck, s.rto, "the premise: nothing heard for an RTO")
+		require.GreaterOrEqual(t, s.SinceACK, s.RTO, "the premise: nothing heard for an RTO")
 		_, err = conn.Write([]byte{byte(trial)})
 		require.NoError(t, err)
 	}
@@ -109,35 +109,4 @@ func TestHoldAfterPause(t *testing.T) {
 	assert.Zero(t, conn.HeldWrites(), "a flight younger than an RTO never waits")
 	require.NoError(t, conn.Close())
 	<-read
-}
-
-// countingConn is a syscall.RawConn that counts Control calls and fails
-// them, as a closed socket would.
-type countingConn struct{ controls int }
-
-func (c *countingConn) Control(func(fd uintptr)) error    { c.controls++; return syscall.EINVAL }
-func (c *countingConn) Read(func(fd uintptr) bool) error  { return syscall.EINVAL }
-func (c *countingConn) Write(func(fd uintptr) bool) error { return syscall.EINVAL }
-
-// TestHoldSkipsCalm: the first write samples (for the path's RTO); then,
-// within TCP_RTO_MIN (and the grace) of a sample that found nothing in
-// flight, no flight can be old enough to hold a write, and the hold reads
-// nothing; past it, it samples once per timers.HoldCheck.
-func TestHoldSkipsCalm(t *testing.T) {
-	var h sendHold
-	rc := &countingConn{}
-	h.calm.Store(mono())
-	h.wait(rc, time.Second, 0)
-	assert.Equal(t, 1, rc.controls, "the first write samples")
-	h.next.Store(mono() - 1) // a sample is due
-	for range 3 {
-		h.wait(rc, time.Second, 0)
-	}
-	assert.Equal(t, 1, rc.controls, "within TCP_RTO_MIN of calm")
-	h.calm.Store(mono() - int64(timers.RTOMin))
-	h.wait(rc, time.Second, time.Second)
-	assert.Equal(t, 1, rc.controls, "within TCP_RTO_MIN and the grace of calm")
-	h.wait(rc, time.Second, 0)
-	h.wait(rc, time.Second, 0)
-	assert.Equal(t, 2, rc.controls, "past it, a sample, and none again within timers.HoldCheck")
 }

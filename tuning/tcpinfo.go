@@ -2,7 +2,6 @@ package tuning
 
 import (
 	"runtime"
-	"syscall"
 
 	"github.com/ghostsock/ghostsock/internal/sockopt"
 )
@@ -43,29 +42,4 @@ func fromInfo(i sockopt.Info, queued uint32) Snapshot {
 		SinceACK:          i.SinceACK,
 		PeerWindow:        i.PeerWindow,
 	}
-}
-
-// sampleWindow reads what a guard tick and the send hold need from
-// TCP_INFO.
-func sampleWindow(rc syscall.RawConn) (windowSample, error) {
-	var s windowSample
-	err := sockopt.Control(rc, func(fd uintptr) error {
-		info, err := sockopt.ReadInfo(fd)
-		if err != nil {
-			return err
-		}
-		s = windowSample{
-			closed:      info.State == sockopt.StateClose,
-			unacked:     info.Unacked,
-			notsent:     info.NotSent,
-			probes:      info.Probes,
-			backoff:     info.Backoff,
-			sinceAck:    info.SinceACK,
-			bytesAcked:  info.BytesAcked,
-			retransmits: info.Retransmits,
-			rto:         info.RTO,
-		}
-		return nil
-	})
-	return s, err
 }

@@ -1,6 +1,9 @@
 package sockopt
 
-import "time"
+import (
+	"syscall"
+	"time"
+)
 
 // Info is the part of a TCP_INFO record (tcp(7)) the kit reads, decoded
 // from the kernel's units (microseconds, milliseconds) once, by Decode.
@@ -29,4 +32,24 @@ func (i Info) UnackedBytes(queued uint32) uint32 {
 		return queued - i.NotSent
 	}
 	return 0
+}
+
+// Closed reports TCP_CLOSE: the kernel has ended the connection.
+func (i Info) Closed() bool { return i.State == StateClose }
+
+// Shut reports the kernel's zero-window probing condition: data queued,
+// nothing in flight (tcp_probe_timer runs exactly then).
+func (i Info) Shut() bool { return i.Unacked == 0 && i.NotSent > 0 }
+
+// Empty reports that nothing is queued or in flight.
+func (i Info) Empty() bool { return i.Unacked == 0 && i.NotSent == 0 }
+
+// Sample reads the TCP_INFO of the socket behind rc.
+func Sample(rc syscall.RawConn) (Info, error) {
+	var i Info
+	err := Control(rc, func(fd uintptr) (err error) {
+		i, err = ReadInfo(fd)
+		return err
+	})
+	return i, err
 }
