@@ -278,6 +278,35 @@ func parseMs(s string) (_ time.Duration, ok bool) {
 // Scan takes a census of the calling thread's network namespace.
 func Scan(o Options) (*Census, error) {
 	start := time.Now()
+	all, err := dumpTCP()
+	if err != nil {
+		return nil, err
+	}
+	owners, err := SocketHolders()
+	if err != nil {
+		return nil, err
+	}
+	ns, err := netns.Own()
+	if err != nil {
+		return nil, err
+	}
+	sc := &scanner{o: o, c: &Census{Sockets: len(all), NetNS: ns}, owners: owners,
+		defaults: kernelDefaults(), listening: listening(all), procs: procsock.New(), zone: zoner()}
+	defer sc.procs.Close()
+	if err := sc.procs.Safe(); err != nil && o.Settings {
+		sc.c.Settings = err.Error()
+	}
+	for _, r := range all {
+		sc.add(r)
+	}
+	sc.c.group()
+	sc.c.Took = Duration(time.Since(start))
+	return sc.c, nil
+}
+
+// dumpTCP lists every TCP socket of the namespace, IPv4 and IPv6, with
+// its TCP_INFO, through sock_diag.
+func dumpTCP() ([]*netlink.InetDiagTCPInfoResp, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_INET_DIAG)
 	if err != nil {
 		return nil, fmt.Errorf("census: netlink: %w", err)
@@ -291,93 +320,121 @@ func Scan(o Options) (*Census, error) {
 		}
 		all = append(all, r...)
 	}
-	owners, err := SocketHolders()
-	if err != nil {
-		return nil, err
-	}
-	ns, err := netns.Own()
-	if err != nil {
-		return nil, err
-	}
-	defaults := kernelDefaults()
-	c := &Census{Sockets: len(all), NetNS: ns}
+	return all, nil
+}
+
+// listening is the local address of every listening socket in all.
+func listening(all []*netlink.InetDiagTCPInfoResp) map[netip.AddrPort]bool {
 	listeners := map[netip.AddrPort]bool{}
 	for _, r := range all {
 		if r.InetDiagMsg.State == netlink.TCP_LISTEN {
 			listeners[addrPort(r.InetDiagMsg.ID.Source, r.InetDiagMsg.ID.SourcePort)] = true
 		}
 	}
-	procs := procsock.New()
-	defer procs.Close()
-	if err := procs.Safe(); err != nil && o.Settings {
-		c.Settings = err.Error()
-	}
-	read := func(h Holder) (opts tuning.Config, err error) {
-		err = procs.Do(h.PID, h.FD, func(rc syscall.RawConn) error {
-			opts, err = tuning.ReadRawConn(rc)
-			return err
-		})
-		return opts, err
-	}
-	zone := zoner()
-	for _, r := range all {
-		m := r.InetDiagMsg
-		if m.State == netlink.TCP_LISTEN {
-			if ln := o.listener(r, owners, zone); ln != nil {
-				if o.Settings && ln.PID != 0 && c.Settings == "" {
-					ln.Options, err = read(Holder{PID: ln.PID, FD: ln.FD})
-					ln.OptionsKnown = err == nil
-				}
-				c.Listeners = append(c.Listeners, ln)
+	return listeners
+}
+
+// scanner is one Scan at work: the census it fills and what it looked up
+// once for every socket.
+type scanner struct {
+	o         Options
+	c         *Census
+	owners    map[uint32][]Holder
+	defaults  tuning.Config // the kernel's, for a socket whose options are not read
+	listening map[netip.AddrPort]bool
+	procs     *procsock.Procs
+	zone      func(netip.AddrPort, uint32) netip.AddrPort
+}
+
+// add adds the socket of r to the census if the filter picks it: a
+// listening socket, or an established (or close-wait) connection.
+func (sc *scanner) add(r *netlink.InetDiagTCPInfoResp) {
+	m := r.InetDiagMsg
+	switch {
+	case m.State == netlink.TCP_LISTEN:
+		if ln := sc.o.listener(r, sc.owners, sc.zone); ln != nil {
+			if sc.o.Settings && ln.PID != 0 && sc.c.Settings == "" {
+				var err error
+				ln.Options, err = sc.read(Holder{PID: ln.PID, FD: ln.FD})
+				ln.OptionsKnown = err == nil
 			}
-			continue
+			sc.c.Listeners = append(sc.c.Listeners, ln)
 		}
-		if m.State != netlink.TCP_ESTABLISHED && m.State != netlink.TCP_CLOSE_WAIT || r.TCPInfo == nil {
-			continue
+	case (m.State == netlink.TCP_ESTABLISHED || m.State == netlink.TCP_CLOSE_WAIT) && r.TCPInfo != nil:
+		if conn := sc.conn(r); conn != nil {
+			sc.c.Connections = append(sc.c.Connections, conn)
 		}
-		conn := &Conn{Local: zone(addrPort(m.ID.Source, m.ID.SourcePort), m.ID.Interface),
-			Remote: zone(addrPort(m.ID.Destination, m.ID.DestinationPort), m.ID.Interface),
-			Socket: Socket{Inode: m.INode, Cookie: cookie(m), Interface: m.ID.Interface}}
-		conn.Holders = owners[m.INode]
-		if !o.pick(conn) {
-			continue
-		}
-		if h, ok := o.holder(conn.Holders); ok {
-			conn.PID, conn.Process, conn.FD = h.PID, h.Process, h.FD
-		}
-		for _, ln := range []netip.AddrPort{conn.Local, netip.AddrPortFrom(conn.Local.Addr().WithZone(""), conn.Local.Port()),
-			netip.AddrPortFrom(netip.IPv4Unspecified(), conn.Local.Port()), netip.AddrPortFrom(netip.IPv6Unspecified(), conn.Local.Port())} {
-			if listeners[ln] {
-				conn.Listener = &ln
-				break
-			}
-		}
-		conn.Timer = timerName(m.Timer)
-		s := snapshot(r)
-		s.Options, conn.Settings = defaults, "assumed: kernel defaults"
-		if s.Idle() && m.State == netlink.TCP_ESTABLISHED {
-			// An idle established socket's only timer is keepalive's.
-			s.Options.KeepAlive.Enable = m.Timer == 2
-			conn.Settings += fmt.Sprintf(", keepalive %s (its timer)", map[bool]string{true: "on", false: "off"}[m.Timer == 2])
-		}
-		if o.Settings && c.Settings != "" {
-			conn.Settings = "not read: a duplicate would re-tag the socket's cgroup class; " + conn.Settings
-		} else if o.Settings && conn.PID != 0 {
-			if opts, err := read(Holder{PID: conn.PID, FD: conn.FD}); err == nil {
-				s.Options, s.OptionsKnown, conn.Settings = opts, true, "read"
-			} else {
-				conn.Settings = fmt.Sprintf("unreadable (%v); %s", err, conn.Settings)
-			}
-		}
-		conn.Snapshot = s
-		conn.Verdict = s.Verdict()
-		conn.EndsIn = Duration(s.EndsIn())
-		conn.SlowPath = s.SlowPath()
-		c.Connections = append(c.Connections, conn)
 	}
-	c.group()
-	c.Took = Duration(time.Since(start))
-	return c, nil
+}
+
+// conn is the connection of r judged, or nil if the filter leaves it.
+func (sc *scanner) conn(r *netlink.InetDiagTCPInfoResp) *Conn {
+	m := r.InetDiagMsg
+	conn := &Conn{Local: sc.zone(addrPort(m.ID.Source, m.ID.SourcePort), m.ID.Interface),
+		Remote: sc.zone(addrPort(m.ID.Destination, m.ID.DestinationPort), m.ID.Interface),
+		Socket: Socket{Inode: m.INode, Cookie: cookie(m), Interface: m.ID.Interface}}
+	conn.Holders = sc.owners[m.INode]
+	if !sc.o.pick(conn) {
+		return nil
+	}
+	if h, ok := sc.o.holder(conn.Holders); ok {
+		conn.PID, conn.Process, conn.FD = h.PID, h.Process, h.FD
+	}
+	conn.Listener = sc.acceptedOn(conn.Local)
+	conn.Timer = timerName(m.Timer)
+	s := snapshot(r)
+	sc.options(conn, &s, m)
+	conn.Snapshot = s
+	conn.Verdict = s.Verdict()
+	conn.EndsIn = Duration(s.EndsIn())
+	conn.SlowPath = s.SlowPath()
+	return conn
+}
+
+// acceptedOn is the listening socket a connection from local was accepted
+// on, or nil: one on its address (with or without its zone), or on the
+// unspecified address, at its port.
+func (sc *scanner) acceptedOn(local netip.AddrPort) *netip.AddrPort {
+	for _, ln := range []netip.AddrPort{local, netip.AddrPortFrom(local.Addr().WithZone(""), local.Port()),
+		netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port()), netip.AddrPortFrom(netip.IPv6Unspecified(), local.Port())} {
+		if sc.listening[ln] {
+			return &ln
+		}
+	}
+	return nil
+}
+
+// options fills in s.Options and conn.Settings: read from the socket with
+// Options.Settings where it can be, else the kernel's defaults, with
+// keepalive as the socket's timer shows it when it is idle.
+func (sc *scanner) options(conn *Conn, s *tuning.Snapshot, m *netlink.Socket) {
+	s.Options, conn.Settings = sc.defaults, "assumed: kernel defaults"
+	if s.Idle() && m.State == netlink.TCP_ESTABLISHED {
+		// An idle established socket's only timer is keepalive's.
+		s.Options.KeepAlive.Enable = m.Timer == 2
+		conn.Settings += fmt.Sprintf(", keepalive %s (its timer)", map[bool]string{true: "on", false: "off"}[m.Timer == 2])
+	}
+	switch {
+	case !sc.o.Settings:
+	case sc.c.Settings != "":
+		conn.Settings = "not read: a duplicate would re-tag the socket's cgroup class; " + conn.Settings
+	case conn.PID != 0:
+		if opts, err := sc.read(Holder{PID: conn.PID, FD: conn.FD}); err == nil {
+			s.Options, s.OptionsKnown, conn.Settings = opts, true, "read"
+		} else {
+			conn.Settings = fmt.Sprintf("unreadable (%v); %s", err, conn.Settings)
+		}
+	}
+}
+
+// read reads the options of the socket h holds, through a duplicate of
+// its descriptor.
+func (sc *scanner) read(h Holder) (opts tuning.Config, err error) {
+	err = sc.procs.Do(h.PID, h.FD, func(rc syscall.RawConn) error {
+		opts, err = tuning.ReadRawConn(rc)
+		return err
+	})
+	return opts, err
 }
 
 // listener is the listening socket of r if the filter picks it, or nil.

@@ -142,16 +142,8 @@ func PlanHarden(o census.Options, budget time.Duration, keepAliveOnly bool, reco
 	}
 	procs := procsock.New()
 	defer procs.Close()
-	if err := procs.Safe(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
-	}
-	if o.PID != 0 {
-		if _, err := procsock.StartTime(o.PID); err != nil {
-			return nil, err
-		}
-		if _, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", o.PID)); errors.Is(err, fs.ErrPermission) {
-			return nil, fmt.Errorf("process %d: %w: %w", o.PID, procsock.ErrPermission, err)
-		}
+	if err := readable(procs, o.PID); err != nil {
+		return nil, err
 	}
 	// The plan reads each socket itself, through a checked duplicate
 	// (add): the census need not read them too.
@@ -162,89 +154,136 @@ func PlanHarden(o census.Options, budget time.Duration, keepAliveOnly bool, reco
 	}
 	p := &Plan{Budget: budget, KeepAliveOnly: keepAliveOnly, Config: cfg}
 	p.IdleBound, p.BusyBound = cfg.Bounds()
-	target := func(before tuning.Config) tuning.Config {
-		after := before
-		after.KeepAlive = cfg.KeepAlive
-		if !keepAliveOnly {
-			after.UserTimeout = cfg.UserTimeout
-		}
-		return after
-	}
-	accepted := map[*Change]*netip.AddrPort{} // a connection's listener
-	// add reads the socket's options itself, through a duplicate checked
-	// to be that socket, so that the record holds what it replaces. A
-	// socket closed since the census is left; one it may not read stops
-	// the plan.
-	add := func(ch *Change, hs []census.Holder, from *netip.AddrPort) error {
-		ch.NetNS = c.NetNS
-		ch.Holders = holders(hs)
-		if len(ch.Holders) == 0 {
-			p.Gone++
-			return nil // every holder exited since the census
-		}
-		cur, err := read(procs, ch, nil)
-		switch {
-		case gone(err):
-			p.Gone++
-			return nil
-		case err != nil:
-			return fmt.Errorf("%w: %s %v of %s[%d]: %w", ErrUnreadable, ch.Kind, ch.Local, ch.Process, ch.PID, err)
-		}
-		after := target(cur)
-		ch.Before, ch.After, ch.Outcome = census.OptionsJSON(cur), census.OptionsJSON(after), "would set"
-		if sameOptions(cur, after) {
-			ch.Outcome = "already set"
-		}
-		p.Changes = append(p.Changes, ch)
-		accepted[ch] = from
-		return nil
-	}
-
-	for _, ln := range c.Listeners {
-		if ln.PID == 0 {
-			p.Unowned++
-			continue
-		}
-		ch := &Change{Kind: Listening, Local: ln.Addr, Socket: ln.Socket}
-		if err := add(ch, ln.Holders, nil); err != nil {
-			return nil, err
-		}
-	}
-	for _, conn := range c.Connections {
-		if conn.PID == 0 {
-			p.Unowned++
-			continue
-		}
-		remote := conn.Remote
-		ch := &Change{Kind: Connected, Local: conn.Local, Remote: &remote, Socket: conn.Socket, Verdict: conn.Verdict}
-		if err := add(ch, conn.Holders, conn.Listener); err != nil {
-			return nil, err
-		}
-		if conn.Verdict == tuning.WindowStalled && ch.Pending() {
-			p.Stalled++
-		}
+	pl := &planner{p: p, procs: procs, netns: c.NetNS, accepted: map[*Change]*netip.AddrPort{}}
+	if err := pl.addCensus(c); err != nil {
+		return nil, err
 	}
 	if len(p.Changes) == 0 && p.Unowned > 0 {
 		// Every socket it would change is held where this user cannot
 		// look (or none is accepted yet): say so rather than do nothing.
 		return nil, fmt.Errorf("%w: no process holding the %d matching sockets can be seen (run as root; a connection not yet accepted has none)", ErrUnreadable, p.Unowned)
 	}
-	// What the record says a socket held comes first: a socket hardened
-	// before keeps its first Before, and a connection accepted since from
-	// a listener hardened before held the listener's.
-	rec, err := readRecord(record)
-	if err != nil {
+	if err := pl.keepRecorded(record); err != nil {
 		return nil, err
 	}
+	return p, nil
+}
+
+// readable refuses a plan whose sockets could not be read: where reading
+// would re-tag them, or where process pid (0: none named) is gone or may
+// not be looked into.
+func readable(procs *procsock.Procs, pid int) error {
+	if err := procs.Safe(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	if pid == 0 {
+		return nil
+	}
+	if _, err := procsock.StartTime(pid); err != nil {
+		return err
+	}
+	if _, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("process %d: %w: %w", pid, procsock.ErrPermission, err)
+	}
+	return nil
+}
+
+// planner builds a Plan from one census.
+type planner struct {
+	p        *Plan
+	procs    *procsock.Procs
+	netns    uint64                      // the census's network namespace
+	accepted map[*Change]*netip.AddrPort // a connection's listener
+}
+
+// addCensus adds a change for every listener and connection of c that a
+// process is seen to hold; the others count as Unowned.
+func (pl *planner) addCensus(c *census.Census) error {
+	for _, ln := range c.Listeners {
+		if ln.PID == 0 {
+			pl.p.Unowned++
+			continue
+		}
+		ch := &Change{Kind: Listening, Local: ln.Addr, Socket: ln.Socket}
+		if err := pl.add(ch, ln.Holders, nil); err != nil {
+			return err
+		}
+	}
+	for _, conn := range c.Connections {
+		if conn.PID == 0 {
+			pl.p.Unowned++
+			continue
+		}
+		remote := conn.Remote
+		ch := &Change{Kind: Connected, Local: conn.Local, Remote: &remote, Socket: conn.Socket, Verdict: conn.Verdict}
+		if err := pl.add(ch, conn.Holders, conn.Listener); err != nil {
+			return err
+		}
+		if conn.Verdict == tuning.WindowStalled && ch.Pending() {
+			pl.p.Stalled++
+		}
+	}
+	return nil
+}
+
+// add reads the socket's options itself, through a duplicate checked to
+// be that socket, so that the record holds what it replaces. A socket
+// closed since the census is left; one it may not read stops the plan.
+// from is the listener a connection was accepted on, if any.
+func (pl *planner) add(ch *Change, hs []census.Holder, from *netip.AddrPort) error {
+	ch.NetNS = pl.netns
+	ch.Holders = holders(hs)
+	if len(ch.Holders) == 0 {
+		pl.p.Gone++
+		return nil // every holder exited since the census
+	}
+	cur, err := read(pl.procs, ch, nil)
+	switch {
+	case gone(err):
+		pl.p.Gone++
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w: %s %v of %s[%d]: %w", ErrUnreadable, ch.Kind, ch.Local, ch.Process, ch.PID, err)
+	}
+	after := pl.p.target(cur)
+	ch.Before, ch.After, ch.Outcome = census.OptionsJSON(cur), census.OptionsJSON(after), "would set"
+	if sameOptions(cur, after) {
+		ch.Outcome = "already set"
+	}
+	pl.p.Changes = append(pl.p.Changes, ch)
+	pl.accepted[ch] = from
+	return nil
+}
+
+// target is what a socket holding before gets: the plan's keepalive and,
+// unless KeepAliveOnly, its user timeout.
+func (p *Plan) target(before tuning.Config) tuning.Config {
+	after := before
+	after.KeepAlive = p.Config.KeepAlive
+	if !p.KeepAliveOnly {
+		after.UserTimeout = p.Config.UserTimeout
+	}
+	return after
+}
+
+// keepRecorded puts first what the record says a socket held: a socket
+// hardened before keeps its first Before, and a connection accepted since
+// from a listener hardened before held the listener's.
+func (pl *planner) keepRecorded(record string) error {
+	rec, err := readRecord(record)
+	if err != nil {
+		return err
+	}
 	x := rec.index()
-	for _, ch := range p.Changes {
+	for _, ch := range pl.p.Changes {
+		from := pl.accepted[ch]
 		if old := x.socket(ch); old != nil {
 			ch.Before = old.Before
-		} else if ln := x.listener(c.NetNS, accepted[ch]); ln != nil && ch.Kind == Connected && accepted[ch] != nil {
+		} else if ln := x.listener(pl.netns, from); ln != nil && ch.Kind == Connected && from != nil {
 			ch.Before = census.OptionsJSON(inherited(ch.Before.Config(), ln))
 		}
 	}
-	return p, nil
+	return nil
 }
 
 // holders are hs with their start times, less those that exited since.

@@ -57,7 +57,6 @@ const connectTries = 5
 // too, so a connect whose SYN or SYN-ACK is lost at each of its tries fails
 // with ETIMEDOUT.
 func falsePositives(c tuning.Config, p badPath, busy bool, n int, hold time.Duration) (cut int, first error, failedConnects int, err error) {
-	var bulkEnded error // the bulk download ended: the queue was not kept full
 	l, err := lab.NewPath(p.path)
 	if err != nil {
 		return 0, nil, 0, err
@@ -69,39 +68,8 @@ func falsePositives(c tuning.Config, p badPath, busy bool, n int, hold time.Dura
 	}
 	defer ln.Close()
 	dial := c.Dialer()
-	done := make(chan struct{})
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var conns []net.Conn
-	defer func() {
-		close(done)
-		mu.Lock()
-		for _, conn := range conns {
-			conn.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	}()
-	var cuts int
-	var firstCut error
-	record := func(once *sync.Once, e error) { // once per connection, whichever end saw it
-		once.Do(func() {
-			mu.Lock()
-			defer mu.Unlock()
-			if firstCut == nil {
-				firstCut = e
-			}
-			cuts++
-		})
-	}
-	ended := func(e error) bool { // an end the kernel chose, not the part's own Close
-		select {
-		case <-done:
-			return false
-		default:
-		}
-		return e != nil && !errors.Is(e, net.ErrClosed) && !errors.Is(e, io.EOF)
-	}
+	cl := &cell{done: make(chan struct{})}
+	defer cl.close()
 	if d, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
 		d.SetDeadline(time.Now().Add(time.Minute)) // no Accept waits for ever
 	}
@@ -110,72 +78,131 @@ func falsePositives(c tuning.Config, p badPath, busy bool, n int, hold time.Dura
 		streams++ // the last one is the bulk download, not counted
 	}
 	for i := range streams {
-		var client net.Conn
-		for try := 1; ; try++ {
-			client, err = dial.Dial("tcp", ln.Addr().String())
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, syscall.ETIMEDOUT) || try == connectTries {
-				return 0, nil, failedConnects, fmt.Errorf("connect %d of %d: %w", try, connectTries, err)
-			}
-			failedConnects++
+		client, failed, err := connect(dial, ln.Addr().String())
+		failedConnects += failed
+		if err != nil {
+			return 0, nil, failedConnects, err
 		}
 		server, err := ln.Accept()
 		if err != nil {
 			client.Close()
 			return 0, nil, failedConnects, err
 		}
-		mu.Lock()
-		conns = append(conns, client, server)
-		mu.Unlock()
-		counted := i < n
-		stream := busy || !counted
-		var once sync.Once
-		// end takes either end's error: a cut of a counted connection, or
-		// the end of the bulk download, which voids the cell.
-		end := func(e error) {
-			switch {
-			case !ended(e):
-			case counted:
-				record(&once, e)
-			default:
-				mu.Lock()
-				bulkEnded = e
-				mu.Unlock()
-			}
-		}
-		wg.Add(2)
-		go func() { // the client reads what comes
-			defer wg.Done()
-			_, e := io.Copy(io.Discard, client)
-			end(e)
-		}()
-		go func() { // the server streams, or waits
-			defer wg.Done()
-			if !stream {
-				_, e := io.Copy(io.Discard, server) // idle: nothing comes
-				end(e)
-				return
-			}
-			buf := make([]byte, 16<<10)
-			for {
-				if _, e := server.Write(buf); e != nil {
-					end(e)
-					return
-				}
-			}
-		}()
+		cl.run(client, server, i < n, busy)
 	}
 	time.Sleep(hold)
-	// What the hold saw, before the part's own Closes end anything.
-	mu.Lock()
-	cut, first, bulk := cuts, firstCut, bulkEnded
-	mu.Unlock()
+	cut, first, bulk := cl.seen()
 	if bulk != nil {
 		return 0, nil, failedConnects, fmt.Errorf("%w (%w)", errBulkEnded, bulk)
 	}
 	return cut, first, failedConnects, nil
+}
+
+// connect dials addr as a client retries a failed connect: again after
+// ETIMEDOUT, up to connectTries in all. failed counts the tries that
+// timed out and were retried.
+func connect(dial *net.Dialer, addr string) (conn net.Conn, failed int, err error) {
+	for try := 1; ; try++ {
+		conn, err = dial.Dial("tcp", addr)
+		if err == nil {
+			return conn, failed, nil
+		}
+		if !errors.Is(err, syscall.ETIMEDOUT) || try == connectTries {
+			return nil, failed, fmt.Errorf("connect %d of %d: %w", try, connectTries, err)
+		}
+		failed++
+	}
+}
+
+// cell is the connections of one part 7 cell and what ended them.
+type cell struct {
+	done chan struct{} // closed when the part closes the connections itself
+	wg   sync.WaitGroup
+
+	mu        sync.Mutex
+	conns     []net.Conn
+	cuts      int
+	firstCut  error
+	bulkEnded error // the bulk download ended: the queue was not kept full
+}
+
+// run keeps one connection going: the client reads what comes; the server
+// streams (busy, or the uncounted bulk download) or waits. An end the
+// kernel chose is a cut of a counted connection, or voids the cell.
+func (cl *cell) run(client, server net.Conn, counted, busy bool) {
+	cl.mu.Lock()
+	cl.conns = append(cl.conns, client, server)
+	cl.mu.Unlock()
+	var once sync.Once // a cut counts once, whichever end saw it
+	end := func(e error) {
+		switch {
+		case !cl.ended(e):
+		case counted:
+			once.Do(func() { cl.cut(e) })
+		default:
+			cl.mu.Lock()
+			cl.bulkEnded = e
+			cl.mu.Unlock()
+		}
+	}
+	cl.wg.Go(func() { // the client reads what comes
+		_, e := io.Copy(io.Discard, client)
+		end(e)
+	})
+	cl.wg.Go(func() { // the server streams, or waits
+		if !busy && counted {
+			_, e := io.Copy(io.Discard, server) // idle: nothing comes
+			end(e)
+			return
+		}
+		buf := make([]byte, 16<<10)
+		for {
+			if _, e := server.Write(buf); e != nil {
+				end(e)
+				return
+			}
+		}
+	})
+}
+
+// ended says whether e is an end the kernel chose, not the part's own
+// Close.
+func (cl *cell) ended(e error) bool {
+	select {
+	case <-cl.done:
+		return false
+	default:
+	}
+	return e != nil && !errors.Is(e, net.ErrClosed) && !errors.Is(e, io.EOF)
+}
+
+// cut counts a counted connection the kernel ended.
+func (cl *cell) cut(e error) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.firstCut == nil {
+		cl.firstCut = e
+	}
+	cl.cuts++
+}
+
+// seen is what the hold saw, read before the part's own Closes end
+// anything.
+func (cl *cell) seen() (cuts int, first, bulk error) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.cuts, cl.firstCut, cl.bulkEnded
+}
+
+// close closes every connection and waits until their goroutines end.
+func (cl *cell) close() {
+	close(cl.done)
+	cl.mu.Lock()
+	for _, conn := range cl.conns {
+		conn.Close()
+	}
+	cl.mu.Unlock()
+	cl.wg.Wait()
 }
 
 func runFalsePositives(o options) (string, error) {

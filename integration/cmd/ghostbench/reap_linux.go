@@ -229,101 +229,190 @@ func reapPlan(n int, limit uint64) []int {
 	return share
 }
 
+// reapSetup is how part 4 runs: what its report states besides the
+// figures.
+type reapSetup struct {
+	n           int           // connections in all
+	share       []int         // connections each server process holds
+	hardLimit   uint64        // this machine's hard RLIMIT_NOFILE
+	limit       uint64        // descriptors each process may hold
+	budget      time.Duration // the servers' ForBudget
+	bound       time.Duration // its worst case, either bound
+	backlog     int           // -netdev-max-backlog; 0 leaves the host's
+	hostBacklog int           // the host's net.core.netdev_max_backlog
+	backlogErr  error         // why hostBacklog could not be read
+	srcs        []string      // the clients' source addresses
+}
+
+// runReap is part 4: o.reapN connections to gRPC servers whose clients
+// all vanish at once, twice over, and the servers seen from outside.
 func runReap(o options) (string, error) {
-	n := o.reapN
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+	s := reapSetup{n: o.reapN, budget: o.reapBudget, backlog: o.backlog}
+	var err error
+	if s.hardLimit, s.limit, err = reapLimits(s.n); err != nil {
 		return "", err
 	}
-	limit := lim.Max
-	if err := raiseNoFile(uint64(n) + fdHeadroom); err == nil {
-		limit = uint64(n) + fdHeadroom // one process of each kind will do
-	} else if limit <= 2*fdHeadroom {
-		return "", err
-	}
-	share := reapPlan(n, limit)
+	s.share = reapPlan(s.n, s.limit)
 	c, err := tuning.ForBudget(o.reapBudget)
 	if err != nil {
 		return "", err
 	}
-	backlog, backlogErr := readBacklog() // only needed to set and restore it
-	if backlogErr != nil && o.backlog > 0 {
-		return "", backlogErr
+	restore, err := s.setBacklog()
+	if err != nil {
+		return "", err
 	}
-	if o.backlog > 0 {
-		if err := setBacklog(o.backlog); err != nil {
-			return "", err
-		}
-		defer setBacklog(backlog)
-		fmt.Printf("part 4: net.core.netdev_max_backlog %d for the part (was %d)\n", o.backlog, backlog)
-	}
+	defer restore()
 	// Idle connections, but some of the last frames may still be
 	// unacknowledged when the clients vanish: either bound may apply.
 	idle, busy := c.Bounds()
-	bound := max(idle, busy)
+	s.bound = max(idle, busy)
 	l, err := lab.New()
 	if err != nil {
 		return "", err
 	}
 	defer l.Close()
-	// About 28,000 ephemeral ports per address pair: 20,000 per address.
-	extra, err := l.AddClientAddrs((n - 1) / 20000)
+	if s.srcs, err = reapSources(l, s.n); err != nil {
+		return "", err
+	}
+	var r reapers
+	defer r.stop()
+	if err := r.start(l, s); err != nil {
+		return "", err
+	}
+	base, err := readServers(r.servers)
 	if err != nil {
 		return "", err
 	}
-	var srcs []string
-	for _, a := range append([]netip.Addr{l.ClientAddr}, extra...) {
-		srcs = append(srcs, a.String())
-	}
-	servers, clients := make([]*child, len(share)), make([]*child, len(share))
-	for i, k := range share {
-		f, addr, err := l.ListenerFile()
-		if err != nil {
-			return "", err
-		}
-		servers[i], err = startChild(fmt.Sprintf("reap server %d", i+1), []string{"-role", "reap-server", "-reap-budget", o.reapBudget.String(), "-reap", fmt.Sprint(k)}, f)
-		f.Close()
-		if err != nil {
-			return "", err
-		}
-		defer servers[i].Stop()
-		if clients[i], err = startChild(fmt.Sprintf("reap client %d", i+1), []string{"-role", "reap-client", "-addr", addr.String(), "-srcs", strings.Join(srcs, ","), "-n", fmt.Sprint(k)}); err != nil {
-			return "", err
-		}
-		defer clients[i].Stop()
-		for _, ch := range []*child{servers[i], clients[i]} {
-			if _, err := ch.ask("", time.Minute); err != nil {
-				return "", err
-			}
-		}
-	}
-	base, err := readServers(servers)
-	if err != nil {
-		return "", err
-	}
-
 	var cycles [2]reapResult
 	for i := range cycles {
-		if cycles[i], err = reapCycle(l, servers, clients, share, bound); err != nil {
+		if cycles[i], err = reapCycle(l, r.servers, r.clients, s.share, s.bound); err != nil {
 			return "", fmt.Errorf("reap %d: %w", i+1, err)
 		}
 		if err := l.Restore(lab.Client); err != nil {
 			return "", err
 		}
 	}
+	return reapReport(s, base, cycles), nil
+}
 
+// reapLimits reads the hard RLIMIT_NOFILE and raises this process's limit
+// to hold n connections if it may: then one process of each kind will do.
+// Otherwise each holds what the hard limit allows.
+func reapLimits(n int) (hard, limit uint64, err error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, 0, err
+	}
+	if err := raiseNoFile(uint64(n) + fdHeadroom); err == nil {
+		return lim.Max, uint64(n) + fdHeadroom, nil
+	} else if lim.Max <= 2*fdHeadroom {
+		return 0, 0, err
+	}
+	return lim.Max, lim.Max, nil
+}
+
+// setBacklog reads the host's net.core.netdev_max_backlog and, with
+// -netdev-max-backlog, sets it for the part; restore puts it back.
+func (s *reapSetup) setBacklog() (restore func(), err error) {
+	s.hostBacklog, s.backlogErr = readBacklog() // only needed to set and restore it
+	if s.backlog <= 0 {
+		return func() {}, nil
+	}
+	if s.backlogErr != nil {
+		return nil, s.backlogErr
+	}
+	if err := setBacklog(s.backlog); err != nil {
+		return nil, err
+	}
+	fmt.Printf("part 4: net.core.netdev_max_backlog %d for the part (was %d)\n", s.backlog, s.hostBacklog)
+	return func() { setBacklog(s.hostBacklog) }, nil
+}
+
+// reapSources adds the client addresses n connections need to the lab
+// and returns them all: about 28,000 ephemeral ports per address pair,
+// 20,000 used per address.
+func reapSources(l *lab.Lab, n int) ([]string, error) {
+	extra, err := l.AddClientAddrs((n - 1) / 20000)
+	if err != nil {
+		return nil, err
+	}
+	var srcs []string
+	for _, a := range append([]netip.Addr{l.ClientAddr}, extra...) {
+		srcs = append(srcs, a.String())
+	}
+	return srcs, nil
+}
+
+// reapers are part 4's child processes: for each share, a server and the
+// client process that dials it.
+type reapers struct {
+	servers, clients []*child
+	started          []*child // in the order started
+}
+
+// start starts a server and a client process for each share of s and
+// waits until each is ready.
+func (r *reapers) start(l *lab.Lab, s reapSetup) error {
+	for i, k := range s.share {
+		f, addr, err := l.ListenerFile()
+		if err != nil {
+			return err
+		}
+		srv, err := startChild(fmt.Sprintf("reap server %d", i+1), []string{"-role", "reap-server", "-reap-budget", s.budget.String(), "-reap", fmt.Sprint(k)}, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		r.started = append(r.started, srv)
+		cl, err := startChild(fmt.Sprintf("reap client %d", i+1), []string{"-role", "reap-client", "-addr", addr.String(), "-srcs", strings.Join(s.srcs, ","), "-n", fmt.Sprint(k)})
+		if err != nil {
+			return err
+		}
+		r.started = append(r.started, cl)
+		for _, ch := range []*child{srv, cl} {
+			if _, err := ch.ask("", time.Minute); err != nil {
+				return err
+			}
+		}
+		r.servers, r.clients = append(r.servers, srv), append(r.clients, cl)
+	}
+	return nil
+}
+
+// stop stops every process started, the last first.
+func (r *reapers) stop() {
+	for i := len(r.started) - 1; i >= 0; i-- {
+		r.started[i].Stop()
+	}
+}
+
+// reapReport is part 4's section of the report: how it ran, a table of
+// the two reaps and one of the server processes' resources.
+func reapReport(s reapSetup, base reading, cycles [2]reapResult) string {
 	var b strings.Builder
-	if len(share) > 1 {
-		fmt.Fprintf(&b, "**%d connections over %d server processes** (and as many client processes): this machine's hard RLIMIT_NOFILE is %d per process and the benchmark may not raise it (raising it needs CAP_SYS_RESOURCE), so each process holds at most %d.\n\n", n, len(share), lim.Max, int(limit)-fdHeadroom)
+	s.describe(&b)
+	reapTable(&b, s, cycles)
+	resourceTable(&b, base, cycles)
+	return b.String()
+}
+
+// describe writes how the part ran: the processes, the backlog, the fleet.
+func (s reapSetup) describe(b *strings.Builder) {
+	if len(s.share) > 1 {
+		fmt.Fprintf(b, "**%d connections over %d server processes** (and as many client processes): this machine's hard RLIMIT_NOFILE is %d per process and the benchmark may not raise it (raising it needs CAP_SYS_RESOURCE), so each process holds at most %d.\n\n", s.n, len(s.share), s.hardLimit, int(s.limit)-fdHeadroom)
 	}
-	if o.backlog > 0 {
-		fmt.Fprintf(&b, "**net.core.netdev_max_backlog set to %d for the part** (the host's is %d): each CPU's input backlog, through which a veth delivers every packet.\n\n", o.backlog, backlog)
-	} else if backlogErr == nil {
-		fmt.Fprintf(&b, "net.core.netdev_max_backlog as the host has it: %d (each CPU's input backlog, through which a veth delivers every packet).\n\n", backlog)
+	if s.backlog > 0 {
+		fmt.Fprintf(b, "**net.core.netdev_max_backlog set to %d for the part** (the host's is %d): each CPU's input backlog, through which a veth delivers every packet.\n\n", s.backlog, s.hostBacklog)
+	} else if s.backlogErr == nil {
+		fmt.Fprintf(b, "net.core.netdev_max_backlog as the host has it: %d (each CPU's input backlog, through which a veth delivers every packet).\n\n", s.hostBacklog)
 	} else {
-		fmt.Fprintf(&b, "net.core.netdev_max_backlog could not be read from the lab (%v).\n\n", backlogErr)
+		fmt.Fprintf(b, "net.core.netdev_max_backlog could not be read from the lab (%v).\n\n", s.backlogErr)
 	}
-	fmt.Fprintf(&b, "%d gRPC server process(es) (grpcserver.WrapListener and grpcserver.Options with ForBudget(%v): worst case %v, either bound) holding %d connections in all (%v), from %d client addresses, each past the HTTP/2 preface so that the server holds a full transport. Then every client vanishes at once (blackhole routes). Done twice on the same server processes, to tell a leak from memory the runtime keeps for reuse. Figures for the servers are summed over the processes; the time is the last socket of any.\n\n", len(share), o.reapBudget, bound, n, share, len(srcs))
+	fmt.Fprintf(b, "%d gRPC server process(es) (grpcserver.WrapListener and grpcserver.Options with ForBudget(%v): worst case %v, either bound) holding %d connections in all (%v), from %d client addresses, each past the HTTP/2 preface so that the server holds a full transport. Then every client vanishes at once (blackhole routes). Done twice on the same server processes, to tell a leak from memory the runtime keeps for reuse. Figures for the servers are summed over the processes; the time is the last socket of any.\n\n", len(s.share), s.budget, s.bound, s.n, s.share, len(s.srcs))
+}
+
+// reapTable writes the table of the two reaps, side by side.
+func reapTable(b *strings.Builder, s reapSetup, cycles [2]reapResult) {
 	b.WriteString("| | first reap | second reap |\n| --- | ---: | ---: |\n")
 	cores := runtime.NumCPU()
 	cost := func(r reapResult) time.Duration { // server CPU per connection reaped
@@ -333,34 +422,39 @@ func runReap(o options) (string, error) {
 		return r.cpu / time.Duration(r.loaded.Open)
 	}
 	goal := func(r reapResult) time.Duration { // the worst case, plus the reap's own work spread over the cores
-		return bound + cost(r)*time.Duration(r.loaded.Open)/time.Duration(cores)
+		return s.bound + cost(r)*time.Duration(r.loaded.Open)/time.Duration(cores)
 	}
-	fmt.Fprintf(&b, "| last socket gone after | %.2f s | %.2f s |\n", cycles[0].took.Seconds(), cycles[1].took.Seconds())
-	fmt.Fprintf(&b, "| server CPU per connection reaped | %v | %v |\n", cost(cycles[0]).Round(time.Microsecond), cost(cycles[1]).Round(time.Microsecond))
-	fmt.Fprintf(&b, "| goal: worst case (%v) + connections × CPU per connection / %d cores | %.2f s | %.2f s |\n", bound, cores, goal(cycles[0]).Seconds(), goal(cycles[1]).Seconds())
-	fmt.Fprintf(&b, "| connections the servers held at the vanishing (of %d) | %d | %d |\n", n, cycles[0].loaded.Open, cycles[1].loaded.Open)
-	fmt.Fprintf(&b, "| live connections the servers' kernel cut before the vanishing (TCPAbortOnTimeout) | %d | %d |\n", cycles[0].cutAlive, cycles[1].cutAlive)
-	fmt.Fprintf(&b, "| connections left open | %d | %d |\n", cycles[0].last.Open, cycles[1].last.Open)
-	fmt.Fprintf(&b, "| opening them took | %v | %v |\n", cycles[0].filled.Round(time.Second), cycles[1].filled.Round(time.Second))
-	fmt.Fprintf(&b, "| keepalive probes the servers sent while opening (TCPKeepAlive, retries included) | %d | %d |\n", cycles[0].fill.keepalives, cycles[1].fill.keepalives)
-	fmt.Fprintf(&b, "| packets dropped arriving at the client host while opening (the servers' probes: each is sent again 500 ms later) | %d | %d |\n", cycles[0].fill.atClient, cycles[1].fill.atClient)
-	fmt.Fprintf(&b, "| packets dropped arriving at the server host while opening (the clients' answers: each is a lost probe) | %d | %d |\n", cycles[0].fill.atServer, cycles[1].fill.atServer)
-	fmt.Fprintf(&b, "| per CPU input backlog drops while opening (softnet_stat) | %v | %v |\n", cycles[0].fill.cpu, cycles[1].fill.cpu)
-	fmt.Fprintf(&b, "| dials tried again (SYN unanswered within 30 s: a loaded server's accept queue full) | %d | %d |\n", cycles[0].retries, cycles[1].retries)
-	fmt.Fprintf(&b, "| server CPU from the vanishing to the last socket | %.2f s | %.2f s |\n", cycles[0].cpu.Seconds(), cycles[1].cpu.Seconds())
+	c0, c1 := cycles[0], cycles[1]
+	fmt.Fprintf(b, "| last socket gone after | %.2f s | %.2f s |\n", c0.took.Seconds(), c1.took.Seconds())
+	fmt.Fprintf(b, "| server CPU per connection reaped | %v | %v |\n", cost(c0).Round(time.Microsecond), cost(c1).Round(time.Microsecond))
+	fmt.Fprintf(b, "| goal: worst case (%v) + connections × CPU per connection / %d cores | %.2f s | %.2f s |\n", s.bound, cores, goal(c0).Seconds(), goal(c1).Seconds())
+	fmt.Fprintf(b, "| connections the servers held at the vanishing (of %d) | %d | %d |\n", s.n, c0.loaded.Open, c1.loaded.Open)
+	fmt.Fprintf(b, "| live connections the servers' kernel cut before the vanishing (TCPAbortOnTimeout) | %d | %d |\n", c0.cutAlive, c1.cutAlive)
+	fmt.Fprintf(b, "| connections left open | %d | %d |\n", c0.last.Open, c1.last.Open)
+	fmt.Fprintf(b, "| opening them took | %v | %v |\n", c0.filled.Round(time.Second), c1.filled.Round(time.Second))
+	fmt.Fprintf(b, "| keepalive probes the servers sent while opening (TCPKeepAlive, retries included) | %d | %d |\n", c0.fill.keepalives, c1.fill.keepalives)
+	fmt.Fprintf(b, "| packets dropped arriving at the client host while opening (the servers' probes: each is sent again 500 ms later) | %d | %d |\n", c0.fill.atClient, c1.fill.atClient)
+	fmt.Fprintf(b, "| packets dropped arriving at the server host while opening (the clients' answers: each is a lost probe) | %d | %d |\n", c0.fill.atServer, c1.fill.atServer)
+	fmt.Fprintf(b, "| per CPU input backlog drops while opening (softnet_stat) | %v | %v |\n", c0.fill.cpu, c1.fill.cpu)
+	fmt.Fprintf(b, "| dials tried again (SYN unanswered within 30 s: a loaded server's accept queue full) | %d | %d |\n", c0.retries, c1.retries)
+	fmt.Fprintf(b, "| server CPU from the vanishing to the last socket | %.2f s | %.2f s |\n", c0.cpu.Seconds(), c1.cpu.Seconds())
 	for i, what := range []string{"sock_diag and verdicts only (-settings=false)", "with every socket's settings read from its process (pidfd_getfd)"} {
-		s0, s1 := cycles[0].scans[i], cycles[1].scans[i]
-		fmt.Fprintf(&b, "| ghostscan before the vanishing, %s: time (connections judged, settings read) | %.2f s (%d, %d) | %.2f s (%d, %d) |\n",
+		s0, s1 := c0.scans[i], c1.scans[i]
+		fmt.Fprintf(b, "| ghostscan before the vanishing, %s: time (connections judged, settings read) | %.2f s (%d, %d) | %.2f s (%d, %d) |\n",
 			what, s0.took.Seconds(), s0.conns, s0.read, s1.took.Seconds(), s1.conns, s1.read)
 	}
+}
+
+// resourceTable writes the server processes' descriptors, goroutines and
+// memory before, during and after the reaps.
+func resourceTable(b *strings.Builder, base reading, cycles [2]reapResult) {
 	b.WriteString("\n| server processes | before connections | holding them | peak while reaping | after the first reap | after the second |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	c0, c1 := cycles[0], cycles[1]
-	fmt.Fprintf(&b, "| file descriptors | %d | %d | %d | %d | %d |\n", base.fds, c0.loaded.fds, c0.peak.fds, c0.after.fds, c1.after.fds)
-	fmt.Fprintf(&b, "| goroutines | %d | %d | %d | %d | %d |\n", base.Goroutines, c0.loaded.Goroutines, c0.peak.Goroutines, c0.after.Goroutines, c1.after.Goroutines)
-	fmt.Fprintf(&b, "| heap in use MiB | %.1f | %.1f | %.1f | %.1f | %.1f |\n", mib(base.HeapBytes), mib(c0.loaded.HeapBytes), mib(c0.peak.HeapBytes), mib(c0.after.HeapBytes), mib(c1.after.HeapBytes))
-	fmt.Fprintf(&b, "| RSS MiB | %.1f | %.1f | %.1f | %.1f | %.1f |\n", mib(uint64(base.rss)), mib(uint64(c0.loaded.rss)), mib(uint64(c0.peak.rss)), mib(uint64(c0.after.rss)), mib(uint64(c1.after.rss)))
+	fmt.Fprintf(b, "| file descriptors | %d | %d | %d | %d | %d |\n", base.fds, c0.loaded.fds, c0.peak.fds, c0.after.fds, c1.after.fds)
+	fmt.Fprintf(b, "| goroutines | %d | %d | %d | %d | %d |\n", base.Goroutines, c0.loaded.Goroutines, c0.peak.Goroutines, c0.after.Goroutines, c1.after.Goroutines)
+	fmt.Fprintf(b, "| heap in use MiB | %.1f | %.1f | %.1f | %.1f | %.1f |\n", mib(base.HeapBytes), mib(c0.loaded.HeapBytes), mib(c0.peak.HeapBytes), mib(c0.after.HeapBytes), mib(c1.after.HeapBytes))
+	fmt.Fprintf(b, "| RSS MiB | %.1f | %.1f | %.1f | %.1f | %.1f |\n", mib(uint64(base.rss)), mib(uint64(c0.loaded.rss)), mib(uint64(c0.peak.rss)), mib(uint64(c0.after.rss)), mib(uint64(c1.after.rss)))
 	b.WriteString("\n\"After\" is read once the servers have collected garbage twice and returned free memory to the system. The heap does not fall back to its first baseline because the Go runtime keeps the descriptor of every goroutine it ever ran, for reuse (golang/go#9869): a second reap that does not grow it is the sign of no leak.\n")
-	return b.String(), nil
 }
 
 // readServers reads every server process and sums them; LastEnd is the
@@ -546,14 +640,52 @@ func reapCycle(l *lab.Lab, servers, clients []*child, share []int, bound time.Du
 		return r, err
 	}
 	start := time.Now()
-	stop := make(chan struct{})
+	stopMonitor := monitorFill(l, servers, start, drops0)
+	defer stopMonitor()
+	if r.retries, err = dialAll(clients); err != nil {
+		return r, err
+	}
+	defer closeClients(clients)
+	if r.loaded, err = awaitLoaded(servers, n); err != nil {
+		return r, err
+	}
+	if r.cutAlive, err = abortsOnTimeout(l); err != nil {
+		return r, err
+	}
+	r.cutAlive -= aborts0
+	stopMonitor()
+	d, err := readDrops(l)
+	if err != nil {
+		return r, err
+	}
+	r.fill, r.filled = d.sub(drops0), time.Since(start)
+	fmt.Printf("part 4: opened in %v: %v\n", r.filled.Round(time.Second), r.fill)
+	if r.scans, err = scanBoth(l); err != nil {
+		return r, err
+	}
+	fmt.Printf("part 4: clients vanish; worst case %v\n", bound)
+	if err := l.Vanish(lab.Client); err != nil {
+		return r, err
+	}
+	if err := followReap(&r, servers, bound); err != nil {
+		return r, err
+	}
+	r.after, err = collected(servers)
+	return r, err
+}
+
+// monitorFill prints, every 10 s while the fleet is opened, where packets
+// were lost and how many connections the servers hold; stop ends it and
+// may be called more than once.
+func monitorFill(l *lab.Lab, servers []*child, start time.Time, drops0 drops) (stop func()) {
+	done := make(chan struct{})
 	monitored := make(chan struct{})
-	go func() { // where packets are lost while the fleet is opened, every 10 s
+	go func() {
 		defer close(monitored)
 		last := drops0
 		for t := time.NewTicker(10 * time.Second); ; {
 			select {
-			case <-stop:
+			case <-done:
 				t.Stop()
 				return
 			case <-t.C:
@@ -568,60 +700,64 @@ func reapCycle(l *lab.Lab, servers, clients []*child, share []int, bound time.Du
 			last = d
 		}
 	}()
-	stopMonitor := sync.OnceFunc(func() { close(stop); <-monitored })
-	defer stopMonitor()
-	// One client process at a time, 64 dials at once, as one process
-	// dialed before: more at once overflows the servers' accept queues
-	// on two cores, and the kernel drops the SYNs.
+	return sync.OnceFunc(func() { close(done); <-monitored })
+}
+
+// dialAll has each client process open its connections, one process at a
+// time with 64 dials at once, as one process dialed before: more at once
+// overflows the servers' accept queues on two cores, and the kernel drops
+// the SYNs. It returns the dials tried again.
+func dialAll(clients []*child) (retries int, err error) {
 	for _, c := range clients {
 		d, err := c.ask("dial", 15*time.Minute)
 		if err != nil {
-			return r, fmt.Errorf("dialing: %w", err)
+			return retries, fmt.Errorf("dialing: %w", err)
 		}
-		r.retries += d.Retries
+		retries += d.Retries
 	}
-	defer func() {
-		for _, c := range clients {
-			c.ask("close", time.Minute)
-		}
-	}()
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		if r.loaded, err = readServers(servers); err != nil {
-			return r, err
-		}
-		// A connection the servers lost before the vanishing was cut
-		// alive: count it (below) and reap what they hold.
-		if r.loaded.Open >= n || time.Now().After(deadline) {
-			break
-		}
-	}
-	if r.cutAlive, err = abortsOnTimeout(l); err != nil {
-		return r, err
-	}
-	r.cutAlive -= aborts0
-	stopMonitor()
-	d, err := readDrops(l)
-	if err != nil {
-		return r, err
-	}
-	r.fill, r.filled = d.sub(drops0), time.Since(start)
-	fmt.Printf("part 4: opened in %v: %v\n", r.filled.Round(time.Second), r.fill)
-	for i, settings := range []bool{false, true} {
-		if r.scans[i], err = scanServers(l, settings); err != nil {
-			return r, fmt.Errorf("ghostscan: %w", err)
-		}
-		fmt.Printf("part 4: ghostscan (settings %v): %d connections in %v\n", settings, r.scans[i].conns, r.scans[i].took)
-	}
+	return retries, nil
+}
 
-	fmt.Printf("part 4: clients vanish; worst case %v\n", bound)
-	if err := l.Vanish(lab.Client); err != nil {
-		return r, err
+// closeClients has each client process close its connections.
+func closeClients(clients []*child) {
+	for _, c := range clients {
+		c.ask("close", time.Minute)
 	}
+}
+
+// awaitLoaded reads the servers until they hold n connections, or for two
+// minutes: a connection the servers lost before the vanishing was cut
+// alive, which the caller counts, and the reap goes on with what they hold.
+func awaitLoaded(servers []*child, n int) (reading, error) {
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		loaded, err := readServers(servers)
+		if err != nil || loaded.Open >= n || time.Now().After(deadline) {
+			return loaded, err
+		}
+	}
+}
+
+// scanBoth takes ghostscan's census of the server host twice: without
+// and with reading each socket's settings.
+func scanBoth(l *lab.Lab) (scans [2]scanResult, err error) {
+	for i, settings := range []bool{false, true} {
+		if scans[i], err = scanServers(l, settings); err != nil {
+			return scans, fmt.Errorf("ghostscan: %w", err)
+		}
+		fmt.Printf("part 4: ghostscan (settings %v): %d connections in %v\n", settings, scans[i].conns, scans[i].took)
+	}
+	return scans, nil
+}
+
+// followReap reads the servers from the vanishing, just made, until they
+// hold no connection or bound and 30 s more have passed, and fills in r's
+// peak, last reading, time to the last socket and CPU spent.
+func followReap(r *reapResult, servers []*child, bound time.Duration) (err error) {
 	vanished := time.Now()
 	r.peak = r.loaded
 	for deadline := vanished.Add(bound + 30*time.Second); ; time.Sleep(250 * time.Millisecond) {
 		if r.last, err = readServers(servers); err != nil {
-			return r, err
+			return err
 		}
 		r.peak.rss, r.peak.fds = max(r.peak.rss, r.last.rss), max(r.peak.fds, r.last.fds)
 		r.peak.HeapBytes, r.peak.Goroutines = max(r.peak.HeapBytes, r.last.HeapBytes), max(r.peak.Goroutines, r.last.Goroutines)
@@ -631,11 +767,16 @@ func reapCycle(l *lab.Lab, servers, clients []*child, share []int, bound time.Du
 	}
 	r.took = time.Unix(0, r.last.LastEnd).Sub(vanished)
 	r.cpu = r.last.cpu - r.loaded.cpu
+	return nil
+}
+
+// collected has every server collect garbage and return free memory to
+// the system, then reads them.
+func collected(servers []*child) (reading, error) {
 	for _, s := range servers {
 		if _, err := s.ask("gc", time.Minute); err != nil {
-			return r, err
+			return reading{}, err
 		}
 	}
-	r.after, err = readServers(servers)
-	return r, err
+	return readServers(servers)
 }

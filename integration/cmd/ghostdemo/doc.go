@@ -17,9 +17,10 @@
 // busy server stream. First every channel idles for -hold, and the demo
 // measures what staying ready costs each pair: CPU time of its process and
 // packets on its link. Then every server vanishes (blackhole routes: no FIN,
-// no RST) and the demo prints a line a second until -wait has passed, then a
-// table: when each client noticed, or that its socket is still ESTABLISHED
-// and how long the kernel would keep it.
+// no RST) and the demo prints a row each time a client notices, until -wait
+// has passed, then when each client noticed, or that its socket is still
+// ESTABLISHED and how long the kernel would keep it. Its output fits 100
+// columns.
 //
 // Usage:
 //

@@ -39,7 +39,9 @@ func main() {
 	if err := lab.Enter(); err != nil {
 		fmt.Fprintf(os.Stderr, "ghostdemo: %v\n", err)
 		if errors.Is(err, lab.ErrNoNamespaces) {
-			fmt.Fprintln(os.Stderr, "The demo builds a private two-host network in network namespaces and found it may not. Run it as root (sudo -E go run ./integration/cmd/ghostdemo) or on a machine that allows unprivileged user namespaces.")
+			fmt.Fprintln(os.Stderr, wrap("", "The demo builds a private two-host network in network namespaces "+
+				"and found it may not. Run it as root (sudo -E go run ./integration/cmd/ghostdemo) "+
+				"or on a machine that allows unprivileged user namespaces."))
 		}
 		os.Exit(2)
 	}
@@ -146,34 +148,15 @@ func demo(budget, wait, hold time.Duration, extra int) error {
 	fmt.Printf("ghostdemo: four gRPC client/server pairs on a private network, each with %d idle channels,\n"+
 		"one more idle channel and one busy stream. Budget %v. Then every server vanishes: packets dropped,\n"+
 		"no FIN, no RST, as when a phone dies or a NAT forgets the flow.\n\n", extra, budget)
-	var procs []*proc
-	defer func() {
-		for _, p := range procs {
-			p.stop()
-		}
-	}()
-	for _, name := range fleet.Names {
-		p, err := startProc(name, budget, extra)
-		if err != nil {
-			return err
-		}
-		procs = append(procs, p)
-		fmt.Printf("  %-9s  %s\n", name+":", p.Desc)
+	procs, err := startProcs(budget, extra)
+	if err != nil {
+		return err
 	}
-	for _, p := range procs {
-		if _, err := p.ask("", "ready", 2*time.Minute); err != nil {
-			return err
-		}
-	}
-	if t, _ := fleet.PingParams(budget); t > budget/2 {
-		fmt.Printf("  (grpc-go raises a client's ping interval to at least %v)\n", fleet.MinClientPing)
-	}
-
+	defer stopProcs(procs)
 	cost, err := measureIdle(procs, hold, extra)
 	if err != nil {
 		return err
 	}
-
 	for _, p := range procs {
 		if _, err := p.ask("stream", "streaming", 30*time.Second); err != nil {
 			return err
@@ -182,7 +165,55 @@ func demo(budget, wait, hold time.Duration, extra int) error {
 	if err := printCensus("Before the vanishing", procs); err != nil {
 		return err
 	}
-	fmt.Printf("\nBusy streams running. Servers vanish now; watching for %v.\n", wait)
+	if err := watchVanish(procs, wait); err != nil {
+		return err
+	}
+	if err := printCensus(fmt.Sprintf("%v after the vanishing", wait), procs); err != nil {
+		return err
+	}
+	return report(procs, cost, hold, wait, extra)
+}
+
+// startProcs starts the four pairs, prints what each is and waits until
+// all are ready. On an error it stops those it started.
+func startProcs(budget time.Duration, extra int) (procs []*proc, err error) {
+	defer func() {
+		if err != nil {
+			stopProcs(procs)
+		}
+	}()
+	for _, name := range fleet.Names {
+		p, err := startProc(name, budget, extra)
+		if err != nil {
+			return procs, err
+		}
+		procs = append(procs, p)
+		fmt.Println(wrap(fmt.Sprintf("  %-11s", name+":"), p.Desc))
+	}
+	for _, p := range procs {
+		if _, err := p.ask("", "ready", 2*time.Minute); err != nil {
+			return procs, err
+		}
+	}
+	if t, _ := fleet.PingParams(budget); t > budget/2 {
+		fmt.Printf("  (grpc-go raises a client's ping interval to at least %v)\n", fleet.MinClientPing)
+	}
+	return procs, nil
+}
+
+// stopProcs stops every pair.
+func stopProcs(procs []*proc) {
+	for _, p := range procs {
+		p.stop()
+	}
+}
+
+// watchVanish makes every server vanish and, for wait, prints a row each
+// time a client notices: how long after the vanishing each channel saw
+// its error.
+func watchVanish(procs []*proc, wait time.Duration) error {
+	fmt.Printf("\nBusy streams running. Servers vanish now; watching for %v, a row each time a client\n"+
+		"notices (seconds after the vanishing; … not yet):\n\n", wait)
 	for _, p := range procs {
 		if err := p.lab.Vanish(lab.Server); err != nil {
 			return err
@@ -191,39 +222,37 @@ func demo(budget, wait, hold time.Duration, extra int) error {
 		p.vanished = time.Now()
 		p.mu.Unlock()
 	}
+	var t rows
+	t.header(procs, "after", fmt.Sprintf("%-7s %s", "idle", "stream"))
 	start := time.Now()
 	for tick := time.NewTicker(time.Second); time.Since(start) < wait; <-tick.C {
-		var parts []string
-		for _, p := range procs {
-			var cells []string
-			for ch, what := range []string{"idle", "stream"} {
+		cells := make([]string, len(procs))
+		for i, p := range procs {
+			var seen [2]string
+			for ch := range seen {
+				seen[ch] = "…"
 				if d, ok := p.after(ch); ok {
-					cells = append(cells, fmt.Sprintf("%s %5.1fs", what, d.Seconds()))
-				} else {
-					cells = append(cells, fmt.Sprintf("%s %6s", what, "…"))
+					seen[ch] = fmt.Sprintf("%.1fs", d.Seconds())
 				}
 			}
-			parts = append(parts, fmt.Sprintf("%-9s %s %s", p.Setting.Name, cells[0], cells[1]))
+			cells[i] = fmt.Sprintf("%-7s %s", seen[0], seen[1])
 		}
-		fmt.Printf("  +%2.0fs  %s\n", time.Since(start).Seconds(), strings.Join(parts, " │ "))
+		t.row(fmt.Sprintf("+%.0fs", time.Since(start).Seconds()), cells)
 	}
-	if err := printCensus(fmt.Sprintf("%v after the vanishing", wait), procs); err != nil {
-		return err
-	}
-	return report(procs, cost, hold, wait, extra)
+	return nil
 }
 
 // printCensus prints what ghostscan would print of the clients' side of
 // every pair: the demo's own network namespace, where each pair's clients
-// dial their own server address.
+// dial their own server address. The columns are ghostscan's.
 func printCensus(when string, procs []*proc) error {
 	c, err := census.Scan(census.Options{Settings: true})
 	if err != nil {
 		return fmt.Errorf("census: %w", err)
 	}
-	fmt.Printf("\n%s, the clients' connections as ghostscan counts them (settings read from each process):\n\n", when)
+	fmt.Printf("\n%s\n\n", wrap("", when+", the clients' connections as ghostscan counts them (settings read from each process):"))
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "pair\testablished\tunwatched\tretransmitting (silent)\tsuspected\tkernel never ends\tlongest ends-in\t")
+	fmt.Fprintln(tw, "PAIR\tESTAB\tUNWATCHED\tRETRANSMIT (SILENT)\tSUSPECT\tNEVER\tMAX-ENDS")
 	for _, p := range procs {
 		g := &census.Group{}
 		for _, cg := range c.Groups {
@@ -235,7 +264,7 @@ func printCensus(when string, procs []*proc) error {
 		if g.Established > 0 && g.NeverEnds < g.Established {
 			ends = g.MaxEndsIn.String()
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d (%v)\t%d\t%d\t%s\t\n", p.Setting.Name, g.Established, g.Unwatched, g.Retransmitting, g.SilentFor, g.Suspected, g.NeverEnds, ends)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d (%v)\t%d\t%d\t%s\n", p.Setting.Name, g.Established, g.Unwatched, g.Retransmitting, g.SilentFor, g.Suspected, g.NeverEnds, ends)
 	}
 	return tw.Flush()
 }
@@ -246,90 +275,94 @@ type idleCost struct {
 	wire lab.Counters
 }
 
+// readCosts reads, per pair, the CPU time of its process and its link's
+// counters.
+func readCosts(procs []*proc) ([]idleCost, error) {
+	var rs []idleCost
+	for _, p := range procs {
+		cpu, err := fleet.CPUTime(p.Cmd.Process.Pid)
+		if err != nil {
+			return nil, err
+		}
+		w, err := p.lab.Counters()
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, idleCost{cpu, w})
+	}
+	return rs, nil
+}
+
 // measureIdle lets every channel idle for hold and reads, per pair, the CPU
-// time of its process and the packets on its link.
+// time of its process and the packets on its link. It prints a row each
+// second that they changed.
 func measureIdle(procs []*proc, hold time.Duration, extra int) ([]idleCost, error) {
 	if hold == 0 {
 		return nil, nil
 	}
-	fmt.Printf("\nAll %d channels of each pair idle for %v: what does staying ready cost?\n", extra+2, hold)
-	type reading struct {
-		cpu  time.Duration
-		wire lab.Counters
-	}
-	read := func() ([]reading, error) {
-		var rs []reading
-		for _, p := range procs {
-			cpu, err := fleet.CPUTime(p.Cmd.Process.Pid)
-			if err != nil {
-				return nil, err
-			}
-			w, err := p.lab.Counters()
-			if err != nil {
-				return nil, err
-			}
-			rs = append(rs, reading{cpu, w})
-		}
-		return rs, nil
-	}
-	before, err := read()
+	fmt.Printf("\nAll %d channels of each pair idle for %v: what does staying ready cost? A row each second\n"+
+		"that it grew (CPU of the pair's process, packets on its link):\n\n", extra+2, hold)
+	before, err := readCosts(procs)
 	if err != nil {
 		return nil, err
 	}
+	var t rows
+	t.header(procs, "time", fmt.Sprintf("%-6s %8s", "CPU", "packets"))
+	costs := make([]idleCost, len(procs))
 	start := time.Now()
-	var now []reading
 	for tick := time.NewTicker(time.Second); ; <-tick.C {
-		if now, err = read(); err != nil {
+		now, err := readCosts(procs)
+		if err != nil {
 			return nil, err
 		}
-		var parts []string
-		for i, p := range procs {
-			w := now[i].wire.Sub(before[i].wire)
-			parts = append(parts, fmt.Sprintf("%-9s CPU %4.2fs %5d packets", p.Setting.Name, (now[i].cpu-before[i].cpu).Seconds(), w.RxPackets+w.TxPackets))
+		cells := make([]string, len(procs))
+		for i := range procs {
+			costs[i] = idleCost{now[i].cpu - before[i].cpu, now[i].wire.Sub(before[i].wire)}
+			w := costs[i].wire
+			cells[i] = fmt.Sprintf("%-6s %8d", fmt.Sprintf("%.2fs", costs[i].cpu.Seconds()), w.RxPackets+w.TxPackets)
 		}
-		fmt.Printf("  %3.0fs  %s\n", time.Since(start).Seconds(), strings.Join(parts, " │ "))
+		t.row(fmt.Sprintf("%.0fs", time.Since(start).Seconds()), cells)
 		if time.Since(start) >= hold {
-			break
+			return costs, nil
 		}
 	}
-	costs := make([]idleCost, len(procs))
-	for i := range procs {
-		costs[i] = idleCost{now[i].cpu - before[i].cpu, now[i].wire.Sub(before[i].wire)}
-	}
-	return costs, nil
 }
 
+// report prints what became of each pair's watched channels and, when the
+// idle cost was measured, its table.
 func report(procs []*proc, cost []idleCost, hold, wait time.Duration, extra int) error {
 	fmt.Printf("\nAfter the servers vanished (bound = the worst case each setting promises):\n\n")
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "pair\tidle channel\tbusy stream\tchannels still READY\t")
+	fmt.Printf("%-11s%-9s%s\n", "pair", "channel", "what became of it")
 	for _, p := range procs {
 		st, err := p.ask("state", "state", 10*time.Second)
 		if err != nil {
 			return err
 		}
-		cells := []string{p.Setting.Name}
-		for ch := range 2 {
-			cells = append(cells, outcome(p, ch, st.Conns[ch], wait))
+		for ch, what := range []string{"idle", "stream"} {
+			name := ""
+			if ch == idleCh {
+				name = p.Setting.Name
+			}
+			fmt.Println(wrap(fmt.Sprintf("%-11s%-9s", name, what), outcome(p, ch, st.Conns[ch], wait)))
 		}
-		cells = append(cells, fmt.Sprintf("%d of %d", st.Ready, st.Total))
-		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+		fmt.Printf("%-11s%-9s%d of %d still READY\n", "", "channels", st.Ready, st.Total)
 	}
-	tw.Flush()
 	if cost == nil {
 		return nil
 	}
 	fmt.Printf("\nCost of staying ready: %d idle channels per pair for %v (CPU of the pair's process, client and\nserver; packets and bytes on its link, counted by the kernel):\n\n", extra+2, hold)
-	fmt.Fprintln(tw, "pair\tCPU\tpackets\tbytes\t")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "pair\tCPU\tpackets\tbytes")
 	for i, p := range procs {
 		w := cost[i].wire
-		fmt.Fprintf(tw, "%s\t%.2fs\t%d\t%d\t\n", p.Setting.Name, cost[i].cpu.Seconds(), w.RxPackets+w.TxPackets, w.RxBytes+w.TxBytes)
+		fmt.Fprintf(tw, "%s\t%.2fs\t%d\t%d\n", p.Setting.Name, cost[i].cpu.Seconds(), w.RxPackets+w.TxPackets, w.RxBytes+w.TxBytes)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Println("\nPings and TCP keepalive both put packets on the wire to learn that a peer is alive; only pings wake\n" +
-		"the process to do it. ghostsock leaves that to the kernel and bounds busy connections with TCP_USER_TIMEOUT.")
+	fmt.Printf("\n%s\n", wrap("", "Pings and TCP keepalive both put packets on the wire to learn that a peer is alive; "+
+		"only pings wake the process to do it. ghostsock leaves that to the kernel and bounds busy connections "+
+		"with TCP_USER_TIMEOUT."))
 	return nil
 }
 

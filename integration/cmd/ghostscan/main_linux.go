@@ -19,7 +19,35 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// run is ghostscan with args, and its exit status: 0 ok, 1 found a
+// problem, 2 bad usage or a failure.
 func run(args []string, stdout, stderr io.Writer) int {
+	f, status, ok := parse(args, stderr)
+	switch {
+	case !ok:
+		return status
+	case f.every != 0:
+		return watch(f.o, f.every, f.listen, stdout, stderr)
+	case f.a.requested():
+		return f.a.run(f.o, f.asJSON, stdout, stderr)
+	}
+	return f.takeCensus(stdout, stderr)
+}
+
+// flags is what ghostscan's command line asks for.
+type flags struct {
+	o      census.Options
+	peer   string
+	conns  bool
+	asJSON bool
+	limit  time.Duration
+	a      action
+	every  time.Duration // -watch
+	listen string
+}
+
+// flagSet declares ghostscan's flags into f, with its usage.
+func (f *flags) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("ghostscan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -30,65 +58,67 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "       ghostscan -watch INTERVAL [-listen ADDR] [filters]")
 		fs.PrintDefaults()
 	}
-	var o census.Options
-	var peer string
-	var conns, asJSON bool
-	var limit time.Duration
-	var a action
-	fs.BoolVar(&a.reap, "reap", false, "end the connections sending into silence for at least -silent (dry run without -yes)")
-	fs.DurationVar(&a.silent, "silent", reclaim.DefaultSilent, "-reap: how long a connection must have sent into silence")
-	fs.StringVar(&a.harden, "harden", "", "set the options ForBudget(`BUDGET`) chooses on the sockets of -pid or -port, listening ones included (dry run without -yes)")
-	fs.BoolVar(&a.keepAliveOnly, "keepalive-only", false, "-harden: set keepalive alone, no user timeout (never cuts a live reader; a busy ghost is left to tcp_retries2)")
-	fs.BoolVar(&a.undo, "undo", false, "put back what -harden replaced, as its record says (dry run without -yes)")
-	fs.StringVar(&a.record, "record", reclaim.DefaultRecord, "-harden, -undo: the `file` that records what -harden replaced")
-	fs.BoolVar(&a.yes, "yes", false, "-reap, -harden, -undo: act; without it they change nothing")
-	var every time.Duration
-	var listen string
-	fs.DurationVar(&every, "watch", 0, "take a census every `INTERVAL` and serve it as Prometheus metrics on -listen, until SIGINT or SIGTERM")
-	fs.StringVar(&listen, "listen", "127.0.0.1:9464", "-watch: the `address` of the metrics endpoint (/metrics); :9464 for a scraper on another host")
-	fs.IntVar(&o.Port, "port", 0, "only sockets with this local or remote `port` (listening ones: local), as ss's sport or dport; for every action too")
-	fs.IntVar(&o.PID, "pid", 0, "only sockets this process holds, shared with others or not")
-	fs.StringVar(&peer, "peer", "", "only peers in this `CIDR` (or one address)")
-	fs.BoolVar(&o.Settings, "settings", true, "read each socket's options from its process (pidfd_getfd; never where it would re-tag the socket's cgroup v1 net_cls or net_prio)")
-	fs.BoolVar(&conns, "conns", false, "list every connection, not only the census per listener")
-	fs.BoolVar(&asJSON, "json", false, "print JSON (always with every connection; every duration in milliseconds)")
-	fs.DurationVar(&limit, "limit", 0, "exit 1 also when a connection may take longer than this to be ended (0: only never)")
+	fs.BoolVar(&f.a.reap, "reap", false, "end the connections sending into silence for at least -silent (dry run without -yes)")
+	fs.DurationVar(&f.a.silent, "silent", reclaim.DefaultSilent, "-reap: how long a connection must have sent into silence")
+	fs.StringVar(&f.a.harden, "harden", "", "set the options ForBudget(`BUDGET`) chooses on the sockets of -pid or -port, listening ones included (dry run without -yes)")
+	fs.BoolVar(&f.a.keepAliveOnly, "keepalive-only", false, "-harden: set keepalive alone, no user timeout (never cuts a live reader; a busy ghost is left to tcp_retries2)")
+	fs.BoolVar(&f.a.undo, "undo", false, "put back what -harden replaced, as its record says (dry run without -yes)")
+	fs.StringVar(&f.a.record, "record", reclaim.DefaultRecord, "-harden, -undo: the `file` that records what -harden replaced")
+	fs.BoolVar(&f.a.yes, "yes", false, "-reap, -harden, -undo: act; without it they change nothing")
+	fs.DurationVar(&f.every, "watch", 0, "take a census every `INTERVAL` and serve it as Prometheus metrics on -listen, until SIGINT or SIGTERM")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:9464", "-watch: the `address` of the metrics endpoint (/metrics); :9464 for a scraper on another host")
+	fs.IntVar(&f.o.Port, "port", 0, "only sockets with this local or remote `port` (listening ones: local), as ss's sport or dport; for every action too")
+	fs.IntVar(&f.o.PID, "pid", 0, "only sockets this process holds, shared with others or not")
+	fs.StringVar(&f.peer, "peer", "", "only peers in this `CIDR` (or one address)")
+	fs.BoolVar(&f.o.Settings, "settings", true, "read each socket's options from its process (pidfd_getfd; never where it would re-tag the socket's cgroup v1 net_cls or net_prio)")
+	fs.BoolVar(&f.conns, "conns", false, "list every connection, not only the census per listener")
+	fs.BoolVar(&f.asJSON, "json", false, "print JSON (always with every connection; every duration in milliseconds)")
+	fs.DurationVar(&f.limit, "limit", 0, "exit 1 also when a connection may take longer than this to be ended (0: only never)")
+	return fs
+}
+
+// parse reads and checks the command line. Where ghostscan goes no
+// further (-h, bad usage) ok is false and status its exit status.
+func parse(args []string, stderr io.Writer) (f flags, status int, ok bool) {
+	fs := f.flagSet(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0 // -h asked for the usage: not bad usage
+			return f, 0, false // -h asked for the usage: not bad usage
 		}
-		return 2
+		return f, 2, false
 	}
-	if fs.NArg() > 0 || o.Port < 0 || o.Port > 65535 || o.PID < 0 || limit < 0 {
+	if fs.NArg() > 0 || f.o.Port < 0 || f.o.Port > 65535 || f.o.PID < 0 || f.limit < 0 {
 		fs.Usage()
-		return 2
+		return f, 2, false
 	}
-	if peer != "" {
-		p, err := parsePeer(peer)
+	if f.peer != "" {
+		p, err := parsePeer(f.peer)
 		if err != nil {
 			fmt.Fprintln(stderr, "ghostscan: -peer:", err)
-			return 2
+			return f, 2, false
 		}
-		o.Peer = p
+		f.o.Peer = p
 	}
-	if a.harden == "-undo" { // ghostscan -harden -undo
-		a.harden, a.undo = "", true
+	if f.a.harden == "-undo" { // ghostscan -harden -undo
+		f.a.harden, f.a.undo = "", true
 	}
-	switch {
-	case every != 0 && (a.requested() || conns || asJSON || limit != 0):
+	if f.every != 0 && (f.a.requested() || f.conns || f.asJSON || f.limit != 0) {
 		fmt.Fprintln(stderr, "ghostscan: -watch takes only the census's filters and -settings")
-		return 2
-	case every != 0:
-		return watch(o, every, listen, stdout, stderr)
-	case a.requested():
-		return a.run(o, asJSON, stdout, stderr)
+		return f, 2, false
 	}
-	c, err := census.Scan(o)
+	return f, 0, true
+}
+
+// takeCensus takes one census and prints it, as a table or JSON. Its exit
+// status is 1 where a connection is never ended, or may take longer than
+// -limit.
+func (f *flags) takeCensus(stdout, stderr io.Writer) int {
+	c, err := census.Scan(f.o)
 	if err != nil {
 		fmt.Fprintln(stderr, "ghostscan:", err)
 		return 2
 	}
-	if asJSON {
+	if f.asJSON {
 		// Every duration in milliseconds, in fields ending in Ms: see
 		// census.Duration.
 		enc := json.NewEncoder(stdout)
@@ -98,10 +128,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	} else {
-		printTable(stdout, c, conns)
+		printTable(stdout, c, f.conns)
 	}
 	for _, conn := range c.Connections {
-		if e := time.Duration(conn.EndsIn); e == tuning.Never || limit > 0 && e > limit {
+		if e := time.Duration(conn.EndsIn); e == tuning.Never || f.limit > 0 && e > f.limit {
 			return 1
 		}
 	}
