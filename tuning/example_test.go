@@ -3,7 +3,6 @@ package tuning_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -163,46 +162,14 @@ func ExampleRead() {
 	// Output: 0s true 15s 9
 }
 
-// A server whose clients may stop reading a long response for longer than
-// the budget (a paused download): GuardListener keeps the writer's
-// connection alive while the client's kernel still answers, and ends it
-// when the client vanishes.
-func ExampleConfig_GuardListener() {
-	c, _ := tuning.ForBudget(20 * time.Second)
-	plain, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	ln := c.GuardListener(plain)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "a long download")
-	}), ConnState: func(conn net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			fmt.Printf("serving on a %T\n", conn)
-		}
-	}}
-	go srv.Serve(ln)
-	defer srv.Close()
-	resp, err := http.Get("http://" + ln.Addr().String())
-	if err != nil {
-		log.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	fmt.Println(string(body))
-	// Output:
-	// serving on a *tuning.Conn
-	// a long download
-}
-
-// A raw TCP client that streams to a consumer which may pause: its writes
-// survive the pause. As an http.Transport's DialContext it guards request
-// bodies the same way.
-func ExampleConfig_GuardDialContext() {
+// A raw TCP client that streams to a consumer which may pause: DialFunc
+// guards its connections, so its writes survive the pause. As an
+// http.Transport's DialContext it guards request bodies the same way.
+func ExampleConfig_DialFunc() {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer ln.Close()
 	c, _ := tuning.ForBudget(20 * time.Second)
-	dial := c.GuardDialContext(nil) // nil: dial with c.Dialer()
+	dial := c.DialFunc(nil) // nil: dial with c.Dialer()
 	conn, err := dial(context.Background(), "tcp", ln.Addr().String())
 	if err != nil {
 		log.Fatal(err)
@@ -211,6 +178,26 @@ func ExampleConfig_GuardDialContext() {
 	held, _ := tuning.Read(conn)
 	fmt.Printf("%T: user timeout %v, retransmissions and probes at least every %v\n", conn, held.UserTimeout, held.RTOMax)
 	// Output: *tuning.Conn: user timeout 17s, retransmissions and probes at least every 2.1s
+}
+
+// A dialer you do not own (a mesh's, a tunnel's): DialFunc sets c's options
+// on what it returns. NoGuard leaves the guard off, for protocols that keep
+// reading the socket (HTTP/2, gRPC, request and response).
+func ExampleConfig_DialFunc_noGuard() {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	c, _ := tuning.ForBudget(20 * time.Second)
+	c.NoGuard = true
+	theirs := &net.Dialer{Timeout: 5 * time.Second}
+	conn, err := c.DialFunc(theirs.DialContext)(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	held, _ := tuning.Read(conn)
+	fmt.Printf("%T: user timeout %v, keepalive %v+%dx%v\n", conn, held.UserTimeout,
+		held.KeepAlive.Idle, held.KeepAlive.Count, held.KeepAlive.Interval)
+	// Output: *tuning.Conn: user timeout 17s, keepalive 8s+3x3s
 }
 
 // One end probes for both: the server keeps the budget's keepalive, the
@@ -230,8 +217,8 @@ func ExampleConfig_Lean() {
 }
 
 // Probes per hour for one probing end of an idle connection, as ForBudget
-// sets keepalive: one probe, answered, after each Idle of silence (the
-// README's budget table is this output).
+// sets keepalive: one probe, answered, after each Idle of silence. What
+// the probes cost a phone, measured, is BENCHMARKS.md, part 8.
 func ExampleForBudget_probes() {
 	fmt.Println("| budget | keepalive idle | probes per hour, one end | with `Lean` on the client |")
 	fmt.Println("| --- | --- | --- | --- |")

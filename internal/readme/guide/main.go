@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"log"
 	"net"
 	"net/http"
 	"time"
@@ -20,38 +19,27 @@ import (
 	"github.com/ghostsock/ghostsock/grpcserver"
 	"github.com/ghostsock/ghostsock/httptransport"
 	"github.com/ghostsock/ghostsock/tuning"
-	"github.com/ghostsock/ghostsock/tuning/ghostmetrics"
 )
 
-func keepaliveOfYourOwn(ctx context.Context, c tuning.Config, creds credentials.TransportCredentials) error {
+func keepaliveOfYourOwn(ctx context.Context, c tuning.Config,
+	creds credentials.TransportCredentials) error {
 	ln, err := grpcserver.Listen(ctx, "tcp", ":50051", c)
 	if err != nil {
 		return err
 	}
-	s := grpcserver.Settings{
-		Keepalive: keepalive.ServerParameters{MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: time.Minute},
-	}
+	s := grpcserver.Settings{Keepalive: keepalive.ServerParameters{
+		MaxConnectionAge:      30 * time.Minute,
+		MaxConnectionAgeGrace: time.Minute,
+	}}
 	srv := grpc.NewServer(append(s.Options(c), grpc.Creds(creds))...)
 	return srv.Serve(ln)
 }
 
-func dialerOfYourOwn(c tuning.Config, meshDial func(context.Context, string) (net.Conn, error), creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
+func dialerOfYourOwn(c tuning.Config, meshDial func(context.Context, string) (net.Conn, error),
+	creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
 	s := grpcdial.Settings{Dial: meshDial} // wrapped: c's options set on what it returns
-	return grpc.NewClient("dns:///api.example.com:443", append(s.Options(c), grpc.WithTransportCredentials(creds))...)
-}
-
-func leanClient(c tuning.Config, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
-	// The server keeps grpcserver.Options(c) and probes for both ends.
-	return grpc.NewClient("dns:///api.example.com:443", append(grpcdial.Options(c.Lean()), grpc.WithTransportCredentials(creds))...)
-}
-
-func wrappersInOrder(ctx context.Context, c tuning.Config, cfg *tls.Config, handler http.Handler) error {
-	ln, err := c.Listen(ctx, "tcp", ":8443")
-	if err != nil {
-		return err
-	}
-	ln = netutil.LimitListener(ln, 1000) // your wrappers go on top of the kit's listener
-	return http.Serve(tls.NewListener(ln, cfg), handler)
+	return grpc.NewClient("dns:///api.example.com:443",
+		append(s.Options(c), grpc.WithTransportCredentials(creds))...)
 }
 
 func transportOfYourOwn(c tuning.Config) *http.Client {
@@ -61,8 +49,14 @@ func transportOfYourOwn(c tuning.Config) *http.Client {
 	return &http.Client{Transport: t}
 }
 
-func h2c(c tuning.Config) *http.Client {
-	return &http.Client{Transport: httptransport.NewH2C(c)} // http:// URLs, HTTP/2 without TLS
+func wrappersInOrder(ctx context.Context, c tuning.Config, cfg *tls.Config,
+	handler http.Handler) error {
+	ln, err := c.Listen(ctx, "tcp", ":8443")
+	if err != nil {
+		return err
+	}
+	ln = netutil.LimitListener(ln, 1000) // your wrappers go on top of the kit's listener
+	return http.Serve(tls.NewListener(ln, cfg), handler)
 }
 
 func stalls(ctx context.Context, c tuning.Config, addr string) (net.Conn, error) {
@@ -71,36 +65,6 @@ func stalls(ctx context.Context, c tuning.Config, addr string) (net.Conn, error)
 	return c.DialFunc(nil)(ctx, "tcp", addr) // raw TCP client: dialed, hardened, guarded
 }
 
-func reload(conn net.Conn, next tuning.Config) error {
-	return next.Apply(conn) // a *tuning.Conn takes next's options; an armed guard keeps protecting
-}
-
-func metrics(ctx context.Context) error {
-	obs, err := ghostmetrics.New() // the global MeterProvider; ghostmetrics.WithMeterProvider(mp) for another
-	if err != nil {
-		return err
-	}
-	c, err := tuning.ForBudget(20 * time.Second)
-	if err != nil {
-		return err
-	}
-	c.Observer = obs
-	ln, err := grpcserver.Listen(ctx, "tcp", ":50051", c) // and grpcdial.Options(c), httptransport.New(c), c.Listen
-	if err != nil {
-		return err
-	}
-	return grpc.NewServer(grpcserver.Options(c)...).Serve(ln)
-}
-
-func inspect(conn net.Conn, stream grpc.ClientStream) {
-	if s, err := tuning.Inspect(conn); err == nil {
-		log.Printf("%v, ends in %v if the peer is gone", s.Verdict(), s.EndsIn())
-	}
-	if err := stream.RecvMsg(nil); tuning.Classify(err) == tuning.CauseSilentPeer {
-		log.Print("the kernel gave up on a vanished server: reconnect elsewhere")
-	}
-}
-
 func main() {
-	_, _, _, _, _, _, _, _, _, _ = keepaliveOfYourOwn, dialerOfYourOwn, leanClient, wrappersInOrder, transportOfYourOwn, h2c, stalls, reload, metrics, inspect
+	_, _, _, _, _ = keepaliveOfYourOwn, dialerOfYourOwn, transportOfYourOwn, wrappersInOrder, stalls
 }

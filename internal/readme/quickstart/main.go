@@ -28,7 +28,8 @@ func budget() tuning.Config {
 }
 
 // gRPC server: vanished clients are reaped by the kernel, server pings off.
-func grpcServer(ctx context.Context, c tuning.Config, creds credentials.TransportCredentials) error {
+func grpcServer(ctx context.Context, c tuning.Config,
+	creds credentials.TransportCredentials) error {
 	ln, err := grpcserver.Listen(ctx, "tcp", ":50051", c)
 	if err != nil {
 		return err
