@@ -21,6 +21,7 @@ import (
 
 	"github.com/ghostsock/ghostsock/internal/netns"
 	"github.com/ghostsock/ghostsock/internal/procsock"
+	"github.com/ghostsock/ghostsock/internal/sockopt"
 	"github.com/ghostsock/ghostsock/tuning"
 )
 
@@ -552,32 +553,34 @@ func (conn *Conn) groupKey() (listen bool, key netip.AddrPort) {
 	return false, conn.Remote
 }
 
-// snapshot is tuning.Snapshot from sock_diag's TCP_INFO; the bytes not
-// yet acknowledged are idiag_wqueue (write_seq - snd_una) less those not
-// yet sent.
+// snapshot is tuning.Snapshot from sock_diag's TCP_INFO, decoded as a
+// socket's own (sockopt.Decode); the bytes written and not acknowledged
+// are idiag_wqueue (write_seq - snd_una), as SIOCOUTQ gives them.
 func snapshot(r *netlink.InetDiagTCPInfoResp) tuning.Snapshot {
-	i := r.TCPInfo
-	ms := func(v uint32) time.Duration { return time.Duration(v) * time.Millisecond }
-	us := func(v uint32) time.Duration { return time.Duration(v) * time.Microsecond }
-	s := tuning.Snapshot{
+	t := r.TCPInfo
+	i := sockopt.Decode(&unix.TCPInfo{
+		State: t.State, Retransmits: t.Retransmits, Probes: t.Probes, Backoff: t.Backoff,
+		Rto: t.Rto, Unacked: t.Unacked, Last_data_sent: t.Last_data_sent,
+		Last_data_recv: t.Last_data_recv, Last_ack_recv: t.Last_ack_recv, Rtt: t.Rtt,
+		Rttvar: t.Rttvar, Bytes_acked: t.Bytes_acked, Notsent_bytes: t.Notsent_bytes,
+		Snd_wnd: t.Snd_wnd,
+	})
+	return tuning.Snapshot{
 		State:             tuning.TCPState(i.State),
-		RTT:               us(i.Rtt),
-		RTTVar:            us(i.Rttvar),
-		RTO:               us(i.Rto),
+		RTT:               i.RTT,
+		RTTVar:            i.RTTVar,
+		RTO:               i.RTO,
 		UnackedSegments:   i.Unacked,
-		NotSentBytes:      i.Notsent_bytes,
+		UnackedBytes:      i.UnackedBytes(r.InetDiagMsg.WQueue),
+		NotSentBytes:      i.NotSent,
 		Retransmits:       i.Retransmits,
 		Probes:            i.Probes,
 		Backoff:           i.Backoff,
-		SinceDataSent:     ms(i.Last_data_sent),
-		SinceDataReceived: ms(i.Last_data_recv),
-		SinceACK:          ms(i.Last_ack_recv),
-		PeerWindow:        i.Snd_wnd,
+		SinceDataSent:     i.SinceDataSent,
+		SinceDataReceived: i.SinceDataRecv,
+		SinceACK:          i.SinceACK,
+		PeerWindow:        i.PeerWindow,
 	}
-	if q := r.InetDiagMsg.WQueue; q > s.NotSentBytes {
-		s.UnackedBytes = q - s.NotSentBytes
-	}
-	return s
 }
 
 func addrPort(ip net.IP, port uint16) netip.AddrPort {
