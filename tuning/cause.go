@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/ghostsock/ghostsock/tuning/internal/guard"
 )
 
 // Cause is why a connection ended, as far as its error, and where the kit
@@ -116,15 +118,6 @@ var causeRules = []struct {
 	{CauseClosed, []error{io.EOF, io.ErrUnexpectedEOF, net.ErrClosed}},
 }
 
-// guardCut is the last verdict by which a guard set the user timeout back.
-type guardCut uint8
-
-const (
-	cutNone    guardCut = iota
-	cutSilent           // the peer stopped answering
-	cutStalled          // the peer answered, its window stayed shut past StallTimeout
-)
-
 // refine turns CauseSilentPeer into the case the kernel's state at the
 // error shows. A stall if the guard judged one; else, unguarded, if the
 // peer's last word was a shut window (PeerWindow 0) and at most one probe
@@ -135,14 +128,14 @@ const (
 // queued, idle otherwise. An unguarded peer that vanished while its window
 // was shut and a segment was in flight looks like a stall too; the guard,
 // which watches the silence, tells them apart.
-func refine(c Cause, s Snapshot, cut guardCut) Cause {
+func refine(c Cause, s Snapshot, cut guard.Cut) Cause {
 	if c != CauseSilentPeer {
 		return c
 	}
 	switch {
-	case cut == cutStalled:
+	case cut == guard.CutStalled:
 		return CauseWindowStall
-	case cut == cutNone && !s.Guarded && !s.Idle() && s.PeerWindow == 0 && s.Probes < 2:
+	case cut == guard.CutNone && !s.Guarded && !s.Idle() && s.PeerWindow == 0 && s.Probes < 2:
 		return CauseWindowStall
 	case s.Idle():
 		return CauseReapedIdle

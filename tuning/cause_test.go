@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/ghostsock/ghostsock/tuning/internal/guard"
 )
 
 func TestClassify(t *testing.T) {
@@ -62,18 +64,18 @@ func TestRefine(t *testing.T) {
 		name string
 		c    Cause
 		s    Snapshot
-		cut  guardCut
+		cut  guard.Cut
 		want Cause
 	}{
-		{"data in flight: busy", CauseSilentPeer, busy, cutNone, CauseReapedBusy},
-		{"nothing queued: idle", CauseSilentPeer, idle, cutNone, CauseReapedIdle},
-		{"shut window, no probe out, unguarded: a live peer cut", CauseSilentPeer, shut, cutNone, CauseWindowStall},
-		{"shut window, one probe out (in flight), unguarded: a live peer cut", CauseSilentPeer, Snapshot{State: TCPClosed, NotSentBytes: 1, Probes: 1}, cutNone, CauseWindowStall},
-		{"shut window, probes unanswered: busy", CauseSilentPeer, shutSilent, cutNone, CauseReapedBusy},
-		{"in flight into a shut window, unguarded: a live peer cut (tcp_rtx_probe0_timed_out)", CauseSilentPeer, busyShut, cutNone, CauseWindowStall},
-		{"guarded, silence verdict", CauseSilentPeer, guardedShut, cutSilent, CauseReapedBusy},
-		{"guarded, stall verdict", CauseSilentPeer, guardedShut, cutStalled, CauseWindowStall},
-		{"not a silent peer: unchanged", CauseReset, busy, cutNone, CauseReset},
+		{"data in flight: busy", CauseSilentPeer, busy, guard.CutNone, CauseReapedBusy},
+		{"nothing queued: idle", CauseSilentPeer, idle, guard.CutNone, CauseReapedIdle},
+		{"shut window, no probe out, unguarded: a live peer cut", CauseSilentPeer, shut, guard.CutNone, CauseWindowStall},
+		{"shut window, one probe out (in flight), unguarded: a live peer cut", CauseSilentPeer, Snapshot{State: TCPClosed, NotSentBytes: 1, Probes: 1}, guard.CutNone, CauseWindowStall},
+		{"shut window, probes unanswered: busy", CauseSilentPeer, shutSilent, guard.CutNone, CauseReapedBusy},
+		{"in flight into a shut window, unguarded: a live peer cut (tcp_rtx_probe0_timed_out)", CauseSilentPeer, busyShut, guard.CutNone, CauseWindowStall},
+		{"guarded, silence verdict", CauseSilentPeer, guardedShut, guard.CutSilent, CauseReapedBusy},
+		{"guarded, stall verdict", CauseSilentPeer, guardedShut, guard.CutStalled, CauseWindowStall},
+		{"not a silent peer: unchanged", CauseReset, busy, guard.CutNone, CauseReset},
 	} {
 		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, refine(tc.c, tc.s, tc.cut)) })
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ghostsock/ghostsock/internal/sockopt"
+	"github.com/ghostsock/ghostsock/tuning/internal/guard"
 	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
@@ -31,7 +32,7 @@ const (
 
 	// MinRTOMax and MaxRTOMax are the range TCP_RTO_MAX_MS accepts (Linux
 	// 6.15 and later): one second to TCP_RTO_MAX, 120 s.
-	MinRTOMax = time.Second
+	MinRTOMax = timers.MinRTOMax
 	MaxRTOMax = timers.RTOMax
 
 	// Unchanged, in KeepAlive.Idle, KeepAlive.Interval or KeepAlive.Count,
@@ -202,6 +203,7 @@ type kernelOptions struct {
 	noGuard  bool            // NoGuard
 	learns   bool            // keepalive off with a schedule kept (Lean): Conn.Awaiting turns it on
 	observer Observer        // Observer; nil observes nothing
+	guard    guard.Settings  // what a guard takes, computed once
 	config   Config          // what these were compiled from
 
 	// setFD is k.Set, bound once by compile: a method value made at each
@@ -220,6 +222,7 @@ func (c Config) compile() (kernelOptions, error) {
 		return kernelOptions{}, err
 	}
 	o.setFD = o.k.Set
+	o.guard = c.guardSettings(o.k)
 	return o, nil
 }
 

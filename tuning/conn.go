@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ghostsock/ghostsock/internal/sockopt"
+	"github.com/ghostsock/ghostsock/tuning/internal/guard"
 	"github.com/ghostsock/ghostsock/tuning/internal/hold"
 )
 
@@ -84,12 +85,12 @@ type connState struct {
 	mu   sync.Mutex    // serialises reconfiguration, and adding a guard or an Observer
 	opts kernelOptions // the options in force, under mu
 
-	guard atomic.Pointer[guard] // nil while unguarded; once set, never cleared
-	hold  hold.Hold             // writes wait while the peer is silent (package hold)
-	ut    atomic.Int64          // opts.userTimeout, for the hold without mu
-	path  atomic.Int64          // opts.pathRTO, likewise
-	grace atomic.Int64          // opts.grace, likewise
-	slow  atomic.Bool           // EventSlowPath told
+	guard atomic.Pointer[guard.Guard] // nil while unguarded; once set, never cleared
+	hold  hold.Hold                   // writes wait while the peer is silent (package hold)
+	ut    atomic.Int64                // opts.userTimeout, for the hold without mu
+	path  atomic.Int64                // opts.pathRTO, likewise
+	grace atomic.Int64                // opts.grace, likewise
+	slow  atomic.Bool                 // EventSlowPath told
 
 	awaiting int  // Awaiting marks held, under mu
 	timed    bool // the kept schedule's timings are on the socket, under mu
@@ -413,23 +414,23 @@ func (s *connState) write(w func() error) error {
 	defer s.inflight.Add(-1)
 	g := s.guard.Load()
 	if g != nil {
-		g.begin(s.rc)
+		g.Begin(s.rc)
 	}
 	err := w()
 	if g != nil {
-		g.end()
+		g.End()
 	}
 	if err == nil {
 		return nil
 	}
 	s.failed(err)
-	return g.annotate(err)
+	return g.Annotate(err)
 }
 
 // holdWrites is the send hold (package hold), on a connection with a user
 // timeout to start, where TCP_INFO tells when to hold (Linux). Where the
 // write that follows queues its data at once (queues), a sample that
-// finds nothing queued or in flight moves the guard's next tick (calmAt):
+// finds nothing queued or in flight moves the guard's next tick (Guard.CalmAt):
 // a write that may wait first (for its source, or writing nothing) would
 // queue data older, to the guard, than it is.
 func (s *connState) holdWrites(queues bool) {
@@ -441,7 +442,7 @@ func (s *connState) holdWrites(queues bool) {
 		s.checkPath(rto)
 	}
 	if g := s.guard.Load(); g != nil && empty != 0 && queues {
-		g.calmAt(hold.MonoTime(empty))
+		g.CalmAt(hold.MonoTime(empty))
 	}
 }
 
@@ -452,7 +453,7 @@ func (s *connState) holds() bool { return guardSupported && s.ut.Load() > 0 }
 func (s *connState) closed() {
 	s.reportClose(false)
 	if g := s.guard.Load(); g != nil {
-		g.close()
+		g.Close()
 	}
 }
 
@@ -462,7 +463,7 @@ func (s *connState) closed() {
 func (s *connState) collected() {
 	s.reportClose(true)
 	if g := s.guard.Load(); g != nil {
-		g.close()
+		g.Close()
 	}
 }
 
@@ -569,7 +570,7 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 		return nil
 	}
 	if g := s.guard.Load(); g != nil {
-		if err := g.reconfigure(s.rc, o); err != nil {
+		if err := g.Reconfigure(s.rc, o.guard); err != nil {
 			return err
 		}
 	} else {
@@ -602,7 +603,7 @@ func (s *connState) addGuard(tcp *net.TCPConn) error {
 	if s.guard.Load() != nil {
 		return nil
 	}
-	g, err := newGuard(tcp, s.rc, &s.opts)
+	g, err := guard.New(tcp, s.rc, s.opts.guard)
 	if err != nil {
 		return err
 	}
@@ -762,4 +763,22 @@ func (l *listener) SyscallConn() (syscall.RawConn, error) {
 		return sc.SyscallConn()
 	}
 	return nil, fmt.Errorf("ghostsock: %T has no SyscallConn method: %w", l.Listener, errors.ErrUnsupported)
+}
+
+// guardedRawConn is the RawConn SyscallConn hands out on a guarded Conn or
+// one with a send hold. It hides the poll descriptor of the net package's
+// own RawConn on purpose: *os.File's WriteTo would otherwise sendfile
+// straight to the socket, past the guard and the hold.
+type guardedRawConn struct {
+	rc syscall.RawConn
+	s  *connState // its guard is looked up at each write: a layer may add one later
+}
+
+func (r guardedRawConn) Control(f func(fd uintptr)) error { return r.rc.Control(f) }
+
+func (r guardedRawConn) Read(f func(fd uintptr) (done bool)) error { return r.rc.Read(f) }
+
+func (r guardedRawConn) Write(f func(fd uintptr) (done bool)) error {
+	r.s.holdWrites(false) // f may write nothing, or wait
+	return r.s.write(func() error { return r.rc.Write(f) })
 }

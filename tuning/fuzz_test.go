@@ -54,7 +54,7 @@ func FuzzConfig(f *testing.F) {
 				t.Fatalf("StallBound %v not past StallTimeout %v", c.StallBound(), c.StallTimeout)
 			}
 			p := c.guardParams()
-			if p.alive <= p.rtoMax+timers.Slack(p.rtoMax) {
+			if p.Alive <= p.RTOMax+timers.Slack(p.RTOMax) {
 				t.Fatalf("guard would judge a live peer between capped probes silent: %+v", p)
 			}
 		}

@@ -170,7 +170,7 @@ func TestGuardQuietWhileAnswered(t *testing.T) {
 		}
 	}()
 	const every, span = 50 * time.Millisecond, 4 * time.Second
-	linger := c.guardParams().linger
+	linger := c.guardParams().Linger
 	require.Less(t, linger, span/3, "the run spans three lingers")
 	b := make([]byte, 64)
 	for next, end := time.Now(), time.Now().Add(span); next.Before(end); next = next.Add(every) {
@@ -209,7 +209,7 @@ func TestGuardQuietWhileCopyingIdleSocket(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, msg, got)
 	const idle = 4 * time.Second
-	linger := c.guardParams().linger
+	linger := c.guardParams().Linger
 	require.Less(t, linger, idle/3, "the idle spell spans three lingers")
 	time.Sleep(idle)
 	ticks, armed := guardTicks(t, server)
@@ -252,7 +252,5 @@ func guardTicks(t *testing.T, conn net.Conn) (ticks int, armed bool) {
 	t.Helper()
 	g := conn.(*Conn).s.guard.Load()
 	require.NotNil(t, g, "guarded")
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.ticks, g.state.Load()&guardArmed != 0
+	return g.Ticks()
 }

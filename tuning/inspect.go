@@ -400,7 +400,7 @@ func Inspect(conn net.Conn) (Snapshot, error) {
 	}
 	if g := r.kit.s.guard.Load(); g != nil {
 		s.Guarded = true
-		s.Options.UserTimeout = g.heldTimeout()
+		s.Options.UserTimeout = g.HeldTimeout()
 	}
 	kc := r.kit.Config() // bounds' inputs, not socket options
 	s.Options.PathRTO, s.Options.OutageGrace = kc.PathRTO, kc.OutageGrace

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ghostsock/ghostsock/internal/sockopt"
+	"github.com/ghostsock/ghostsock/tuning/internal/guard"
 )
 
 // Observer receives an Event for each connection the kit opens and for
@@ -279,10 +280,10 @@ func (s *connState) end(err error, snap Snapshot, dropped bool) {
 		e.Err = err
 		e.SinceACK = snap.SinceACK
 		e.Dropped = dropped
-		cut := cutNone
+		cut := guard.CutNone
 		if g := s.guard.Load(); g != nil {
 			snap.Guarded = true
-			cut = g.lastCut()
+			cut = g.LastCut()
 		}
 		e.Kernel = snap
 		e.Cause = refine(Classify(err), snap, cut)

@@ -141,5 +141,5 @@ func assertLingers(t *testing.T, c Config) {
 	c0.UserTimeout = 0
 	without, _, _ := timers.KeepAliveFirings(c0.timings())
 	assert.LessOrEqual(t, without, with, "%+v: keepalive alone ends an idle connection as soon", c)
-	assert.Equal(t, c.UserTimeout/2, c.guardParams().linger, "%+v: the guard lingers", c)
+	assert.Equal(t, c.UserTimeout/2, c.guardParams().Linger, "%+v: the guard lingers", c)
 }

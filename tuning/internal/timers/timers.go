@@ -16,8 +16,9 @@ const (
 	KernelKeepAliveCount    = 9                  // net.ipv4.tcp_keepalive_probes
 	KernelRetries2          = 15                 // net.ipv4.tcp_retries2
 
-	RTOMin = 200 * time.Millisecond // TCP_RTO_MIN (include/net/tcp.h)
-	RTOMax = 120 * time.Second      // TCP_RTO_MAX, and the most TCP_RTO_MAX_MS takes
+	RTOMin    = 200 * time.Millisecond // TCP_RTO_MIN (include/net/tcp.h)
+	RTOMax    = 120 * time.Second      // TCP_RTO_MAX, and the most TCP_RTO_MAX_MS takes
+	MinRTOMax = time.Second            // the least TCP_RTO_MAX_MS takes
 )
 
 // LANRTO and LANRTOMax are the RTOs of a path whose round trip is under
