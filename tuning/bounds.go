@@ -9,8 +9,8 @@ import (
 	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
-// Never is what Bounds returns for a case the Config does not detect at
-// all: an idle connection with keepalive off.
+// Never (the largest time.Duration) is what Bounds returns for a case the
+// Config does not detect at all: an idle connection with keepalive off.
 const Never = timers.Never
 
 // Assumptions Bounds makes where a Config leaves the kernel in charge. They
@@ -18,62 +18,33 @@ const Never = timers.Never
 const (
 	// KernelKeepAliveIdle, KernelKeepAliveInterval and KernelKeepAliveCount
 	// are net.ipv4.tcp_keepalive_time, _intvl and _probes as Linux ships
-	// them, used for fields set to Unchanged.
+	// them (7200 s, 75 s, 9), used for fields set to Unchanged.
 	KernelKeepAliveIdle     = timers.KernelKeepAliveIdle
 	KernelKeepAliveInterval = timers.KernelKeepAliveInterval
 	KernelKeepAliveCount    = timers.KernelKeepAliveCount
 
-	// KernelRetries2 is net.ipv4.tcp_retries2 as Linux ships it, used when
-	// UserTimeout is zero.
+	// KernelRetries2 is net.ipv4.tcp_retries2 as Linux ships it (15), used
+	// when UserTimeout is zero.
 	KernelRetries2 = timers.KernelRetries2
 )
 
 // Bounds returns the worst-case time from a peer vanishing (no FIN, no RST,
 // every packet lost) to the error the socket reports, for an idle connection
-// and for a busy one (data sent and unacknowledged), on a path whose RTO is
-// at most PathRTO: by default a LAN, a round-trip time under 10 ms, so
-// that the RTO is at most LANRTOMax. It
-// follows Linux's timers (net/ipv4/tcp_timer.c), as tuning/doc.go sets out,
-// and counts every timer as firing as late as the timer wheel allows
-// (an eighth of its interval, plus a tick):
-//
-//   - busy, UserTimeout > 0: UserTimeout after the first RTO
-//     retransmission, which comes a tail-loss probe and an RTO after the
-//     first lost byte, each taken as up to PathRTO (Retransmissions), the
-//     probe up to OutageGrace later.
-//   - busy, UserTimeout == 0: tcp_retries2 retransmissions: past the
-//     threshold tcp_model_timeout computes (RetriesTimeout), at the next
-//     RTO expiry, up to TCP_RTO_MAX (120 s) later.
-//   - idle, keepalive on, UserTimeout > 0: probes go out at Idle, then every
-//     Interval; the connection ends at the first probe time, after at least
-//     one probe, at which it has been silent for UserTimeout. Count is
-//     ignored. Each firing may be late, and the next is armed from it.
-//   - idle, keepalive on, UserTimeout == 0: Idle + Count*Interval, late
-//     likewise.
-//   - idle, keepalive off: Never.
-//
-// The busy figure holds for any writer on a Conn, which stops feeding a
-// silent peer so that the kernel's first RTO is not postponed (the send
-// hold), and for a bare *net.TCPConn (Dialer, Control) only if its writer
-// pauses for a tail-loss probe's interval or fills its window: see
-// "Writers that stream" in the package doc.
-//
-// On a path slower than PathRTO says the busy figure grows by about twice
-// the difference between the path's RTO (RTT + 200 ms or more; three RTTs
-// after the handshake, RTOForRTT) and PathRTO; the idle one does not
-// change. ForBudgetOnPath states the path; Snapshot.SlowPath and
-// EventSlowPath tell a connection outside it. Earliest gives the other end
-// of the window. Bounds
-// assumes c is valid (see Validate); fields left Unchanged take Linux's
-// sysctl defaults.
+// and for a busy one (data sent and unacknowledged), every kernel timer
+// firing as late as it may. It applies the table and rules of "The kernel's
+// rules" in the package doc, on a path whose RTO is at most PathRTO (a LAN by
+// default; on a slower path the busy figure grows, Rule 7). The idle figure
+// is Never with keepalive off. The busy one holds for a Conn's writes, and
+// for a bare *net.TCPConn's only if its writer pauses (see "Writers that
+// stream"). c must be valid (Validate); fields left Unchanged take Linux's
+// defaults (KernelKeepAliveIdle and the rest). Earliest is the other end.
 func (c Config) Bounds() (idle, busy time.Duration) { return timers.Bounds(c.timings()) }
 
 // Earliest returns the earliest time after a peer's last packet at which
-// the kernel can report it gone, for an idle and for a busy connection:
-// the nominal timer figures, with no slack, no tail-loss probe and no RTO
-// before the user timeout's clock starts. Between Earliest and Bounds lies
-// every detection; one before Earliest means something else ended the
-// connection.
+// the kernel can report it gone, idle and busy: the nominal timer figures,
+// with no slack, no tail-loss probe and no RTO before the user timeout's
+// clock starts. Every detection lies between Earliest and Bounds; one
+// before Earliest means something else ended the connection.
 func (c Config) Earliest() (idle, busy time.Duration) { return timers.Earliest(c.timings()) }
 
 // keepAliveCount is KeepAlive.Count as the kernel holds it.
@@ -89,10 +60,9 @@ func (c Config) keepAliveCount() int {
 
 // countForUserTimeout lowers KeepAlive.Count to the probes at which c's
 // user timeout ends an idle connection, where c sets the count and its
-// schedule. The count applies only while the user timeout is 0
-// (tcp_keepalive_timer), as the guard holds it for a while after each
-// write (guardLinger, which is short unless keepalive alone ends an idle
-// connection as soon). A Lean Config's kept schedule counts too.
+// schedule. The count applies only while the user timeout is 0 (Rule 2),
+// as an armed guard holds it for its linger after each write. A Lean
+// Config's kept schedule counts too.
 func (c Config) countForUserTimeout() Config {
 	ka := c.keptSchedule()
 	if !ka.KeepAlive.Enable || c.UserTimeout == 0 ||
@@ -144,17 +114,16 @@ func orDefault(d, zero, unchanged time.Duration) time.Duration {
 
 // RetriesTimeout is how long Linux retransmits unacknowledged data before it
 // gives up when no TCP_USER_TIMEOUT is set: tcp_model_timeout() for the given
-// net.ipv4.tcp_retries2, an exponential backoff from TCP_RTO_MIN (200 ms)
-// capped at TCP_RTO_MAX (120 s). For the default of 15 it is 924.6 s; the
-// abort itself comes at the next retransmission after that time.
+// net.ipv4.tcp_retries2, a backoff from TCP_RTO_MIN (200 ms) capped at
+// TCP_RTO_MAX (120 s); 0 for retries2 <= 0. RetriesTimeout(15), Linux's
+// default, is 924.6 s; the abort comes at the next RTO expiry after it.
 func RetriesTimeout(retries2 int) time.Duration { return timers.RetriesTimeout(retries2) }
 
-// LANRTO and LANRTOMax are the range of retransmission timeouts Bounds
-// and OutageSurvived assume unless Config.PathRTO says otherwise: a path
-// with a round-trip time under 10 ms, whose RTO is TCP_RTO_MIN (200 ms)
-// plus the RTT and its variation, on a loaded host up to 300 ms. On a
-// longer path the RTO is about RTT + 200 ms or more, and the figures grow
-// with it (ForBudgetOnPath).
+// LANRTO and LANRTOMax are the range of retransmission timeouts Bounds and
+// OutageSurvived assume unless Config.PathRTO says otherwise: a path with a
+// round-trip time under 10 ms, whose RTO is TCP_RTO_MIN (200 ms) plus the
+// RTT and its variation, on a loaded host up to 300 ms (Rule 7 in the
+// package doc).
 const (
 	LANRTO    = timers.LANRTO
 	LANRTOMax = timers.LANRTOMax
@@ -162,60 +131,44 @@ const (
 
 // Retransmissions returns what a busy connection with c sends once it
 // loses everything from its first unacknowledged byte on, on a path whose
-// RTO is rto, counted from that byte: a tail-loss probe pto after it
-// (tcp_schedule_loss_probe: 2 SRTT with several segments in flight, up to
-// the RTO with one), the first RTO retransmission rto after the probe,
-// which starts the user timeout's clock (retrans_stamp), then
-// retransmissions whose interval doubles up to RTOMax; and when the kernel
-// aborts: UserTimeout after the first RTO retransmission, the timer
-// clamped to fire then (tcp_clamp_rto_to_user_timeout). Timer slack is
-// left out. UserTimeout must be positive.
+// RTO is rto, counted from that byte: the tail-loss probe at pto, the first
+// RTO retransmission rto after it, which starts the user timeout's clock,
+// then retransmissions whose interval doubles up to RTOMax; and the abort,
+// UserTimeout after that first RTO retransmission (Rules 1 and 6 in the
+// package doc). Timer slack is left out. UserTimeout must be positive.
 func (c Config) Retransmissions(rto, pto time.Duration) (sends []time.Duration, abort time.Duration) {
 	return timers.Retransmissions(c.timings(), rto, pto)
 }
 
 // OutageSurvived is the longest outage, from the first byte it loses, that
-// a busy connection surely survives with c: the outage must end before the
-// last retransmission the kernel sends ahead of its deadline, which then
-// gets through. It is the smallest such time over the RTOs of a LAN path
-// (LANRTO to LANRTOMax) and either timing of the tail-loss probe, because
-// the schedule is knife-edged: with UserTimeout 3 s and an RTO of 200 ms
-// the fourth retransmission leaves at 3.2 s, just ahead of the deadline,
-// with 215 ms it would come after it and the last one leaves at 1.7 s. A
-// longer outage is often survived too (the clamped last timer may fire a
-// hair early and send once more), but not surely.
-//
-// For UserTimeout 3 s it is 1.5 s without RTOMax and 2.4 s with RTOMax 1 s;
-// for 10 s, 6.2 s and 9.4 s: a cap makes retransmissions keep coming, so
-// the figure approaches UserTimeout. Zero without a UserTimeout (then
-// net.ipv4.tcp_retries2 decides). Guarded connections hold RTOMax at the
-// guard's cap (see GuardHolds) on Linux 6.15 and later.
+// a busy connection surely survives with c: one that ends before the last
+// retransmission ahead of the deadline, the earliest such over the RTOs
+// from LANRTO to PathRTO (LANRTOMax if 0) and every tail-loss probe time,
+// as the schedule is knife-edged (Rule 6 in the package doc). A longer
+// outage is often survived, but not surely. An RTOMax brings it towards
+// UserTimeout; a guarded connection holds the guard's cap (GuardHolds).
+// Zero without a UserTimeout.
 func (c Config) OutageSurvived() time.Duration { return timers.OutageSurvived(c.timings()) }
 
 // pathRTO is the largest RTO c's bounds allow for.
 func (c Config) pathRTO() time.Duration { return c.timings().PathRTOMax() }
 
 // RTOForRTT is the retransmission timeout Linux gives a connection after
-// its first round-trip sample of rtt (tcp_rtt_estimator: the variation
-// starts at half the sample, and its floor is TCP_RTO_MIN): rtt plus the
+// its first round-trip sample of rtt (tcp_rtt_estimator): rtt plus the
 // larger of 2 rtt and 200 ms. Later samples of a steady path bring it down
-// towards rtt + 200 ms; jitter and a queue that fills push it up again.
-// It is the PathRTO ForBudgetOnPath gives a path whose round trip stays
-// under rtt.
+// towards rtt + 200 ms (Rule 7 in the package doc). ForBudgetOnPath sets it
+// as PathRTO.
 func RTOForRTT(rtt time.Duration) time.Duration { return timers.RTOForRTT(rtt) }
 
 // ForBudgetOnPath is ForBudget for a path whose round-trip time stays
-// under rtt (a phone on a cellular network: 50 to 600 ms): the same idle
-// schedule (KeepAlive.Count at most the probes the user timeout allows),
-// PathRTO set to RTOForRTT(rtt) (at least LANRTOMax), and the
-// user timeout cut so that the busy worst case on that path still fits d:
-// the send hold's start an RTO after the last ACK, a tail-loss probe 2
-// SRTT later, and the first RTO, each RTO up to PathRTO (see probeTimes).
-// A round trip within a LAN's 10 ms gives ForBudget's Config. A path slower
-// than d allows is refused: the error wraps ErrBudget and names the
-// smallest budget that fits, when the user timeout left would be shorter
-// than three of the path's RTOs (a live connection would then be cut by
-// one lost retransmission and its backoff).
+// under rtt (a phone on a cellular network, say): the same keepalive
+// schedule, PathRTO set to RTOForRTT(rtt) (at least LANRTOMax), and the
+// user timeout, with KeepAlive.Count, cut until the busy bound on that path
+// fits d (Rule 7 in the package doc). An rtt within a LAN's 10 ms gives
+// ForBudget(d). The error wraps ErrBudget for an rtt that is not positive
+// or whose RTO passes MaxRTOMax, and for a path too slow for d (the user
+// timeout left would be under three of its RTOs), naming the smallest
+// budget that fits.
 func ForBudgetOnPath(d, rtt time.Duration) (Config, error) {
 	switch {
 	case rtt <= 0:
@@ -255,13 +208,13 @@ func onPath(d, rto time.Duration) (Config, error) {
 	return c, c.Validate()
 }
 
-// WithOutageGrace returns c with OutageGrace g and its user timeout cut
-// until the busy bound is no longer than c's (and KeepAlive.Count, if
-// need be, to the probes that user timeout allows): a stream then recovers from
-// outages shorter than g as a bare socket does, and a longer outage is
-// survived for less (OutageSurvived). The error wraps ErrBudget if the
-// user timeout left would be under three of c's path RTOs (see
-// ForBudgetOnPath), ErrInvalidConfig if c or g is out of range.
+// WithOutageGrace returns c with OutageGrace g and its user timeout (with
+// KeepAlive.Count, if need be) cut until the busy bound is no longer than
+// c's: a stream then recovers from outages shorter than g as a bare socket
+// does, and survives longer ones for less (OutageSurvived). The error wraps
+// ErrBudget if the user timeout left would be under three of c's path RTOs,
+// under g or under MinGuardTimeout; ErrInvalidConfig if c is invalid, or g
+// negative or set without a user timeout.
 func (c Config) WithOutageGrace(g time.Duration) (Config, error) {
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -288,12 +241,12 @@ func (c Config) WithOutageGrace(g time.Duration) (Config, error) {
 // timers may fire an eighth late.
 const MinBudget = 3 * time.Second
 
-// MaxBudget is the largest budget ForBudget accepts: the idle bound is
-// TCP_KEEPIDLE plus probesPerBudget TCP_KEEPINTVL periods, each at most
-// 32767 s.
+// MaxBudget is the largest budget ForBudget accepts: the idle bound is Idle
+// plus three Interval periods, each at most 32767 s.
 const MaxBudget = MaxKeepAliveIdle + probesPerBudget*MaxKeepAliveInterval
 
-// ErrBudget is wrapped by ForBudget's errors.
+// ErrBudget is wrapped by the errors of ForBudget, ForBudgetOnPath,
+// ForBudgetWithIdleLimit and WithOutageGrace for a budget they cannot meet.
 var ErrBudget = errors.New("ghostsock: budget cannot be met")
 
 // probesPerBudget is how many keepalive probes ForBudget lets go unanswered
@@ -302,33 +255,16 @@ var ErrBudget = errors.New("ghostsock: budget cannot be met")
 // measures.
 const probesPerBudget = 3
 
-// ForBudget returns the Config whose worst-case detection of a vanished peer,
-// idle and busy, is at most d on a LAN path (see Bounds: the tail-loss
-// probe, the first RTO and the timer wheel's lateness included).
-//
-// The user timeout and keepalive are chosen together: an idle connection is
-// left alone for about half the budget, then probed up to three times at
-// equal whole-second intervals (fewer below 5 s), with the idle time cut
-// until the probes' worst case fits; UserTimeout is the nominal time of the
-// last probe, or less if the busy worst case needs it. Count is the number
-// of probes, so that the idle bound holds even if something later clears
-// the user timeout (grpc-go does, see package grpcdial). The nominal figures
-// (Earliest) therefore lie below d: UserTimeout 2 s for a 3 s budget, 13 s
-// for 15 s, 17 s for 20 s. A larger budget is kinder to slow but live
-// peers; below about 10 s a few lost probes in a row, on a lossy path, can
-// end a live connection. It is kinder to the host too: every idle
-// connection probes once an Interval, so a fleet sends connections /
-// Interval probes a second, in bursts (connections opened together have
-// their timers filed together in the kernel's timer wheel). Through a veth
-// every packet passes the receiving CPU's input backlog
-// (net.core.netdev_max_backlog); a burst past it is lost, and on a 2-core
-// VM 100,000 connections at 5 s lost enough probes with the default backlog
-// of 1,000 that the kernel cut live connections, and none with 4,096
-// (ghostbench part 4; the README's "Many connections on one host" gives
-// the rule).
-//
-// d must lie between MinBudget and MaxBudget; otherwise the error wraps
-// ErrBudget and says which limit.
+// ForBudget returns the Config whose worst-case detection of a vanished
+// peer, idle and busy, is at most d on a LAN path (Bounds). An idle
+// connection is left alone for about half of d, then probed up to three
+// times at equal whole-second intervals; Count is the number of probes, so
+// that the idle bound holds even where the user timeout is cleared (Rule 2
+// in the package doc), and UserTimeout the nominal time of the last probe,
+// or less if the busy bound needs it: ForBudget(3s) sets 2 s, ForBudget(20s)
+// 17 s. A larger budget is kinder to live peers on lossy paths, and to the
+// host (Rule 3). d must lie between MinBudget and MaxBudget; otherwise the
+// error wraps ErrBudget and says which limit.
 func ForBudget(d time.Duration) (Config, error) { return forBudget(d, MaxKeepAliveIdle) }
 
 // forBudget is ForBudget with keepalive idle and interval at most most.

@@ -119,15 +119,13 @@ var causeRules = []struct {
 }
 
 // refine turns CauseSilentPeer into the case the kernel's state at the
-// error shows. A stall if the guard judged one; else, unguarded, if the
+// error shows: a stall if the guard judged one, or, unguarded, if the
 // peer's last word was a shut window (PeerWindow 0) and at most one probe
-// was out (one may be in flight when the timer fires; a live reader's cut
-// shows Probes 1 on Linux 6.18): the kernel's zero-window rules (tcp_probe_timer with
-// nothing in flight, tcp_rtx_probe0_timed_out with a segment in flight)
-// end a live reader's connection so. Busy if data was unacknowledged or
-// queued, idle otherwise. An unguarded peer that vanished while its window
-// was shut and a segment was in flight looks like a stall too; the guard,
-// which watches the silence, tells them apart.
+// was out (a live reader's cut shows Probes 1 on Linux 6.18; Rule 5 in the
+// package doc); busy if data was unacknowledged or queued; idle otherwise.
+// Unguarded, a peer that vanished with its window shut and a segment in
+// flight looks like a stall too; the guard, which watches the silence,
+// tells them apart.
 func refine(c Cause, s Snapshot, cut guard.Cut) Cause {
 	if c != CauseSilentPeer {
 		return c

@@ -12,33 +12,31 @@ import (
 	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
-// Kernel limits that Validate enforces. They are the ranges Linux accepts in
-// tcp(7); the other supported systems accept at least as much, except where
-// sockopt_GOOS.go says otherwise.
+// Kernel limits that Validate enforces: the ranges Linux accepts (tcp(7)).
+// The other systems accept at least as much where they have the option (see
+// "Platforms" in the package doc).
 const (
-	// MaxUserTimeout is the largest TCP_USER_TIMEOUT Linux accepts: the
-	// option is an int of milliseconds (about 24.8 days).
+	// MaxUserTimeout is the largest UserTimeout: TCP_USER_TIMEOUT is an int
+	// of milliseconds (about 24.8 days).
 	MaxUserTimeout = time.Duration(math.MaxInt32) * time.Millisecond
 
 	// MaxKeepAliveIdle and MaxKeepAliveInterval are the largest
-	// TCP_KEEPIDLE and TCP_KEEPINTVL Linux accepts (MAX_TCP_KEEPIDLE,
-	// MAX_TCP_KEEPINTVL: 32767 seconds).
+	// KeepAlive.Idle and KeepAlive.Interval (MAX_TCP_KEEPIDLE,
+	// MAX_TCP_KEEPINTVL).
 	MaxKeepAliveIdle     = 32767 * time.Second
 	MaxKeepAliveInterval = 32767 * time.Second
 
-	// MaxKeepAliveCount is the largest TCP_KEEPCNT Linux accepts
-	// (MAX_TCP_KEEPCNT).
+	// MaxKeepAliveCount is the largest KeepAlive.Count (MAX_TCP_KEEPCNT).
 	MaxKeepAliveCount = 127
 
-	// MinRTOMax and MaxRTOMax are the range TCP_RTO_MAX_MS accepts (Linux
-	// 6.15 and later): one second to TCP_RTO_MAX, 120 s.
+	// MinRTOMax and MaxRTOMax are the range of a non-zero RTOMax: what
+	// TCP_RTO_MAX_MS accepts, 1 s to TCP_RTO_MAX (120 s).
 	MinRTOMax = timers.MinRTOMax
 	MaxRTOMax = timers.RTOMax
 
 	// Unchanged, in KeepAlive.Idle, KeepAlive.Interval or KeepAlive.Count,
-	// leaves that socket option as the operating system has it, as
-	// net.KeepAliveConfig documents for negative values. It is the only
-	// negative value Validate accepts.
+	// leaves that option as the operating system has it (net.KeepAliveConfig's
+	// negative values). It is the only negative value Validate accepts.
 	Unchanged = -1
 )
 
@@ -50,115 +48,93 @@ const (
 )
 
 // Config is how one TCP socket detects a peer that vanished without FIN or
-// RST. Build one with ForBudget, or fill UserTimeout and KeepAlive: the zero
-// Config, which would detect nothing, does not validate.
-//
-// A Config is a plain value: copy it, compare it, keep it in your own
-// configuration. Every entry point validates it before it touches a socket.
+// RST. Build one with ForBudget, or fill UserTimeout and KeepAlive; the zero
+// Config, which would detect nothing, does not validate. A Config is a plain
+// value: copy it and compare it freely. Every entry point validates it before
+// it touches a socket.
 type Config struct {
 	// UserTimeout is TCP_USER_TIMEOUT (RFC 5482, tcp(7)): how long sent
-	// data may stay unacknowledged before the kernel aborts the connection
-	// with ETIMEDOUT. With keepalive on, it also ends an idle connection
-	// once it has been idle this long and one probe went unanswered (see
-	// Bounds); KeepAlive.Count is then ignored by the kernel.
-	//
-	// Zero clears the option: retransmissions are then bounded only by
-	// net.ipv4.tcp_retries2 (about 15 minutes by default).
+	// data may stay unacknowledged before the kernel ends the connection
+	// with ETIMEDOUT. With keepalive on it also ends an idle connection, and
+	// the kernel then ignores KeepAlive.Count (Rule 2 in the package doc).
+	// Zero clears the option: net.ipv4.tcp_retries2 alone bounds
+	// retransmissions (about 15 minutes by default, RetriesTimeout).
 	// Unit: whole milliseconds (whole seconds on darwin and windows).
-	// Limits: 0 to MaxUserTimeout. Negative values are an error.
+	// Limits: 0 to MaxUserTimeout; a non-zero value under MinGuardTimeout
+	// needs NoGuard.
 	UserTimeout time.Duration
 
 	// KeepAlive is SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL and
-	// TCP_KEEPCNT, with net.KeepAliveConfig's own meaning: Enable false
-	// turns keepalive off (the other fields are then not applied); a zero
-	// Idle or Interval means Go's default of 15 s, a zero Count Go's
-	// default of 9; Unchanged (-1) leaves that option as the OS has it.
-	//
+	// TCP_KEEPCNT, as net.KeepAliveConfig means them: Enable false turns
+	// keepalive off (the timings are then not set, and IdleUnwatched must
+	// say so); a zero Idle or Interval is Go's default of 15 s, a zero Count
+	// Go's default of 9; Unchanged (-1) leaves that option as the OS has it.
 	// Units: Idle and Interval whole seconds, 1 s to 32767 s; Count 1 to
-	// 127. Other negative values, fractions of a second and values past
-	// the limits are an error, never rounded or clamped.
+	// 127. Other negative values, fractions of a second and values past the
+	// limits are an error, never rounded or clamped.
 	KeepAlive net.KeepAliveConfig
 
 	// RTOMax is TCP_RTO_MAX_MS (Linux 6.15 and later, tcp(7)): the longest
 	// the kernel waits between two retransmissions, or two zero-window
-	// probes, of one connection. Retransmissions back off from 200 ms and
-	// double each time; a cap makes them keep coming, so a busy connection
-	// survives any outage that ends at least RTOMax before UserTimeout runs
-	// out (see Config.OutageSurvived), at the price of more retransmissions
-	// into a long outage.
-	//
-	// Zero leaves the kernel's value (120 s, or net.ipv4.tcp_rto_max_ms).
-	// Unit: whole milliseconds (the kernel rounds to its jiffy). Limits:
-	// MinRTOMax (1 s) to MaxRTOMax (120 s). On kernels before 6.15 and on
-	// other systems a non-zero RTOMax is an error wrapping
-	// errors.ErrUnsupported, from the first socket it is set on.
+	// probes, of one connection. A cap keeps retransmissions coming, so that
+	// a busy connection survives longer outages (OutageSurvived; Rule 6 in
+	// the package doc), at the price of more retransmissions into a long
+	// one. Zero, the default, leaves the kernel's (120 s, or
+	// net.ipv4.tcp_rto_max_ms). Unit: whole milliseconds. Limits: MinRTOMax
+	// to MaxRTOMax. A non-zero RTOMax is an error wrapping
+	// errors.ErrUnsupported: outside Linux when the Config is built, before
+	// Linux 6.15 from the first socket it is set on.
 	RTOMax time.Duration
 
-	// StallTimeout bounds how long a live peer may keep a guarded writer
-	// from making progress: no byte acknowledged while data waits to be
-	// sent, because the peer keeps its receive window shut (it stopped
-	// reading) although it answers every probe. Once a stall reaches
-	// StallTimeout the guard lets the kernel end the connection with
-	// ETIMEDOUT, within Config.StallBound. It is to a paused reader what
-	// nginx's send_timeout is, and unlike http.Server's WriteTimeout it
-	// never cuts a response that is slow but moving.
-	//
-	// Zero, the default, sets no limit: the guard keeps a paused reader's
-	// connection for as long as the peer answers, as a stock server does.
-	// Unit: any duration; limits: 0, or at least UserTimeout. It applies to
-	// guarded connections only (see Guard).
+	// StallTimeout bounds how long a live peer that keeps its receive window
+	// shut, while it answers every probe, may keep a guarded writer from
+	// progress: once no byte has been acknowledged for StallTimeout, the
+	// guard lets the kernel end the connection with ETIMEDOUT, within
+	// StallBound. Like nginx's send_timeout, and unlike http.Server's
+	// WriteTimeout, it never cuts a response that is slow but moving.
+	// Zero, the default, sets no limit: a paused reader keeps its connection
+	// for as long as it answers. Limits: 0, or at least UserTimeout.
+	// Guarded connections only (see Guard).
 	StallTimeout time.Duration
 
 	// NoGuard turns the window guard off on the entry points that guard by
-	// default (Listen, WrapListener, DialFunc, and httptransport's
-	// client): they then hand out unguarded *Conn, and a live peer that
-	// keeps its window shut for UserTimeout is cut by the kernel (see
-	// Guard). Set it where connections carry only HTTP/2 or gRPC, which
-	// never shut the window, or for a UserTimeout under MinGuardTimeout.
-	// Guard guards whatever NoGuard says.
+	// default (Listen, WrapListener, DialFunc, package httptransport): they
+	// then hand out unguarded *Conn, and the kernel cuts a live peer that
+	// keeps its window shut for UserTimeout (Rule 5 in the package doc). Set
+	// it where connections carry only HTTP/2 or gRPC, which never shut the
+	// window, or for a UserTimeout under MinGuardTimeout. False, the
+	// default, guards. Guard ignores it.
 	NoGuard bool
 
-	// Observer, if set, is told of every connection that Listen,
-	// WrapListener and DialFunc open, and of how each ends: reaped idle or busy, a
-	// live peer cut for a stalled window, reset, closed (see Observer;
-	// package tuning/ghostmetrics makes OpenTelemetry metrics of it).
-	// Each Observer of a connection is told once that it opened and once
-	// that it ended, however many entry points it went through.
-	//
-	// Nil, the default, observes nothing: connections are handed out as
-	// the same *Conn, with no Observer to tell. Dialer, Control, Apply and
-	// Guard never observe: they do not hand the connection out.
+	// Observer, if set, is told once of every connection that Listen,
+	// WrapListener and DialFunc open, however many of them it went through,
+	// and once of how it ends (see Observer; package tuning/ghostmetrics
+	// makes OpenTelemetry metrics of it). Nil, the default, observes
+	// nothing. Dialer, Control, Apply and Guard never observe.
 	Observer Observer
 
 	// PathRTO is the longest retransmission timeout (tcpi_rto) of the
 	// paths the Config's bounds allow for: Bounds, GuardBound and
 	// OutageSurvived count the tail-loss probe and the first RTO as up to
-	// PathRTO each. Zero, the default, means a LAN: LANRTOMax (300 ms).
-	// ForBudgetOnPath sets it from a round-trip time (RTOForRTT). A
-	// connection whose RTO grows past it is outside the bounds: an
-	// Observer is told once (EventSlowPath), and Inspect says so.
-	// It sets no socket option. Limits: 0, or LANRTOMax to MaxRTOMax.
+	// PathRTO each (Rule 7 in the package doc). It sets no socket option.
+	// Zero, the default, means a LAN: LANRTOMax. ForBudgetOnPath sets it. A
+	// connection whose RTO grows past it is reported (EventSlowPath,
+	// Snapshot.SlowPath). Limits: 0, or LANRTOMax to MaxRTOMax.
 	PathRTO time.Duration
 
-	// OutageGrace is how long a Conn keeps writing into a silence beyond
-	// the path's RTO before the send hold stops its writes (see "Writers
-	// that stream" in the package doc). A stream whose outage ends within
-	// it recovers as a bare socket's does, by fast retransmission with its
-	// window kept, instead of waiting for an RTO retransmission and
-	// starting again from a window of one; the busy bound (Bounds) grows
-	// by it. BENCHMARKS.md, part 10, has both sides of the trade.
-	//
-	// Zero, the default, holds writes after one RTO of silence, which
-	// keeps the busy bound tightest. Limits: 0 to UserTimeout.
+	// OutageGrace is how long a Conn keeps writing into a silence, beyond
+	// the path's RTO, before the send hold stops its writes (see "Writers
+	// that stream" in the package doc): an outage shorter than that is
+	// recovered by fast retransmission, and the busy bound grows by it.
+	// WithOutageGrace sets it. Zero, the default, holds writes after one RTO
+	// of silence. Limits: 0 to UserTimeout.
 	OutageGrace time.Duration
 
-	// IdleUnwatched says that keepalive is off on purpose: an idle
-	// connection is then never probed, and a peer that vanishes while it
-	// is idle is found only when this end next sends (Bounds reports the
-	// idle case as Never; Inspect and ghostscan call it unwatched). Lean
-	// sets it, for the end whose peer probes for both. Without it,
-	// Validate refuses a Config whose KeepAlive is off, so that a
-	// hand-filled Config cannot leave idle peers undetected by omission.
+	// IdleUnwatched says that keepalive is off on purpose: a peer that
+	// vanishes while the connection is idle is found only when this end
+	// next sends (Bounds' idle case is Never). Without it Validate refuses
+	// KeepAlive.Enable false, so that a hand-filled Config cannot leave idle
+	// peers unwatched by omission. False by default; Lean sets it.
 	IdleUnwatched bool
 }
 
@@ -181,13 +157,10 @@ func (e *FieldError) Error() string {
 func (e *FieldError) Unwrap() error { return ErrInvalidConfig }
 
 // Validate reports every field of c that the kernel would refuse or that Go
-// would round, as *FieldError values joined with errors.Join. It returns nil
-// for a valid Config.
-//
-// Validate checks the ranges Linux accepts, on every GOOS, so that a Config
-// can be checked where it is written. What a platform lacks (for example
-// TCP_USER_TIMEOUT on FreeBSD) is reported when the Config is applied, by
-// an error wrapping errors.ErrUnsupported.
+// would round, as *FieldError values joined with errors.Join, or nil. It
+// checks the ranges Linux accepts on every GOOS; what a platform lacks
+// (TCP_USER_TIMEOUT on FreeBSD, say) is an error wrapping
+// errors.ErrUnsupported when c is applied.
 func (c Config) Validate() error {
 	_, err := c.kernelUnits()
 	return err
@@ -334,27 +307,13 @@ func seconds(d, def, limit time.Duration, field, opt string, bad func(string, an
 }
 
 // Lean returns c for the end of a connection that should send nothing
-// while idle: keepalive off, the user timeout kept. The other end keeps c
-// and probes for both, since one probe and its answer tell each end that
-// the other is alive, and a peer's probe does not reset an end's own
-// keepalive timer: with both ends probing, twice the packets go on the
-// wire (the packet counts are in BENCHMARKS.md, part 1).
-//
-// The trade-off: the lean end does not notice, while idle, that its peer
-// vanished. It learns when it next sends: the user timeout ends that
-// send within the busy bound (Bounds reports the idle case as Never).
-// While it waits on its peer (a response, a stream's next message) it can
-// learn too: Lean keeps c's keepalive schedule, off, and Conn.Awaiting
-// turns it on for the wait, so that a vanished peer is found within
-// AwaitBound of the later of the vanishing and the wait's start; package
-// grpcdial does that for every RPC in flight. An idle channel, with
-// nothing awaited, still sends nothing.
-// That suits a phone talking to a server: the server, which must reap
-// ghosts, probes; the phone wakes its radio only to answer, and a request
-// it makes after the server vanished fails within the budget instead of
-// hanging. Use it with grpcdial.Options(c.Lean()) on the client and
-// grpcserver.Options(c) on the server. The demo and ghostbench show it as
-// the "lean" setting.
+// while idle (a phone): keepalive off and IdleUnwatched set, the user
+// timeout and the keepalive schedule kept; the other end keeps c and probes
+// for both (Rule 8 in the package doc). The lean end learns that its peer
+// vanished when it next sends, within the busy bound, or while a wait is
+// marked (Conn.Awaiting, which package grpcdial does for every RPC), within
+// AwaitBound. Use grpcdial.Options(c.Lean()) on the client and
+// grpcserver.Options(c) on the server.
 func (c Config) Lean() Config {
 	c.KeepAlive.Enable = false
 	c.IdleUnwatched = true
@@ -368,12 +327,11 @@ func (c Config) LeanAwaits() bool {
 	return !c.KeepAlive.Enable && c.IdleUnwatched && c.KeepAlive.Idle > 0
 }
 
-// AwaitBound is the worst case from a peer vanishing to the error, for a
-// Lean connection that awaits it (Conn.Awaiting) from before the
-// vanishing: the idle bound of c with its kept keepalive schedule on.
-// Never if c keeps no schedule (keepalive off without Lean, or Lean of a
-// Config with no KeepAlive.Idle). A wait that starts after the vanishing
-// sends first, and the busy bound applies.
+// AwaitBound is the worst case from a peer vanishing to the error for a
+// Lean connection that awaits it (Conn.Awaiting) from before the vanishing:
+// c's idle bound with its kept keepalive schedule on; Never with keepalive
+// off and no schedule kept (LeanAwaits false). A wait that starts after the
+// vanishing sends first, and the busy bound applies.
 func (c Config) AwaitBound() time.Duration {
 	idle, _ := c.keptSchedule().Bounds()
 	return idle

@@ -19,50 +19,14 @@ import (
 	"github.com/ghostsock/ghostsock/tuning/internal/hold"
 )
 
-// One path for every connection.
-//
-// Every entry point that hands out a connection (Listen, WrapListener,
-// DialFunc, their deprecated twins, and through them packages grpcserver, grpcdial and httptransport) gives it to
-// handle, and every entry point that changes one (Guard, Apply) reaches it
-// the same way. handle walks the unwrap chain (NetConn, as *tls.Conn has)
-// to the socket and finds one of three things:
-//
-//   - a *Conn: the kit handles the connection already. It is passed
-//     through unchanged; the options and the guard's timings move to this
-//     layer's Config if it differs (as Apply does), a guard is added if
-//     this layer guards and none is there, and this layer's Observer, if
-//     it is new to the connection, is told it opened. Layering is
-//     therefore idempotent: one socket, one *Conn, one guard, one event
-//     per Observer.
-//   - the *net.TCPConn itself, at the top: the options are set, and it is
-//     handed out as a *Conn, guarded if this layer guards, observed if an
-//     Observer is set.
-//   - a socket under a wrapper the kit did not make (*tls.Conn, a metrics
-//     conn with NetConn or SyscallConn): the options are set on the
-//     socket, and the wrapper is handed out as it is, since replacing it
-//     would change the type its caller expects (net/http looks for
-//     *tls.Conn). The guard cannot sit beneath a wrapper that writes to the
-//     socket itself, so a layer that would guard refuses it (WrapperError)
-//     unless NoGuard says to go without; no Observer can see its Close.
-//
-// A TCP connection whose socket cannot be reached at all (no NetConn, no
-// SyscallConn: netutil.LimitListener's conns, say) is refused with a
-// WrapperError that names its type, and a connection that is not TCP
-// passes through untouched.
-
 // Conn is a TCP connection the kit handed out: its socket carries the
-// Config's options, the window guard watches its writes if it is guarded
-// (see Guard), and its end is reported to every Observer that saw it
-// open. Listen, WrapListener, DialFunc and the packages built on them
-// hand out a *Conn for every TCP connection they make themselves, whatever
-// the Config says, so that the type does not change with NoGuard or
-// Observer.
-//
-// It behaves as the *net.TCPConn beneath wherever that is harmless: it has
-// that type's methods (ReadFrom and WriteTo for splice and sendfile,
-// CloseRead, CloseWrite, SyscallConn, File, the setters), and NetConn
-// returns the *net.TCPConn for code that needs the type itself. Write to
-// the Conn: bytes written through NetConn or a File bypass the guard.
+// Config's options, the window guard watches its writes if it is guarded,
+// its writes wait while the peer is silent (the send hold, on Linux with a
+// UserTimeout), and its end is reported to every Observer that saw it open.
+// Listen, WrapListener and DialFunc hand out a *Conn for every TCP
+// connection they make, whatever the Config. It has *net.TCPConn's methods,
+// and NetConn returns the *net.TCPConn itself. Write to the Conn: bytes
+// written through NetConn or File bypass the guard and the hold.
 type Conn struct {
 	tcp *net.TCPConn
 	s   *connState
@@ -145,17 +109,12 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// ReadFrom is (*net.TCPConn).ReadFrom (splice, sendfile), guarded. An
-// *os.File reaches it too: io.Copy(conn, file) takes the file's WriteTo,
-// which finds no poll descriptor behind the Conn's SyscallConn and copies
-// into ReadFrom, which sends with sendfile. On a connection with a send
-// hold (a user timeout, Linux) it copies in chunks, each through the
-// kernel's own path, and holds between them as Write does: a regular file
-// (which cannot trickle) in chunks of fileChunk, another descriptor (a
-// socket, a pipe) in chunks of readFromChunk, each no larger than the
-// socket holds once it has something (so the copy waits for its source
-// outside the guard), and a reader in user space through Write, which
-// looks before every write.
+// ReadFrom is (*net.TCPConn).ReadFrom (splice, sendfile), guarded;
+// io.Copy(conn, file) reaches it too. With a send hold (Linux, a
+// UserTimeout) it copies in chunks, each through the kernel's own path, and
+// holds between them as Write does: a regular file in chunks of 4 MiB,
+// another descriptor in chunks of 64 KiB (a socket's no larger than it
+// holds), and a reader in user space through Write.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if !c.s.holds() {
 		return c.readFromOnce(r)
@@ -225,11 +184,9 @@ type writeOnly struct{ c *Conn }
 func (w writeOnly) Write(b []byte) (int, error) { return w.c.Write(b) }
 
 // readFromChunk is how much ReadFrom hands the kernel between two looks at
-// the peer's silence: 64 KiB. A regular file is read as fast as the socket
-// takes it (it cannot trickle), so it goes in chunks of fileChunk, the most
-// one sendfile call of Go's sends. A socket source is asked for no more
-// than it holds; a pipe that trickles keeps one chunk's worth of writes
-// from the hold's view, as long as it takes to fill it.
+// the peer's silence. A regular file cannot trickle, so it goes in chunks
+// of fileChunk, the most one sendfile call of Go's sends; a pipe that
+// trickles hides one chunk's writes from the hold while it fills it.
 const (
 	readFromChunk = 64 << 10
 	fileChunk     = 4 << 20
@@ -335,18 +292,14 @@ func (c *Conn) SyscallConn() (syscall.RawConn, error) {
 func (c *Conn) NetConn() net.Conn { return c.tcp }
 
 // Awaiting marks the connection as awaiting its peer (a response, a
-// stream's next message), until the returned release is called. A Lean
-// connection (keepalive off, its Config's schedule kept) then probes with
-// that schedule while any mark is held, so that a peer that vanishes
-// during the wait is found within Config.AwaitBound; the last release
-// turns keepalive off again, and an idle connection with nothing awaited
-// sends nothing. Each switch is one setsockopt (SO_KEEPALIVE; the first
-// also sets the schedule's three timings); the user timeout and the rest
-// are left as they are. On a connection whose keepalive is on already, or
-// that keeps no schedule, it does nothing. Apply keeps the marks: a Lean
-// Config applied during a wait keeps probing. Release is safe to call more
-// than once; its second call does nothing. The error is the socket's, and
-// the mark is not taken.
+// stream's next message) until release is called. A connection whose
+// Config is Lean with a schedule kept (Config.LeanAwaits) then probes with
+// that schedule while any mark is held, so that a peer that vanishes during
+// the wait is found within Config.AwaitBound; the last release turns
+// keepalive off again (Rule 8 in the package doc). Each switch is a
+// setsockopt. On any other connection it does nothing. Apply keeps the
+// marks. Calls of release after the first do nothing. On an error (the
+// socket's) the mark is not taken.
 func (c *Conn) Awaiting() (release func(), err error) {
 	s := c.s
 	s.mu.Lock()
@@ -387,11 +340,11 @@ func (s *connState) switchKeepAlive(on bool) error {
 	})
 }
 
-// HeldWrites reports how many holds the Conn's writes (Write, ReadFrom's
-// chunks, raw writes through SyscallConn) have made, each because the peer
-// had fallen silent with data in flight; writes that waited behind a hold
-// from another goroutine are not counted again. On a live path, where ACKs
-// come within an RTO, there are none.
+// HeldWrites reports how many times the send hold has held the Conn's
+// writes (Write, ReadFrom's chunks, raw writes through SyscallConn) because
+// the peer fell silent with data in flight; writes that waited behind
+// another goroutine's hold are not counted again. On a live path, where
+// ACKs come within an RTO, it stays 0.
 func (c *Conn) HeldWrites() int64 { return c.s.hold.Held() }
 
 // Guarded reports whether the window guard watches the connection.
@@ -429,8 +382,8 @@ func (s *connState) write(w func() error) error {
 
 // holdWrites is the send hold (package hold), on a connection with a user
 // timeout to start, where TCP_INFO tells when to hold (Linux). Where the
-// write that follows queues its data at once (queues), a sample that
-// finds nothing queued or in flight moves the guard's next tick (Guard.CalmAt):
+// write that follows queues its data at once (queues), a sample that finds
+// nothing queued or in flight moves the guard's next tick (Guard.CalmAt):
 // a write that may wait first (for its source, or writing nothing) would
 // queue data older, to the guard, than it is.
 func (s *connState) holdWrites(queues bool) {
@@ -494,11 +447,15 @@ func (o *kernelOptions) guardByDefault() bool {
 }
 
 // handle is the one place a connection is hardened, guarded and observed
-// (see "One path for every connection" above). side is the end this
-// process is, or 0 for an entry point that does not observe; preset says
-// that the socket carries o's options already (set before connect(2), or
-// inherited from the listening socket). It returns the connection to hand
-// out; on an error the caller closes conn.
+// (see "One path for every connection" in the package doc). Beneath conn it
+// finds a *Conn, which adopts this layer; the *net.TCPConn itself, handed
+// out as a new *Conn; or a socket under someone else's wrapper, set and
+// handed out as it is (net/http looks for *tls.Conn), or refused where this
+// layer guards: the guard cannot sit beneath a wrapper that writes. side is
+// the end this process is, or 0 for an entry point that does not observe;
+// preset says that the socket carries o's options already (set before
+// connect(2), or inherited from the listening socket). It returns the
+// connection to hand out; on an error the caller closes conn.
 func (o *kernelOptions) handle(conn net.Conn, side Side, mode guardMode, preset bool) (net.Conn, error) {
 	r, err := reach(conn)
 	switch {

@@ -49,14 +49,12 @@ func isTCP(network string) bool {
 const DialTimeout = 30 * time.Second
 
 // Dialer returns a new *net.Dialer that sets c's options on every TCP socket
-// it creates, before connect(2), so the handshake itself is bounded by the
-// kernel where the platform applies the user timeout to it. Its Timeout is
-// DialTimeout, as http.DefaultTransport's dialer has; Go's own keepalive
-// defaults are switched off so they do not overwrite c. The connections
-// it dials are bare *net.TCPConn: DialFunc hands out the kit's *Conn.
-//
-// An invalid c, or one this platform cannot apply, makes every dial fail
-// with the error Validate or the platform reports.
+// it creates, before connect(2), so that the user timeout bounds the
+// handshake too (Rule 4 in the package doc). Its Timeout is DialTimeout;
+// Go's own keepalive defaults are off, so that they do not overwrite c. It
+// dials bare *net.TCPConn, with no guard or send hold: DialFunc hands out
+// the kit's *Conn. An invalid c, or one this platform cannot apply, makes
+// every dial fail with the error Validate or the platform reports.
 func (c Config) Dialer() *net.Dialer {
 	o, err := c.compile()
 	if err != nil {
@@ -69,22 +67,16 @@ func (o *kernelOptions) dialer() *net.Dialer {
 	return &net.Dialer{Timeout: DialTimeout, KeepAlive: -1, Control: o.control}
 }
 
-// Listen announces on the local address like net.Listen and returns a
-// listener whose accepted TCP connections carry c's options, and are
-// guarded (see Guard): a live client that stops reading for longer than
-// UserTimeout keeps its connection, a vanished one is still found. Bad
-// input is an error before any socket is made.
-//
-// Every accepted TCP connection is a *Conn, whose NetConn is the
-// *net.TCPConn. The guard is on wherever it applies: on Linux, with a
-// UserTimeout (the rule it protects against is Linux's, and needs one).
-// Set NoGuard to go without, as package grpcserver does: HTTP/2 never
-// shuts the window. The listener keeps (*net.TCPListener)'s File,
-// SetDeadline and SyscallConn.
-//
-// On Linux the options are set once, on the listening socket, and the
-// kernel copies them to every accepted socket. On other systems each
-// accepted connection is set as WrapListener does.
+// Listen announces on the local address as net.Listen does and returns a
+// listener that hands out every accepted TCP connection as a *Conn with c's
+// options, guarded where the guard applies (Linux, a UserTimeout, NoGuard
+// unset: see "The window guard" in the package doc). An invalid c is an
+// error before any socket is made. ctx is used while resolving the address,
+// as in net.ListenConfig.Listen, and does not affect the listener. On Linux
+// the options are set once, on the listening socket, which the kernel
+// copies to every accepted one; elsewhere each accepted connection is set.
+// Accept's errors are as WrapListener's. The listener keeps
+// (*net.TCPListener)'s File, SetDeadline and SyscallConn.
 func (c Config) Listen(ctx context.Context, network, address string) (net.Listener, error) {
 	o, err := c.compile()
 	if err != nil {
@@ -101,38 +93,27 @@ func (c Config) Listen(ctx context.Context, network, address string) (net.Listen
 	return &listener{Listener: ln, opts: &o, mode: guardDefault, preset: sockopt.ListenerInherits}, nil
 }
 
-// WrapListener returns a listener that hands every TCP connection ln
-// accepts out as Listen does: c's options set, a *Conn, guarded where the
-// guard applies. Connections with no TCP socket pass through. ln may
-// already be the kit's (from Listen or WrapListener): its connections are
-// handled once, and a different c layered on top takes over their options
-// and guard timings (see Apply).
-//
-// Put WrapListener beneath any wrapper of your own: for TLS,
-// tls.NewListener(c.WrapListener(ln), cfg), or http.Server.ServeTLS. Given
-// a listener whose connections hide their TCP socket (no NetConn or
-// SyscallConn method, as netutil.LimitListener's), or hold it beneath a
-// wrapper that writes to it (a TLS listener: the guard cannot sit
-// beneath), Accept closes each such connection and returns a temporary
-// *AcceptError wrapping a *WrapperError that names the fix; with NoGuard a
-// TLS listener's connections get the options without the guard.
-//
-// Every failure on one accepted connection is a temporary *AcceptError,
-// so that http.Server and grpc.Server back off and go on serving. Only an
-// invalid c is returned by every Accept as it is, and stops a server.
+// WrapListener returns a listener that hands out every TCP connection ln
+// accepts as Listen does; other connections pass through. On a listener of
+// the kit's, connections are handled once and c takes over their options
+// (as Apply does). Put it beneath any wrapper of your own:
+// tls.NewListener(c.WrapListener(ln), cfg). A failure on one connection
+// closes it and is a temporary *AcceptError, so that http.Server and
+// grpc.Server go on serving: the options' error, or a *WrapperError where a
+// wrapper hides the socket or writes to it (a TLS listener's, unless
+// NoGuard is set). An invalid c is returned by every Accept as it is.
 func (c Config) WrapListener(ln net.Listener) net.Listener {
 	o, err := c.compile()
 	return &listener{Listener: ln, opts: &o, err: err, mode: guardDefault}
 }
 
-// Apply sets c's options on a connection that is already open. It reaches
+// Apply sets c's options on a connection that is already open, reaching
 // through *tls.Conn and any other wrapper with a NetConn() net.Conn method
-// to the socket beneath. On the kit's own *Conn it is a reconfiguration:
-// the Conn takes c's options and, if guarded, its guard takes c's timings
-// (an armed guard holds the user timeout at 0 until its next verdict, so
-// that a live paused reader is not cut by the change); the Conn's
-// Observers and its guard stay. A connection with no TCP socket is
-// ErrNotTCP; a closed one is an error wrapping net.ErrClosed.
+// to the socket beneath. On the kit's own *Conn it reconfigures: the Conn
+// takes c's options and its guard, if any, c's timings (an armed guard
+// holds the user timeout at 0 until its next verdict); its Observers and
+// guard stay. A connection with no TCP socket is ErrNotTCP; a closed one is
+// an error wrapping net.ErrClosed.
 func (c Config) Apply(conn net.Conn) error {
 	o, err := c.compile()
 	if err != nil {
@@ -149,12 +130,11 @@ func (c Config) Apply(conn net.Conn) error {
 }
 
 // Read returns what the kernel holds for conn's socket, read back with
-// getsockopt(2): the user timeout, and SO_KEEPALIVE with its idle, interval
-// and count (read even when keepalive is off). Compare it with the Config
-// you set, with zero keepalive fields replaced by Go's defaults (15 s,
-// 15 s, 9). A guarded *Conn holds a user timeout of 0 while its data is
-// unacknowledged (see Guard); Inspect reports the timeout the guard
-// enforces.
+// getsockopt(2): the user timeout, SO_KEEPALIVE with its idle, interval
+// and count (read even when keepalive is off), and RTOMax (0 for the
+// kernel's own). Zero keepalive fields of the Config set read as Go's
+// defaults (15 s, 15 s, 9). An armed guard holds a user timeout of 0 (see
+// GuardHolds); Inspect reports the one the guard enforces.
 func Read(conn net.Conn) (Config, error) {
 	r, err := reach(conn)
 	if err != nil {
@@ -193,18 +173,14 @@ func (c Config) DialFunc(dial DialContextFunc) DialContextFunc {
 }
 
 // ConnDialer dials as DialFunc(nil) does, for clients that take a dialer
-// with methods rather than a function: nats.SetCustomDialer wants a Dial
-// method, lib/pq's Connector.Dialer Dial and DialTimeout (it calls
-// DialContext where there is one), others DialContext alone
-// (x/net/proxy.ContextDialer). Its
-// connections are DialFunc's: c's options set before connect(2), handed
-// out as *Conn, guarded where the guard applies, observed.
+// with methods rather than a function (Dial, DialTimeout or DialContext:
+// nats.SetCustomDialer, lib/pq's Connector.Dialer, x/net/proxy.ContextDialer).
+// Make one with Config.ConnDialer: a zero ConnDialer's dials fail.
 type ConnDialer struct {
-	// Timeout bounds each dial (0: no bound of its own); DialFunc's
-	// DialTimeout applies too, so a longer Timeout has no effect. A
-	// client whose connect timeout applies only to a dialer it makes
-	// itself (nats.Timeout, 2 s by default) keeps it by setting it here:
-	// d.Timeout = the value given to nats.Timeout.
+	// Timeout bounds each dial; 0 sets no bound of its own. DialTimeout
+	// applies too, so a longer Timeout has no effect. Config.ConnDialer sets
+	// it to DialTimeout; set it to a client's connect timeout where the
+	// client applies that only to dialers it makes itself (nats.Timeout).
 	Timeout time.Duration
 	dial    DialContextFunc
 }

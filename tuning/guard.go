@@ -10,16 +10,12 @@ import (
 	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
-// MinGuardTimeout is the smallest UserTimeout that Validate accepts without
-// NoGuard: below it a live peer's probe answers, which the kernel cannot
-// be made to send more often than once a second (MinRTOMax), could not be
-// told from silence within the user timeout, so the guard that the default
-// entry points place would find a vanished peer only within GuardBound,
-// not UserTimeout. (Above it, a peer that vanishes with its window shut
-// is found within GuardBound too, which its four unanswered probes make
-// longer than the busy bound below a budget of 7 s.) A Config with
-// NoGuard set may go below it; Guard then still guards it, within
-// GuardBound.
+// MinGuardTimeout is the smallest non-zero UserTimeout that Validate
+// accepts without NoGuard. The kernel cannot be made to probe more often
+// than once a second (MinRTOMax), so within a shorter user timeout the guard
+// cannot tell a live peer's answers from silence. With NoGuard set a
+// Config may go below it; Guard still guards it then, and detection takes
+// up to GuardBound.
 const MinGuardTimeout = time.Second
 
 // idleHoldsArmed reports whether an idle connection with c's keepalive is
@@ -52,29 +48,22 @@ func (c Config) guardParams() guard.Params {
 
 // GuardBound is the worst case, for a guarded connection, from a peer
 // vanishing while data is queued or in flight (its window open or shut) to
-// the writer's ETIMEDOUT: the busy bound of Bounds, or the guard's
+// the writer's ETIMEDOUT: the larger of Bounds' busy figure and the guard's
 // verdict (with the window shut, four zero-window probes unanswered in a
-// row, seen within UserTimeout/8) plus one capped probe interval,
-// whichever is larger. For ForBudget configs it is the busy bound from a
-// budget of 7 s up; below, the shut window's verdict takes longer (6.18 s
-// at ForBudget(5s), whose busy bound is 4.98 s; 5.93 s at 3 s): NoGuard
-// gives the busy bound back, and lets the kernel cut a reader that pauses
-// for UserTimeout. It assumes Linux 6.15 or later, where the guard caps the
-// probe backoff with TCP_RTO_MAX_MS (at UserTimeout/8, at least 1 s,
-// unless RTOMax is set); on older kernels probes back off to
-// 120 s and a peer that vanishes during a long pause is found after two
-// unanswered probes, up to about 4 minutes. An idle guarded connection
-// follows Bounds' idle rule.
+// row) plus one capped probe interval. For ForBudget's Configs it is the
+// busy figure from a budget of 7 s up; ForBudget(5s) gives 6.175 s against
+// a busy figure of 4.98 s. It assumes Linux 6.15 or later; before, a peer
+// that vanishes during a long pause can take minutes (see "The window
+// guard" in the package doc). An idle guarded connection follows Bounds.
 func (c Config) GuardBound() time.Duration {
 	_, busy := c.Bounds()
 	return max(busy, c.guardParams().VerdictBy())
 }
 
 // StallBound is the worst case from the last byte a live but stalled peer
-// acknowledged to the writer's ETIMEDOUT under StallTimeout: the stall,
-// two guard periods (the tick that sees the last progress, the tick that
-// sees the stall), and one capped probe interval. Never, if StallTimeout
-// is zero.
+// acknowledged to the writer's ETIMEDOUT under StallTimeout: the stall, two
+// guard periods (UserTimeout/8 each) and one capped probe interval. Never
+// if StallTimeout is zero.
 func (c Config) StallBound() time.Duration {
 	if c.StallTimeout == 0 {
 		return Never
@@ -83,48 +72,26 @@ func (c Config) StallBound() time.Duration {
 	return c.StallTimeout + 2*p.Period + p.RTOMax + timers.Slack(p.RTOMax)
 }
 
-// GuardHolds is what Read reports for a guarded connection at rest, with
-// nothing queued for the guard's linger (see Guard): c, with RTOMax the
-// cap the guard sets (UserTimeout/8, at least 1 s, in tenths of a second)
-// unless c sets one. While data it wrote is queued, and for the linger
-// after (within a user timeout and a half of the last write), the guard
-// holds UserTimeout at 0.
+// GuardHolds is what Read reports for a guarded connection at rest: c,
+// with RTOMax the cap the guard sets (UserTimeout/8, 1 s to 120 s, in
+// tenths of a second) unless c sets one. While data written is queued, and
+// for a linger after (within a user timeout and a half of the last write),
+// the guard holds UserTimeout at 0.
 func (c Config) GuardHolds() Config {
 	c.RTOMax = c.guardParams().RTOMax
 	return c
 }
 
-// Guard sets c's options on conn, as Apply does, and returns it guarded:
-// its writer survives a live peer that stops reading for any time (or for
-// StallTimeout, if set), while a peer that vanishes with data queued is
-// still detected within GuardBound, and an idle one within Bounds.
-// Listen, WrapListener and DialFunc guard by default; Guard is for
-// connections made some other way, and guards whatever NoGuard says.
-//
-// Why: with a user timeout, Linux ends a connection whose peer keeps its
-// receive window shut for UserTimeout, although the peer answers every
-// zero-window probe (tcp_probe_timer), and its clock for that outlives
-// partial reopenings of the window. Raw TCP and HTTP/1.1 writers whose
-// consumer may pause need the guard; gRPC and HTTP/2 do not (their
-// transports keep reading and apply flow control per stream). While data
-// is queued the guard holds TCP_USER_TIMEOUT at 0 and caps the probe
-// backoff with TCP_RTO_MAX_MS, and it sets UserTimeout back once the peer
-// is silent (see tuning/doc.go). It costs two atomic additions per write,
-// one setsockopt when a write arms it and one when it disarms (within a
-// user timeout and a half of the last write: see linger), and while data
-// is queued a TCP_INFO read 10 ms after the arming, then at doubling
-// intervals up to one every UserTimeout/8; an idle connection costs
-// nothing.
-//
-// conn must be the *net.TCPConn itself, or a *Conn (which is then guarded
-// in place and returned): the guard must see every byte written to the
-// socket. A *tls.Conn or another wrapper is a *WrapperError (guard the
-// connection beneath it). A UserTimeout below MinGuardTimeout (with
-// NoGuard set, for Validate) is guarded too, but the guard cannot judge a
-// silence within it: detection takes up to GuardBound.
-// A UserTimeout of 0 leaves it nothing to protect: it rests. Linux only:
-// elsewhere the error wraps errors.ErrUnsupported. Guard a connection
-// before writing to it.
+// Guard sets c's options on conn, as Apply does, and returns it guarded: a
+// live peer that stops reading keeps its connection while it answers probes
+// (until StallTimeout, if set), a peer that vanishes with data queued is
+// found within GuardBound, an idle one within Bounds. Listen, WrapListener
+// and DialFunc guard by default; Guard is for connections made otherwise,
+// and guards whatever NoGuard says. Why, and what it costs: "The window
+// guard" in the package doc. conn must be the *net.TCPConn itself or a *Conn
+// (guarded in place); a wrapper is a *WrapperError. Guard it before writing.
+// With a UserTimeout of 0 the guard rests. Linux only: elsewhere the error
+// wraps errors.ErrUnsupported.
 func (c Config) Guard(conn net.Conn) (*Conn, error) {
 	o, err := c.compileGuard()
 	if err != nil {

@@ -170,20 +170,14 @@ func (s Snapshot) Idle() bool { return !s.Busy() && s.NotSentBytes == 0 }
 // what keepalive counts (tcp_keepalive_timer).
 func (s Snapshot) Silence() time.Duration { return min(s.SinceACK, s.SinceDataReceived) }
 
-// Verdict judges the peer by the snapshot's evidence alone:
-//
-//   - Ended for a connection in TCP_CLOSE;
-//   - Suspected if the kernel has retransmitted or probed (keepalive or
-//     zero window) at least twice in a row without an answer (Tries): one
-//     try may be in flight to a live peer, or lost on a lossy path;
-//   - WindowStalled if data waits behind a shut window and the peer
-//     answers its probes;
-//   - Unwatched if idle with keepalive off;
-//   - Alive otherwise.
-//
-// The time since the peer was last heard from never counts: a connection
-// idle for an hour that has just sent a request is not suspected while
-// its answer is on the way.
+// Verdict judges the peer by the snapshot's evidence alone: Ended in
+// TCP_CLOSE; Suspected after at least two tries in a row without an answer
+// (Tries: one may be in flight to a live peer, or lost on a lossy path);
+// WindowStalled if data waits behind a shut window and the peer answers
+// its probes; Unwatched if idle with keepalive off; Alive otherwise. The
+// time since the peer was last heard from never counts: a connection idle
+// for an hour that has just sent a request is not suspected while its
+// answer is on the way.
 func (s Snapshot) Verdict() Verdict {
 	switch {
 	case s.State == TCPClosed:
@@ -211,28 +205,13 @@ func (s Snapshot) Tries() int {
 
 // Unanswered is a lower bound on how long the oldest data or probe still
 // unanswered has waited, from the kernel's own counters, never from the
-// time the peer was last heard from:
-//
-//   - data in flight: no longer than since the last ACK (a duplicate or
-//     a SACK answers too, without resetting Retransmits); at least the
-//     intervals of Retransmits timeouts, and the time since the last
-//     transmission where it surely followed the last of them (or alone,
-//     if longer). Of those timeouts, Backoff doubled the RTO
-//     (each at least half the next, the last the RTO now in force); the
-//     rest (a retransmission the local queue dropped, retried in 500 ms,
-//     or a thin stream's linear timeouts) kept it. Each is shortened by a
-//     jiffy at most. Before a timeout: the time since the last ACK or
-//     transmission, whichever is shorter. One case can make it long: a
-//     Backoff left from an earlier episode (no RTT sample since) together
-//     with timeouts the local queue dropped.
-//   - keepalive: Probes less one times KeepAlive.Interval (1 s, the
-//     kernel's least, where the options are unknown);
-//   - zero window: Probes less one times the RTO (each probe's timer is
-//     at least it: tcp_probe0_when).
-//
-// Zero for an idle connection nothing probes. ghostscan -reap ends a
-// connection only when Tries is at least 2 and both Unanswered and
-// Silence reach its -silent.
+// time the peer was last heard from: with data in flight, at most the time
+// since the last ACK and at least the intervals of its Retransmits
+// timeouts; with keepalive probes, Probes less one times
+// KeepAlive.Interval (1 s where the options are unknown); with a shut
+// window, Probes less one times RTO. Zero for an idle connection nothing
+// probes. ghostscan -reap ends a connection only when Tries is at least 2
+// and both Unanswered and Silence reach its -silent.
 func (s Snapshot) Unanswered() time.Duration {
 	switch {
 	case s.Busy():
@@ -249,27 +228,16 @@ func (s Snapshot) Unanswered() time.Duration {
 	return time.Duration(s.Probes-1) * every
 }
 
-// EndsIn is the longest the kernel may still take to end the connection
-// if the peer is silent from now on, by the rules Bounds uses, counted
-// from what the kernel's clocks have already run:
-//
-//   - idle: Bounds' idle bound less the silence (keepalive counts from the
-//     last segment received); Never with keepalive off;
-//   - busy: the busy bound (GuardBound if guarded) less how long the
-//     oldest unacknowledged byte has waited: the time since the last ACK
-//     or the last transmission, whichever is shorter; once retransmission
-//     timeouts have fired, the time their backoff took (the base RTO
-//     doubling Retransmits times, up to RTOMax) plus the time since the
-//     last transmission (an estimate: see sinceFirstLoss);
-//   - shut window, unguarded with a user timeout: UserTimeout plus timer
-//     slack, whether or not the peer answers (the kernel's zero-window
-//     clock cannot be read and may be older); guarded: as busy; with no
-//     user timeout: as busy, under tcp_retries2.
-//
-// The bounds are those of the connection's own path: Options.PathRTO, or
-// its BaseRTO where that is longer (SlowPath). Zero for a connection
-// already ended, or whose bound has run out (the kernel acts at its next
-// timer).
+// EndsIn is the longest the kernel may still take to end the connection if
+// the peer is silent from now on, by Bounds' rules less what the kernel's
+// clocks have already run: idle, the idle bound less Silence (Never with
+// keepalive off); busy, the busy bound (GuardBound if Guarded) less an
+// estimate of how long the oldest unacknowledged byte has waited; a shut
+// window, unguarded with a user timeout, UserTimeout plus timer slack
+// whether or not the peer answers (Rule 5 in the package doc), else as
+// busy. The bounds are those of the connection's own path: Options.PathRTO,
+// or BaseRTO where longer. Zero for a connection ended, or whose bound has
+// run out.
 func (s Snapshot) EndsIn() time.Duration {
 	c := s.Options
 	if rto := s.BaseRTO(); rto > c.pathRTO() {
@@ -314,20 +282,20 @@ func (s Snapshot) BaseRTO() time.Duration {
 
 // SlowPath reports that the connection's path is slower than its Config's
 // bounds allow for: its BaseRTO is past Options.PathRTO (LANRTOMax when
-// zero, and always for a socket the kit did not hand out, whose Config is
-// unknown: the figure is then the LAN's). Bounds then understate its busy
-// worst case; EndsIn counts with the connection's own RTO, and
-// ForBudgetOnPath makes a Config for such a path. An Observer is told of
-// it too (EventSlowPath).
+// zero, as for a socket the kit did not hand out). Bounds then understate
+// its busy worst case (Rule 7 in the package doc); EndsIn counts with the
+// connection's own RTO. An Observer is told too (EventSlowPath).
 func (s Snapshot) SlowPath() bool { return s.BaseRTO() > s.Options.pathRTO() }
 
-// waited is a lower bound on how long the oldest unacknowledged byte has
-// waited, by the rules Unanswered gives: every transmission,
-// retransmissions included, moves SinceDataSent (tcp_event_data_sent), so
-// alone it says little once the kernel retransmits, but k retransmission
-// timeouts in a row took at least their intervals. Counted down from the
-// RTO now in force, the cap on the RTO can only make the sum short of the
-// truth, never past it.
+// waited is Unanswered with data in flight: before a timeout, the time
+// since the last ACK or transmission, whichever is shorter. Every
+// transmission moves SinceDataSent (tcp_event_data_sent), but Retransmits
+// timeouts in a row took at least their intervals: Backoff of them doubled
+// the RTO (each at least half the next, the last the RTO in force), the
+// rest kept it (a retransmission the local queue dropped, retried in
+// 500 ms, or a thin stream's linear timeouts), each short by a jiffy at
+// most. It can be long only where a Backoff left from an earlier episode
+// (no RTT sample since) meets timeouts the local queue dropped.
 func (s Snapshot) waited() time.Duration {
 	w := min(s.SinceACK, s.SinceDataSent)
 	n := int(s.Retransmits)

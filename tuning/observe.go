@@ -22,8 +22,9 @@ import (
 // Observe is called on the goroutine that dialed or accepted, or that saw
 // the error ending the connection, or that closed it, or (EventSlowPath)
 // inside a Write that found the path slow: it must be quick, safe for
-// concurrent use, and must not call back into the connection. Implement Observer with a pointer type (or use
-// NewObserver), so that a Config holding one can still be compared.
+// concurrent use, and must not call back into the connection. Implement
+// Observer with a pointer type (or use NewObserver), so that a Config
+// holding one can still be compared.
 type Observer interface {
 	Observe(Event)
 }
@@ -48,16 +49,11 @@ const (
 	// closed (a reap, a reset), or else at Close.
 	EventEnded
 	// EventSlowPath: the connection's retransmission timeout (Event.RTO)
-	// is longer than the PathRTO its Config's bounds allow for, so that
-	// Bounds no longer hold for it: a busy connection whose peer vanishes
-	// now is found up to about twice the difference later (ForBudgetOnPath
-	// makes a Config for the path). At most once per connection, between
-	// its EventOpened and its EventEnded, when a write finds it so: the
-	// send hold's TCP_INFO sample, taken before the first write and then
-	// at most every 10 ms of writing (none within 200 ms and OutageGrace
-	// of one that found nothing in flight), shows the RTO (Linux, with a
-	// UserTimeout); nothing is read at the opening. A connection that
-	// never writes has no busy bound to miss.
+	// is longer than the PathRTO its Config's bounds allow for, so Bounds
+	// no longer hold for it (Rule 7 in the package doc). At most once per
+	// connection, between its EventOpened and EventEnded, when the send
+	// hold's TCP_INFO sample before a write shows it (Linux, with a
+	// UserTimeout): a connection that never writes is never reported.
 	EventSlowPath
 )
 
@@ -74,8 +70,8 @@ func (k EventKind) String() string {
 type Side uint8
 
 const (
-	SideDialed Side = 1 + iota
-	SideAccepted
+	SideDialed   Side = 1 + iota // this process dialed the connection
+	SideAccepted                 // this process accepted it
 )
 
 var sideNames = [...]string{"", "dialed", "accepted"}

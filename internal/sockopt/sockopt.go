@@ -27,7 +27,7 @@ type Held struct {
 	KeepAlive      bool
 	Idle, Interval time.Duration
 	Count          int
-	RTOMax         time.Duration // 0 where it is the kernel's own cap
+	RTOMax         time.Duration // as the kernel holds it (120 s by default); 0 where the kernel or platform lacks it
 }
 
 // sockopt names one socket option in a platform's table.

@@ -184,6 +184,7 @@ const (
 	guardActiveMask = 1<<16 - 2
 )
 
+// Guard is one connection's window guard; New makes it, Close stops it.
 type Guard struct {
 	state atomic.Uint64
 	// conn is weak so that the guard's timer never keeps the socket
@@ -244,7 +245,7 @@ func (g *Guard) End() { g.state.Add(guardWriteEnd) }
 
 // CalmAt tells an armed guard that a send hold's sample at t found nothing
 // queued or in flight, just before a write that queues its data at once
-// (holdWrites). Data queued since is younger than t, and was queued no
+// (tuning's holdWrites). Data queued since is younger than t, and was queued no
 // later than the write after t, so no tick can judge it silent before
 // t+alive: the next tick moves there if it was due sooner, a period apart
 // after it, as after wake. A connection whose requests are answered as

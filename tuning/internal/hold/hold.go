@@ -89,8 +89,8 @@ func (h *Hold) SetDeadline(t time.Time) {
 
 // Wait holds a write while the peer is silent. It costs one clock read and
 // one atomic load per write, and one TCP_INFO read per timers.HoldCheck of
-// writing, none within TCP_RTO_MIN of a sample that found nothing in
-// flight. The hold lasts at most limit (the user timeout) and Most; while
+// writing, none within TCP_RTO_MIN and grace of a sample that found nothing
+// in flight. The hold lasts at most limit (the user timeout) and Most; while
 // one write is held, the connection's other writes wait with it. It
 // returns the RTO its sample read, 0 if it took none, and, if its first
 // sample found nothing queued or in flight, a Mono reading taken just

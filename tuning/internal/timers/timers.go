@@ -200,7 +200,8 @@ func (p Params) lastSend(rto, pto time.Duration) (last, abort time.Duration) {
 // tail-loss probe may go out: at once, or an RTO later (one segment in
 // flight, a delayed ACK awaited); on a path longer than a LAN, or with an
 // OutageGrace, also after a writer kept sending until the send hold
-// started (an RTO and the grace after the last ACK), then 2 SRTT and 2 ms.
+// started (an RTO, the grace and a HoldCheck after the last ACK), then
+// 2 SRTT and 2 ms.
 func (p Params) probeTimes(rto time.Duration) []time.Duration {
 	if p.PathRTO == 0 && p.OutageGrace == 0 {
 		return []time.Duration{0, rto}
