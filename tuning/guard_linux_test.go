@@ -82,12 +82,16 @@ func TestGuardSurvivesPausedReader(t *testing.T) {
 		io.Copy(want, io.LimitReader(&counter{}, size))
 		assert.Equal(t, int64(size), n)
 		assert.Equal(t, want.Sum(nil), got.Sum(nil))
-		// The next tick, at most UT/8 after the window opened, puts the
-		// configured user timeout back.
+		// The guard disarms, putting the configured user timeout back,
+		// within alive, linger and a period of the last write (a calm
+		// sample may move its next tick to alive after it), plus an RTO
+		// and margin for a loaded machine.
+		p := guardUT.guardParams()
 		assert.Eventually(t, func() bool {
 			cfg, err := Read(g)
 			return err == nil && cfg.UserTimeout == guardUT.UserTimeout
-		}, 2*time.Second, 50*time.Millisecond, "user timeout restored once the window opened")
+		}, p.Alive+p.Linger+p.Period+LANRTOMax+200*time.Millisecond, 50*time.Millisecond,
+			"user timeout restored once the writes ended")
 	})
 	t.Run("control, unguarded: the kernel ends it", func(t *testing.T) {
 		t.Parallel()
