@@ -269,15 +269,9 @@ func (s Snapshot) EndsIn() time.Duration {
 
 // BaseRTO is the connection's RTO before backoff, the path's own figure
 // (about its round trip plus 200 ms): RTO itself with no backoff, else
-// computed as the kernel does from RTT and RTTVar (tcp_set_rto: RTT plus
-// the larger of four variations and 200 ms), since a backed-off RTO may be
-// capped (RTOMax) or not doubled at all (zero-window probes back off their
-// own timer).
+// computed as the kernel does from RTT and RTTVar (tcp_set_rto).
 func (s Snapshot) BaseRTO() time.Duration {
-	if s.Backoff == 0 {
-		return s.RTO
-	}
-	return s.RTT + max(4*s.RTTVar, timers.RTOMin)
+	return timers.BaseRTO(s.RTO, s.RTT, s.RTTVar, s.Backoff)
 }
 
 // SlowPath reports that the connection's path is slower than its Config's

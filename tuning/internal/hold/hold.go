@@ -27,15 +27,9 @@ func Silent(s sockopt.Info, inFlight, grace time.Duration) bool {
 		s.SinceACK >= s.RTO+grace && inFlight >= s.RTO+grace
 }
 
-// BaseRTO is the path's RTO as s shows it before any backoff, or 0 if it
-// is backed off: the kernel doubles icsk_rto at each RTO retransmission,
-// and an ACK clears icsk_retransmits before a new RTT sample brings the
-// RTO back (tcpi_backoff stays until then).
-func BaseRTO(s sockopt.Info) time.Duration {
-	if s.Retransmits != 0 || s.Backoff != 0 {
-		return 0
-	}
-	return s.RTO
+// baseRTO is the path's RTO as s shows it before any backoff.
+func baseRTO(s sockopt.Info) time.Duration {
+	return timers.BaseRTO(s.RTO, s.RTT, s.RTTVar, s.Backoff)
 }
 
 // Most is the longest one hold lasts on a path whose RTO is rto: it starts
@@ -131,10 +125,10 @@ func (h *Hold) Wait(rc syscall.RawConn, limit, grace time.Duration) (rto time.Du
 	}
 	if s.Unacked == 0 {
 		h.calm.Store(now)
-		return BaseRTO(s), empty
+		return baseRTO(s), empty
 	}
 	if !Silent(s, time.Duration(now-h.calm.Load()), grace) || h.shut.Load() {
-		return BaseRTO(s), 0
+		return baseRTO(s), 0
 	}
 	h.held.Add(1)
 	return h.hold(rc, s, now+int64(min(limit, Most(s.RTO))), grace), 0
@@ -150,18 +144,18 @@ func (h *Hold) hold(rc syscall.RawConn, s sockopt.Info, end int64, grace time.Du
 		}
 		pause = min(pause, end-Mono())
 		if pause <= 0 {
-			return BaseRTO(s)
+			return baseRTO(s)
 		}
 		time.Sleep(time.Duration(pause))
 		if h.shut.Load() {
-			return BaseRTO(s)
+			return baseRTO(s)
 		}
 		next, err := sockopt.Sample(rc)
 		if err != nil {
-			return BaseRTO(s)
+			return baseRTO(s)
 		}
 		if s = next; !Silent(s, time.Duration(Mono()-h.calm.Load()), grace) {
-			return BaseRTO(s)
+			return baseRTO(s)
 		}
 	}
 }

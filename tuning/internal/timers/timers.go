@@ -139,6 +139,18 @@ func RetriesTimeout(retries2 int) time.Duration {
 	return time.Duration((int64(2)<<thresh)-1)*RTOMin + time.Duration(retries2-thresh)*RTOMax
 }
 
+// BaseRTO is a connection's RTO before backoff: rto itself while backoff
+// is 0, else what tcp_set_rto computes from the RTT estimates (RTT plus the
+// larger of four variations and TCP_RTO_MIN), since a backed-off RTO may be
+// capped (TCP_RTO_MAX_MS) or not doubled at all (zero-window probes back
+// off their own timer).
+func BaseRTO(rto, rtt, rttvar time.Duration, backoff uint8) time.Duration {
+	if backoff == 0 {
+		return rto
+	}
+	return rtt + max(4*rttvar, RTOMin)
+}
+
 // RTOForRTT is the RTO after a first round-trip sample of rtt
 // (tcp_rtt_estimator: the variation starts at half the sample, its floor
 // TCP_RTO_MIN).
