@@ -8,10 +8,10 @@
 //
 //  1. Idle fleet, the heartbeat tax: N idle gRPC channels (client and server
 //     in separate processes, on the lab's two hosts) held for -hold, for
-//     grpc-go pings tuned to the budget, ghostsock, and stock grpc-go. CPU
-//     from /proc/PID/stat, goroutines and heap from the processes, RSS from
-//     /proc/PID/status, packets and bytes from the kernel's counters of the
-//     lab's link.
+//     grpc-go pings tuned to the budget, ghostsock, lean and stock grpc-go.
+//     CPU from each thread's /proc/PID/task/TID/schedstat, goroutines and
+//     heap from the processes, RSS from /proc/PID/status, packets and bytes
+//     from the kernel's counters of the lab's link.
 //  2. Busy path: gRPC unary and streaming, HTTP/1.1 and HTTP/2 requests,
 //     kit against stock (go test -bench in grpcdial and httptransport,
 //     compared with benchstat).
@@ -46,10 +46,13 @@
 //     per channel per hour. Run it with -parts 8.
 //  9. What the kit costs per request (not in the default -parts: -parts 9):
 //     sporadic 64 B requests every 15 and 100 ms (process CPU per round
-//     trip), back to back (round trips per second) and 256 B writes
-//     streamed (bytes per second), both ends in one process over
-//     loopback, ForBudget(5s) through Listen and DialFunc against stock
-//     sockets, seven alternating trials each.
+//     trip), back to back (round trips per second), 256 B writes streamed
+//     (bytes per second), HTTP/1.1 and HTTP/2 over TLS and gRPC unary
+//     (requests per second), both ends in one process over loopback,
+//     ForBudget(5s) through Listen and DialFunc against stock sockets,
+//     16 alternating trials each; then fleets of -cost-fleet gRPC channels
+//     making one RPC a second or one every -cost-fleet-rare (CPU per RPC
+//     from schedstat), the kit against stock grpc-go and its pings.
 //
 // Like the demo it builds its own network namespaces (as root, or as a
 // normal user where user namespaces are allowed) and sends nothing outside
