@@ -9,25 +9,6 @@ import (
 	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
-// Never (the largest time.Duration) is what Bounds returns for a case the
-// Config does not detect at all: an idle connection with keepalive off.
-const Never = timers.Never
-
-// Assumptions Bounds makes where a Config leaves the kernel in charge. They
-// are Linux's defaults; a host whose sysctls differ gets other figures.
-const (
-	// KernelKeepAliveIdle, KernelKeepAliveInterval and KernelKeepAliveCount
-	// are net.ipv4.tcp_keepalive_time, _intvl and _probes as Linux ships
-	// them (7200 s, 75 s, 9), used for fields set to Unchanged.
-	KernelKeepAliveIdle     = timers.KernelKeepAliveIdle
-	KernelKeepAliveInterval = timers.KernelKeepAliveInterval
-	KernelKeepAliveCount    = timers.KernelKeepAliveCount
-
-	// KernelRetries2 is net.ipv4.tcp_retries2 as Linux ships it (15), used
-	// when UserTimeout is zero.
-	KernelRetries2 = timers.KernelRetries2
-)
-
 // Bounds returns the worst-case time from a peer vanishing (no FIN, no RST,
 // every packet lost) to the error the socket reports, for an idle connection
 // and for a busy one (data sent and unacknowledged), every kernel timer
@@ -46,17 +27,6 @@ func (c Config) Bounds() (idle, busy time.Duration) { return timers.Bounds(c.tim
 // clock starts. Every detection lies between Earliest and Bounds; one
 // before Earliest means something else ended the connection.
 func (c Config) Earliest() (idle, busy time.Duration) { return timers.Earliest(c.timings()) }
-
-// keepAliveCount is KeepAlive.Count as the kernel holds it.
-func (c Config) keepAliveCount() int {
-	switch c.KeepAlive.Count {
-	case 0:
-		return defaultKeepAliveCount
-	case Unchanged:
-		return KernelKeepAliveCount
-	}
-	return c.KeepAlive.Count
-}
 
 // countForUserTimeout lowers KeepAlive.Count to the probes at which c's
 // user timeout ends an idle connection, where c sets the count and its
@@ -83,51 +53,12 @@ func (c Config) cutUserTimeout(d time.Duration) Config {
 	return c.countForUserTimeout()
 }
 
-// timings is c for package timers: the keepalive fields as the kernel
-// holds them.
-func (c Config) timings() timers.Params {
-	return timers.Params{
-		UserTimeout: c.UserTimeout,
-		RTOMax:      c.RTOMax,
-		PathRTO:     c.PathRTO,
-		OutageGrace: c.OutageGrace,
-		KeepAlive:   c.KeepAlive.Enable,
-		Idle:        c.keepAliveIdle(),
-		Interval:    orDefault(c.KeepAlive.Interval, defaultKeepAliveInterval, KernelKeepAliveInterval),
-		Count:       c.keepAliveCount(),
-	}
-}
-
-func (c Config) keepAliveIdle() time.Duration {
-	return orDefault(c.KeepAlive.Idle, defaultKeepAliveIdle, KernelKeepAliveIdle)
-}
-
-func orDefault(d, zero, unchanged time.Duration) time.Duration {
-	switch d {
-	case 0:
-		return zero
-	case Unchanged:
-		return unchanged
-	}
-	return d
-}
-
 // RetriesTimeout is how long Linux retransmits unacknowledged data before it
 // gives up when no TCP_USER_TIMEOUT is set: tcp_model_timeout() for the given
 // net.ipv4.tcp_retries2, a backoff from TCP_RTO_MIN (200 ms) capped at
 // TCP_RTO_MAX (120 s); 0 for retries2 <= 0. RetriesTimeout(15), Linux's
 // default, is 924.6 s; the abort comes at the next RTO expiry after it.
 func RetriesTimeout(retries2 int) time.Duration { return timers.RetriesTimeout(retries2) }
-
-// LANRTO and LANRTOMax are the range of retransmission timeouts Bounds and
-// OutageSurvived assume unless Config.PathRTO says otherwise: a path with a
-// round-trip time under 10 ms, whose RTO is TCP_RTO_MIN (200 ms) plus the
-// RTT and its variation, on a loaded host up to 300 ms (Rule 7 in the
-// package doc).
-const (
-	LANRTO    = timers.LANRTO
-	LANRTOMax = timers.LANRTOMax
-)
 
 // Retransmissions returns what a busy connection with c sends once it
 // loses everything from its first unacknowledged byte on, on a path whose
@@ -149,9 +80,6 @@ func (c Config) Retransmissions(rto, pto time.Duration) (sends []time.Duration, 
 // UserTimeout; a guarded connection holds the guard's cap (GuardHolds).
 // Zero without a UserTimeout.
 func (c Config) OutageSurvived() time.Duration { return timers.OutageSurvived(c.timings()) }
-
-// pathRTO is the largest RTO c's bounds allow for.
-func (c Config) pathRTO() time.Duration { return c.timings().PathRTOMax() }
 
 // RTOForRTT is the retransmission timeout Linux gives a connection after
 // its first round-trip sample of rtt (tcp_rtt_estimator): rtt plus the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/ghostsock/ghostsock/internal/sockopt"
@@ -38,6 +39,35 @@ const (
 	// leaves that option as the operating system has it (net.KeepAliveConfig's
 	// negative values). It is the only negative value Validate accepts.
 	Unchanged = -1
+)
+
+// Never (the largest time.Duration) is what Bounds returns for a case the
+// Config does not detect at all: an idle connection with keepalive off.
+const Never = timers.Never
+
+// Assumptions Bounds makes where a Config leaves the kernel in charge. They
+// are Linux's defaults; a host whose sysctls differ gets other figures.
+const (
+	// KernelKeepAliveIdle, KernelKeepAliveInterval and KernelKeepAliveCount
+	// are net.ipv4.tcp_keepalive_time, _intvl and _probes as Linux ships
+	// them (7200 s, 75 s, 9), used for fields set to Unchanged.
+	KernelKeepAliveIdle     = timers.KernelKeepAliveIdle
+	KernelKeepAliveInterval = timers.KernelKeepAliveInterval
+	KernelKeepAliveCount    = timers.KernelKeepAliveCount
+
+	// KernelRetries2 is net.ipv4.tcp_retries2 as Linux ships it (15), used
+	// when UserTimeout is zero.
+	KernelRetries2 = timers.KernelRetries2
+)
+
+// LANRTO and LANRTOMax are the range of retransmission timeouts Bounds and
+// OutageSurvived assume unless Config.PathRTO says otherwise: a path with a
+// round-trip time under 10 ms, whose RTO is TCP_RTO_MIN (200 ms) plus the
+// RTT and its variation, on a loaded host up to 300 ms (Rule 7 in the
+// package doc).
+const (
+	LANRTO    = timers.LANRTO
+	LANRTOMax = timers.LANRTOMax
 )
 
 // Go's own defaults for a zero net.KeepAliveConfig field (net/dial.go).
@@ -344,4 +374,91 @@ func (c Config) keptSchedule() Config {
 		c.KeepAlive.Enable = true
 	}
 	return c
+}
+
+// MinGuardTimeout is the smallest non-zero UserTimeout that Validate
+// accepts without NoGuard. The kernel cannot be made to probe more often
+// than once a second (MinRTOMax), so within a shorter user timeout the guard
+// cannot tell a live peer's answers from silence. With NoGuard set a
+// Config may go below it; Guard still guards it then, and detection takes
+// up to GuardBound.
+const MinGuardTimeout = time.Second
+
+// guardSupported: the guard needs TCP_INFO and Linux's zero-window rules.
+const guardSupported = runtime.GOOS == "linux"
+
+// keepAliveCount is KeepAlive.Count as the kernel holds it.
+func (c Config) keepAliveCount() int {
+	switch c.KeepAlive.Count {
+	case 0:
+		return defaultKeepAliveCount
+	case Unchanged:
+		return KernelKeepAliveCount
+	}
+	return c.KeepAlive.Count
+}
+
+// timings is c for package timers: the keepalive fields as the kernel
+// holds them.
+func (c Config) timings() timers.Params {
+	return timers.Params{
+		UserTimeout: c.UserTimeout,
+		RTOMax:      c.RTOMax,
+		PathRTO:     c.PathRTO,
+		OutageGrace: c.OutageGrace,
+		KeepAlive:   c.KeepAlive.Enable,
+		Idle:        c.keepAliveIdle(),
+		Interval:    orDefault(c.KeepAlive.Interval, defaultKeepAliveInterval, KernelKeepAliveInterval),
+		Count:       c.keepAliveCount(),
+	}
+}
+
+func (c Config) keepAliveIdle() time.Duration {
+	return orDefault(c.KeepAlive.Idle, defaultKeepAliveIdle, KernelKeepAliveIdle)
+}
+
+func orDefault(d, zero, unchanged time.Duration) time.Duration {
+	switch d {
+	case 0:
+		return zero
+	case Unchanged:
+		return unchanged
+	}
+	return d
+}
+
+// pathRTO is the largest RTO c's bounds allow for.
+func (c Config) pathRTO() time.Duration { return c.timings().PathRTOMax() }
+
+// idleHoldsArmed reports whether an idle connection with c's keepalive is
+// ended as soon with a user timeout of 0 as with ut (keepalive's Count
+// ends it first: ForBudget's Configs, or keepalive off), so that when an
+// armed guard disarms changes no bound.
+func idleHoldsArmed(c Config, ut time.Duration) bool {
+	c = c.keptSchedule()
+	c.UserTimeout = ut
+	with, _, _ := timers.KeepAliveFirings(c.timings())
+	c.UserTimeout = 0
+	without, _, _ := timers.KeepAliveFirings(c.timings())
+	return without <= with
+}
+
+// guardSettings is what the guard takes from c, with k its socket options.
+func (c Config) guardSettings(k sockopt.Options) guard.Settings {
+	return guard.Settings{
+		Options:  k,
+		Stall:    c.StallTimeout,
+		Armed:    idleHoldsArmed(c, c.UserTimeout),
+		KeepIdle: c.keptSchedule().keepAliveIdle(),
+	}
+}
+
+// checkPlatform reports what k asks for that this platform cannot apply.
+func checkPlatform(k sockopt.Options) error {
+	err := sockopt.Check(k)
+	if unit, name := sockopt.UserTimeoutUnit(); name != "" && k.UserTimeout%unit != 0 {
+		err = errors.Join(err, &FieldError{Field: "UserTimeout", Value: k.UserTimeout.String(),
+			Limit: fmt.Sprintf("must be a whole number of %v on %s (%s)", unit, runtime.GOOS, name)})
+	}
+	return err
 }

@@ -19,6 +19,10 @@ import (
 	"github.com/ghostsock/ghostsock/tuning/internal/hold"
 )
 
+// ErrNotTCP is returned by Apply and Read for a connection that has no TCP
+// socket underneath (a unix socket, net.Pipe, a custom net.Conn).
+var ErrNotTCP = errors.New("ghostsock: not a TCP connection")
+
 // Conn is a TCP connection the kit handed out: its socket carries the
 // Config's options, the window guard watches its writes if it is guarded,
 // its writes wait while the peer is silent (the send hold, on Linux with a

@@ -10,10 +10,6 @@ import (
 	"github.com/ghostsock/ghostsock/internal/sockopt"
 )
 
-// ErrNotTCP is returned by Apply and Read for a connection that has no TCP
-// socket underneath (a unix socket, net.Pipe, a custom net.Conn).
-var ErrNotTCP = errors.New("ghostsock: not a TCP connection")
-
 // Control sets c's options on the socket behind rc. Its signature is that of
 // net.Dialer.Control and net.ListenConfig.Control; networks other than tcp,
 // tcp4 and tcp6 pass through untouched. Set on a listening socket, the
@@ -260,4 +256,22 @@ func (c Config) dialFunc(dial DialContextFunc, mode guardMode) DialContextFunc {
 		}
 		return h, nil
 	}
+}
+
+// get reads back what k.Set sets, as a Config.
+func get(fd uintptr) (Config, error) {
+	h, err := sockopt.Get(fd)
+	if err != nil {
+		return Config{}, err
+	}
+	var c Config
+	c.UserTimeout = h.UserTimeout
+	c.KeepAlive.Enable = h.KeepAlive
+	c.KeepAlive.Idle = h.Idle
+	c.KeepAlive.Interval = h.Interval
+	c.KeepAlive.Count = h.Count
+	if h.RTOMax != MaxRTOMax { // the kernel's own cap reads as 0, as Config says
+		c.RTOMax = h.RTOMax
+	}
+	return c, nil
 }

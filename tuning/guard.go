@@ -10,37 +10,6 @@ import (
 	"github.com/ghostsock/ghostsock/tuning/internal/timers"
 )
 
-// MinGuardTimeout is the smallest non-zero UserTimeout that Validate
-// accepts without NoGuard. The kernel cannot be made to probe more often
-// than once a second (MinRTOMax), so within a shorter user timeout the guard
-// cannot tell a live peer's answers from silence. With NoGuard set a
-// Config may go below it; Guard still guards it then, and detection takes
-// up to GuardBound.
-const MinGuardTimeout = time.Second
-
-// idleHoldsArmed reports whether an idle connection with c's keepalive is
-// ended as soon with a user timeout of 0 as with ut (keepalive's Count
-// ends it first: ForBudget's Configs, or keepalive off), so that when an
-// armed guard disarms changes no bound.
-func idleHoldsArmed(c Config, ut time.Duration) bool {
-	c = c.keptSchedule()
-	c.UserTimeout = ut
-	with, _, _ := timers.KeepAliveFirings(c.timings())
-	c.UserTimeout = 0
-	without, _, _ := timers.KeepAliveFirings(c.timings())
-	return without <= with
-}
-
-// guardSettings is what the guard takes from c, with k its socket options.
-func (c Config) guardSettings(k sockopt.Options) guard.Settings {
-	return guard.Settings{
-		Options:  k,
-		Stall:    c.StallTimeout,
-		Armed:    idleHoldsArmed(c, c.UserTimeout),
-		KeepIdle: c.keptSchedule().keepAliveIdle(),
-	}
-}
-
 // guardParams are the guard's timings for c.
 func (c Config) guardParams() guard.Params {
 	return guard.NewParams(c.guardSettings(sockopt.Options{UserTimeout: c.UserTimeout, RTOMax: c.RTOMax}))
