@@ -130,6 +130,7 @@ func (c *countingReader) add(n int) {
 }
 
 func TestWritersAfterBurst(t *testing.T) {
+	t.Parallel()
 	base := kit(t)
 	_, busy := windows(base)
 	guardBound := window{busy.earliest, base.GuardBound()}

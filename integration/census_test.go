@@ -88,6 +88,7 @@ func (e *endTimes) get(remote string) (tuning.Event, time.Time, bool) {
 // the real settings, and its "ends in" for each vanished connection
 // matches the reap the server then measures.
 func TestGhostscanCensus(t *testing.T) {
+	t.Parallel()
 	bin := buildGhostscan(t)
 	c, err := tuning.ForBudget(20 * time.Second) // wide enough to scan mid-silence
 	require.NoError(t, err)
@@ -223,6 +224,7 @@ func TestGhostscanCensus(t *testing.T) {
 // 200 ms round trip) is counted SLOW, with its own RTO marked in the
 // table.
 func TestGhostscanSlowPath(t *testing.T) {
+	t.Parallel()
 	bin := buildGhostscan(t)
 	c := kit(t)
 	l := newPathLab(t, lab.Phone(200*time.Millisecond))

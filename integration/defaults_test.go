@@ -65,6 +65,7 @@ func checkRead(t *testing.T, n int64, sum []byte, err error, written <-chan erro
 }
 
 func TestDefaultsKeepPausedReaders(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	pause := 3 * budget
 
@@ -153,6 +154,7 @@ func guardedWindow(c tuning.Config) window {
 }
 
 func TestDefaultsStillDetectVanishedReaders(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	bound := c.GuardBound()
 
@@ -190,6 +192,7 @@ func TestDefaultsStillDetectVanishedReaders(t *testing.T) {
 }
 
 func TestStallCap(t *testing.T) {
+	t.Parallel()
 	c, m := counted(t)
 	c.StallTimeout = 2 * budget
 	l := newLab(t)

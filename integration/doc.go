@@ -14,6 +14,18 @@
 // with CI=true, where that is a failure. The ip command (iproute2) must be
 // installed. No packet leaves the namespaces the tests made.
 //
+// Each test builds labs of its own (namespaces, links and addresses no
+// other test uses) and waits on its own sockets' timers, so the tests run
+// in parallel: parallelPerCPU (main_test.go) per CPU unless -parallel says
+// otherwise. Two kinds run before them, without them. Those that count or
+// set what the whole process shares (descriptors, goroutines, the
+// environment) run alone. Those that hold a writer to the busy bound
+// (Bounds) run beside their own cells only: the bound assumes the writer
+// as the test set it up when the peer vanishes (data in flight, its window
+// open, its send hold in time), and a reader or a hold slowed by the other
+// tests' load can change that. A guarded writer whose window shut first
+// meets the guard's verdict (GuardBound) instead.
+//
 // Other tests hold the kit to its other promise, never to kill a live
 // peer: short outages in busy transfers, readers that pause (for three
 // budgets, with the writer guarded by tuning.Guard), long idle periods,

@@ -84,6 +84,7 @@ func startServerProcess(t *testing.T, ln net.Listener, role string) *exec.Cmd {
 const prompt = budget / 4
 
 func TestServerProcessKilled(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	t.Run("raw TCP: RST reaches the client at once", func(t *testing.T) {
 		l := newLab(t)
@@ -142,6 +143,7 @@ func TestServerProcessKilled(t *testing.T) {
 }
 
 func TestConnectionRefused(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	l := newLab(t)
 	ln, err := l.Listen((&net.ListenConfig{}).Listen, "tcp", l.ServerAddrPort(0))
@@ -166,6 +168,7 @@ func TestConnectionRefused(t *testing.T) {
 }
 
 func TestPeerVanishesDuringTLSHandshake(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	_, busyBound := windows(c)
 	l := newLab(t)

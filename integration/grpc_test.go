@@ -76,6 +76,7 @@ func streamErr(t *testing.T, ctx context.Context, c testpb.TestServiceClient) <-
 }
 
 func TestGRPCClient(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	idleBound, busyBound := windows(c)
 	plainListen := (&net.ListenConfig{}).Listen
@@ -140,6 +141,10 @@ func TestGRPCClientControl(t *testing.T) {
 	}
 }
 
+// TestGRPCServer: a server with grpcserver finds a vanished client within
+// the bound, idle or writing a stream. It runs before the parallel tests,
+// its cells beside each other only: its writer is held to the busy bound
+// (see the package doc).
 func TestGRPCServer(t *testing.T) {
 	c := kit(t)
 	idleBound, busyBound := windows(c)
@@ -155,6 +160,7 @@ func TestGRPCServer(t *testing.T) {
 		{"server writing a stream, client vanishes", true, busyBound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			l := newLab(t)
 			ln, w := grpcServer(t, l, func(ctx context.Context, network, addr string) (net.Listener, error) {
 				return grpcserver.Listen(ctx, network, addr, c)
@@ -196,6 +202,7 @@ func TestGRPCServerControl(t *testing.T) {
 // within the bound, and once the path is back the same ClientConn serves
 // the next RPC.
 func TestGRPCFailFastAndReconnect(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	_, busyBound := windows(c)
 	l := newLab(t)
@@ -218,7 +225,8 @@ func TestGRPCFailFastAndReconnect(t *testing.T) {
 
 // TestGRPCServerReapsAtScale: a server holding many vanished clients ends
 // every accepted socket within the bound plus 2 s, and its descriptors and
-// goroutines return to their baseline.
+// goroutines return to their baseline. It counts the whole process's, so it
+// runs alone: not in parallel.
 func TestGRPCServerReapsAtScale(t *testing.T) {
 	n := 2000
 	if s := os.Getenv("GHOSTSOCK_REAP_N"); s != "" {
@@ -293,6 +301,7 @@ func countFDs(t *testing.T) int {
 // only the server probes. An idle lean client does not notice its server
 // vanish; its next RPC fails within the busy window.
 func TestGRPCLeanClient(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	idle, busyBound := windows(c)
 	l := newLab(t)
@@ -309,9 +318,19 @@ func TestGRPCLeanClient(t *testing.T) {
 	held, err := tuning.Read(conn)
 	require.NoError(t, err)
 	assert.False(t, held.KeepAlive.Enable, "the lean client sends no keepalive probes")
+	// Idle means the conversation is over as the server vanishes: nothing
+	// heard from it for a while, nothing unacknowledged. grpc-go answers a
+	// server's frames (its PINGs) as they come, and a client that answers
+	// after the vanishing is busy, not idle: its user timeout ends it.
+	rc := rawConn(t, conn)
+	require.Eventually(t, func() bool {
+		info, err := lab.TCPInfo(rc)
+		return err == nil && info.Unacked == 0 && info.Notsent_bytes == 0 &&
+			time.Duration(info.Last_data_recv)*time.Millisecond >= 300*time.Millisecond
+	}, 5*time.Second, 5*time.Millisecond, "the client's conversation over")
 	require.NoError(t, l.Vanish(lab.Server))
 	time.Sleep(idle.bound + time.Second)
-	info, err := lab.TCPInfo(rawConn(t, conn))
+	info, err := lab.TCPInfo(rc)
 	require.NoError(t, err)
 	assert.Equal(t, uint8(lab.StateEstablished), info.State, "idle, the lean client has not noticed")
 	start := time.Now()
@@ -325,6 +344,7 @@ func TestGRPCLeanClient(t *testing.T) {
 // server stream between two messages, it probes with c's schedule, and
 // learns of a vanished server within c.Lean().AwaitBound().
 func TestGRPCLeanClientLearns(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	idle, _ := windows(c)
 	l := newLab(t)

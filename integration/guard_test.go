@@ -70,6 +70,7 @@ func checkPaused(t *testing.T, r io.Reader, pause time.Duration, written <-chan 
 }
 
 func TestGuardedZeroWindow(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	pause := 3 * budget
 
@@ -161,6 +162,7 @@ func uploadPaused(t *testing.T, l *lab.Lab, listen func(context.Context, string,
 // a peer that vanishes after such a conversation is still found within
 // GuardBound, with a request in flight or with its window shut.
 func TestGuardAfterAnsweredRequests(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	_, busy := windows(c)
 	converse := func(t *testing.T, client net.Conn) {
@@ -221,6 +223,7 @@ func TestGuardAfterAnsweredRequests(t *testing.T) {
 // pause for three budgets, and a reader that vanishes while the copy was
 // idle is found within GuardBound once data comes.
 func TestGuardedProxyCopy(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	t.Run("reader pauses three budgets", func(t *testing.T) {
 		t.Parallel()

@@ -99,6 +99,7 @@ func h2cServer(t *testing.T, l *lab.Lab) (*pingCounter, string) {
 // with x/net's health check on sends several in the same time), and finds
 // a vanished server within the bound.
 func TestH2C(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	_, busyW := windows(c)
 	idleFor := 3 * time.Second

@@ -149,6 +149,7 @@ func bodyErr(t *testing.T, client *http.Client, url string, wantProto int) <-cha
 }
 
 func TestHTTPClient(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	idleBound, busyBound := windows(c)
 	plainListen := (&net.ListenConfig{}).Listen
@@ -200,6 +201,7 @@ func TestHTTPClient(t *testing.T) {
 }
 
 func TestHTTPClientControl(t *testing.T) {
+	t.Parallel()
 	for _, proto := range []struct {
 		name  string
 		tls   bool
@@ -219,6 +221,10 @@ func TestHTTPClientControl(t *testing.T) {
 	}
 }
 
+// TestHTTPServer: an http.Server on a WrapListener finds a vanished client
+// within the bound, idle or writing a response. It runs before the
+// parallel tests, its cells beside each other only: its writer is held to
+// the busy bound (see the package doc).
 func TestHTTPServer(t *testing.T) {
 	c := kit(t)
 	idleBound, busyBound := windows(c)
@@ -231,6 +237,7 @@ func TestHTTPServer(t *testing.T) {
 	}
 
 	t.Run("idle keep-alive connection, client vanishes", func(t *testing.T) {
+		t.Parallel()
 		l := newLab(t)
 		closed := make(chan error, 1)
 		var held tuning.Config
@@ -252,6 +259,7 @@ func TestHTTPServer(t *testing.T) {
 		expectWithin(t, "http.Server idle", end.Sub(start), idleBound)
 	})
 	t.Run("large response being written, client vanishes", func(t *testing.T) {
+		t.Parallel()
 		l := newLab(t)
 		written := make(chan error, 1)
 		_, url := httpServer(t, l, wrapped, endless(written), false, nil)

@@ -25,7 +25,8 @@ import (
 
 // TestNoLeaksAfterFailedCycles runs 10,000 dial/accept cycles that each end
 // in an error, of every kind the kit can meet, and checks that no file
-// descriptor and no goroutine is left behind.
+// descriptor and no goroutine is left behind. It counts the whole
+// process's, so it runs alone: not in parallel.
 func TestNoLeaksAfterFailedCycles(t *testing.T) {
 	const cycles = 10000
 	c := kit(t)

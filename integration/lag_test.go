@@ -11,11 +11,12 @@ import (
 // promises (Bounds), plus one RTO and a margin (lab.Late). What a test
 // measures, though, is when this process saw the end: when its goroutine
 // was scheduled after the kernel's error. On a 2-core machine running the
-// whole -race suite, with packages in parallel and other jobs beside it,
-// that can come late by more than the margin while the kernel was on
-// time. schedLag measures it: a goroutine asks to wake every few
-// milliseconds and records how late each wake-up came, and a timing
-// assertion adds the worst lateness seen while it measured, and says so.
+// whole -race suite, with this package's tests in parallel and other
+// packages and jobs beside it, that can come late by more than the margin
+// while the kernel was on time. schedLag measures it: a goroutine asks to
+// wake every few milliseconds and records how late each wake-up came, and
+// a timing assertion adds the worst lateness seen while it measured, and
+// says so.
 var schedLag = newLagMonitor(5*time.Millisecond, 2*time.Minute)
 
 type lagSample struct {

@@ -3,9 +3,12 @@
 package integration
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/ghostsock/ghostsock/integration/lab"
@@ -13,6 +16,13 @@ import (
 
 // labErr is why this machine cannot run the lab, or nil.
 var labErr error
+
+// parallelPerCPU is how many tests run at once per CPU unless -parallel
+// says otherwise. A test here builds labs of its own and spends nearly all
+// its time waiting on its own sockets' kernel timers, not on the CPU, so
+// go test's default of one per CPU would leave the machine idle. Where a
+// timing assertion measures this process late, schedLag says by how much.
+const parallelPerCPU = 8
 
 func TestMain(m *testing.M) {
 	if target := os.Getenv(envStockClient); target != "" {
@@ -29,6 +39,12 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		labErr = err
+	}
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		flag.Set("test.parallel", strconv.Itoa(parallelPerCPU*runtime.GOMAXPROCS(0)))
 	}
 	schedLag.start()
 	os.Exit(m.Run())

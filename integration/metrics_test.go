@@ -77,7 +77,9 @@ func expectOneEnd(t *testing.T, r metricstest.Reading, side string, cause tuning
 // TestCountedPerStack: for each stack and side, a vanished peer is reaped
 // and the observing end's counters show exactly one reap, of the cause the
 // kernel's state makes it (busy: its data went unacknowledged; idle:
-// keepalive found it), and nothing else.
+// keepalive found it), and nothing else. It runs before the parallel
+// tests, its cells beside each other only: its writers are held to the
+// busy bound (see the package doc).
 func TestCountedPerStack(t *testing.T) {
 	idleW, busyW := windows(kit(t))
 	type setup func(t *testing.T, l *lab.Lab, server, client tuning.Config) (vanish lab.Host, then func() (time.Time, error))

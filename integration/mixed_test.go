@@ -46,6 +46,7 @@ func TestMixedFleetPingingClients(t *testing.T) {
 // grpc-go's stock settings (which pings nobody and allows no client pings
 // without streams: grpcdial sends none).
 func TestMixedFleetStockServer(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	l := newLab(t)
 	ln, watch := grpcServer(t, l, (&net.ListenConfig{}).Listen)

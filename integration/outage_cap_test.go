@@ -36,6 +36,7 @@ import (
 // d, so its user timeout is shorter (2 s for 3 s), and no connection can
 // outlive an outage longer than its user timeout.
 func TestOutageWithRTOCap(t *testing.T) {
+	t.Parallel()
 	const size = 100 << 20
 	var judged, excused atomic.Int32 // cells held to the guarantee; cells a closed window excused
 	t.Run("cells", func(t *testing.T) { outageCells(t, size, &judged, &excused) })

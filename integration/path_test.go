@@ -65,6 +65,7 @@ func roundTrip(c net.Conn, msg []byte, limit time.Duration) error {
 // TCP_INFO, random loss in the link's counts with every byte still
 // delivered, and the rate limit in the transfer time.
 func TestPathShape(t *testing.T) {
+	t.Parallel()
 	t.Run("phone path, 200 ms round trip", func(t *testing.T) {
 		t.Parallel()
 		p := lab.Phone(200 * time.Millisecond)
@@ -124,6 +125,7 @@ func TestPathShape(t *testing.T) {
 // writer retransmits unanswered, and once the path is back the same
 // connection carries on.
 func TestPathBlackhole(t *testing.T) {
+	t.Parallel()
 	for _, dir := range []lab.Direction{lab.Up, lab.Down} {
 		t.Run(dir.String(), func(t *testing.T) {
 			t.Parallel()
@@ -154,6 +156,7 @@ func TestPathBlackhole(t *testing.T) {
 // enough that the middlebox keeps it, and the write after the idle is
 // echoed.
 func TestMiddleboxIdleLimit(t *testing.T) {
+	t.Parallel()
 	const limit = 4 * time.Second
 	plain, err := tuning.ForBudget(30 * time.Second)
 	require.NoError(t, err)

@@ -27,6 +27,7 @@ import (
 // path's RTO (PathRTO), and the user timeout is cut to fit. A path too
 // slow for the budget (600 ms at 10 s) must be refused.
 func TestPhonePaths(t *testing.T) {
+	t.Parallel()
 	for _, d := range []time.Duration{10 * time.Second, 30 * time.Second} {
 		for _, rtt := range []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 600 * time.Millisecond} {
 			path := lab.Phone(rtt)
@@ -78,6 +79,7 @@ func TestPhonePaths(t *testing.T) {
 // sample shows the handshake's RTO), and Inspect says so; a Config made for
 // the path reports nothing.
 func TestSlowPathEvent(t *testing.T) {
+	t.Parallel()
 	path := lab.Phone(200 * time.Millisecond)
 	lan, err := tuning.ForBudget(10 * time.Second)
 	require.NoError(t, err)

@@ -126,7 +126,9 @@ func (p *peers) count() int {
 // TestGRPCThroughProxy: with a real proxy (tinyproxy) on a host of its
 // own between client and server, a grpcdial client takes the route the
 // stock grpc-go client takes under the same environment, sends the
-// proxy's credentials, and finds a vanished proxy within the bound.
+// proxy's credentials, and finds a vanished proxy within the bound. It sets
+// the process's environment, which grpcdial reads at each new target, so
+// it runs alone: not in parallel (t.Setenv refuses that anyway).
 func TestGRPCThroughProxy(t *testing.T) {
 	// http.ProxyFromEnvironment reads the environment once per process:
 	// read it now, before this test sets a proxy, so that no other test's

@@ -61,12 +61,17 @@ func writeLoop(c net.Conn, size int, gap time.Duration) <-chan error {
 	return errc
 }
 
+// TestRawTCP: each end of a raw TCP connection, idle or busy, finds its
+// vanished peer within the bound, and so does a dial. It runs before the
+// parallel tests, its cells beside each other only: its writers are held to
+// the busy bound (see the package doc).
 func TestRawTCP(t *testing.T) {
 	c := kit(t)
 	idleBound, busyBound := windows(c)
 	plainListen := (&net.ListenConfig{}).Listen
 
 	t.Run("client idle, server vanishes", func(t *testing.T) {
+		t.Parallel()
 		l := newLab(t)
 		client, _ := tcpPair(t, l, plainListen, c.Dialer().Dial)
 		require.NoError(t, l.Vanish(lab.Server))
@@ -76,6 +81,7 @@ func TestRawTCP(t *testing.T) {
 		expectWithin(t, "raw TCP idle (Dialer)", end.Sub(start), idleBound)
 	})
 	t.Run("client busy, server vanishes", func(t *testing.T) {
+		t.Parallel()
 		l := newLab(t)
 		client, _ := tcpPair(t, l, plainListen, c.Dialer().Dial)
 		require.NoError(t, l.Vanish(lab.Server))
@@ -85,6 +91,7 @@ func TestRawTCP(t *testing.T) {
 		expectWithin(t, "raw TCP busy (Dialer)", end.Sub(start), busyBound)
 	})
 	t.Run("server idle, client vanishes", func(t *testing.T) {
+		t.Parallel()
 		l := newLab(t)
 		_, server := tcpPair(t, l, c.Listen, net.Dial)
 		require.NoError(t, l.Vanish(lab.Client))
@@ -94,6 +101,7 @@ func TestRawTCP(t *testing.T) {
 		expectWithin(t, "raw TCP idle (Listen)", end.Sub(start), idleBound)
 	})
 	t.Run("server busy, client vanishes", func(t *testing.T) {
+		t.Parallel()
 		l := newLab(t)
 		_, server := tcpPair(t, l, c.Listen, net.Dial)
 		require.NoError(t, l.Vanish(lab.Client))
@@ -103,6 +111,7 @@ func TestRawTCP(t *testing.T) {
 		expectWithin(t, "raw TCP busy (Listen)", end.Sub(start), busyBound)
 	})
 	t.Run("dial to a vanished address", func(t *testing.T) {
+		t.Parallel()
 		l := newLab(t)
 		ln, err := l.Listen(plainListen, "tcp", l.ServerAddrPort(0))
 		require.NoError(t, err)
@@ -114,6 +123,7 @@ func TestRawTCP(t *testing.T) {
 		expectWithin(t, "raw TCP dial", time.Since(start), busyBound)
 	})
 	t.Run("IPv6 idle", func(t *testing.T) {
+		t.Parallel()
 		l := newLab(t)
 		ln, err := l.Listen(plainListen, "tcp6", net.JoinHostPort(l.ServerAddr6.String(), "0"))
 		require.NoError(t, err)
@@ -161,6 +171,7 @@ func TestRawTCPControl(t *testing.T) {
 // runs from there: about UT plus two RTOs, which this test logs (and
 // ghostbench part 5 repeats 50 times at two budgets).
 func TestSteadyWriter(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	_, busyBound := windows(c)
 	l := newLab(t)

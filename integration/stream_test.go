@@ -27,7 +27,9 @@ import (
 // once the peer is silent for an RTO, so the kernel's RTO fires on time:
 // every cell must end with the kernel's ETIMEDOUT within the bound, guarded
 // or not. The bare *net.TCPConn of c.Dialer() has no hold; its figure is
-// logged beside them, as the doc's unbounded case.
+// logged beside them, as the doc's unbounded case. It runs before the
+// parallel tests, its cells beside each other only: its writers are held to
+// the busy bound (see the package doc).
 func TestStreamingWriter(t *testing.T) {
 	c := kit(t)
 	_, busy := windows(c)
@@ -64,6 +66,7 @@ func TestStreamingWriter(t *testing.T) {
 		cell{"unguarded Conn, two writers", defaultDial(noGuard), busy, 1 << 20, 5 * time.Millisecond, twoWriters})
 	for _, k := range cells {
 		t.Run(fmt.Sprintf("%s, %d KiB burst, 1 KiB every %v", k.name, k.burst>>10, k.period), func(t *testing.T) {
+			t.Parallel()
 			l := newLab(t)
 			client, server := tcpPair(t, l, (&net.ListenConfig{}).Listen, k.dial)
 			go io.Copy(io.Discard, server)

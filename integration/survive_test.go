@@ -116,6 +116,7 @@ func checkStream(t *testing.T, stream testpb.TestService_StreamingOutputCallClie
 }
 
 func TestSurvivesShortOutageWhileBusy(t *testing.T) {
+	t.Parallel()
 	c := outageKit(t)
 	const size = 100 << 20
 	for _, host := range []lab.Host{lab.Server, lab.Client} {
@@ -141,6 +142,7 @@ func TestSurvivesShortOutageWhileBusy(t *testing.T) {
 }
 
 func TestSurvivesShortOutageGRPCStream(t *testing.T) {
+	t.Parallel()
 	c := outageKit(t)
 	const msgs, size = 3200, 32 << 10 // 100 MiB over about two budgets
 	l := newLab(t)
@@ -173,6 +175,7 @@ func TestSurvivesShortOutageGRPCStream(t *testing.T) {
 // consumer: their transport keeps reading the socket and applies flow
 // control per stream (see TestSurvivesSlowGRPCConsumer).
 func TestZeroWindow(t *testing.T) {
+	t.Parallel()
 	c := kit(t)
 	const size = 64 << 20
 	t.Run("reader pauses for half the budget: survives", func(t *testing.T) {
