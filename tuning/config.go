@@ -205,8 +205,8 @@ type kernelOptions struct {
 	grace    time.Duration   // OutageGrace, for the send hold; not a socket option
 	noGuard  bool            // NoGuard
 	learns   bool            // keepalive off with a schedule kept (Lean): Conn.Awaiting turns it on
+	armed    bool            // idleHoldsArmed, computed once, for the guard (guardSettings)
 	observer Observer        // Observer; nil observes nothing
-	guard    guard.Settings  // what a guard takes, computed once
 	config   Config          // what these were compiled from
 
 	// setFD is k.Set, bound once by compile: a method value made at each
@@ -225,7 +225,7 @@ func (c Config) compile() (kernelOptions, error) {
 		return kernelOptions{}, err
 	}
 	o.setFD = o.k.Set
-	o.guard = c.guardSettings(o.k)
+	o.armed = idleHoldsArmed(c, c.UserTimeout)
 	return o, nil
 }
 
@@ -450,6 +450,17 @@ func (c Config) guardSettings(k sockopt.Options) guard.Settings {
 		Stall:    c.StallTimeout,
 		Armed:    idleHoldsArmed(c, c.UserTimeout),
 		KeepIdle: c.keptSchedule().keepAliveIdle(),
+	}
+}
+
+// guardSettings is what a guard of o's connection takes: o keeps only
+// what is costly to derive, so that each connection's copy stays small.
+func (o *kernelOptions) guardSettings() guard.Settings {
+	return guard.Settings{
+		Options:  o.k,
+		Stall:    o.stall,
+		Armed:    o.armed,
+		KeepIdle: o.config.keptSchedule().keepAliveIdle(),
 	}
 }
 

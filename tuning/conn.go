@@ -531,7 +531,7 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 		return nil
 	}
 	if g := s.guard.Load(); g != nil {
-		if err := g.Reconfigure(s.rc, o.guard); err != nil {
+		if err := g.Reconfigure(s.rc, o.guardSettings()); err != nil {
 			return err
 		}
 	} else {
@@ -564,7 +564,7 @@ func (s *connState) addGuard(tcp *net.TCPConn) error {
 	if s.guard.Load() != nil {
 		return nil
 	}
-	g, err := guard.New(tcp, s.rc, s.opts.guard)
+	g, err := guard.New(tcp, s.rc, s.opts.guardSettings())
 	if err != nil {
 		return err
 	}
