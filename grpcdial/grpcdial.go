@@ -14,15 +14,12 @@ import (
 
 // Options returns the dial options that make a grpc.ClientConn detect a
 // vanished server in the kernel: grpc.WithContextDialer over sockets set
-// with c before connect(2), and grpc.WithKeepaliveParams with pings off.
-// Pass them to grpc.NewClient with your own credentials and options.
-// Proxies in the environment are honoured as stock grpc-go honours them
-// (see the package doc); Settings changes that.
-//
-// An invalid c makes every connection attempt fail with c's validation
-// error, which RPCs report as codes.Unavailable. With c.Observer set, every
-// TCP connection the channel makes is counted (see tuning.Observer); the
-// window guard is never used, since HTTP/2 never shuts the TCP window.
+// with c before connect(2), and keepalive pings off. Pass them to
+// grpc.NewClient with your own credentials; proxies in the environment are
+// honoured as stock grpc-go honours them (see the package doc). An invalid
+// c fails every connection attempt (RPCs see codes.Unavailable). c.Observer
+// counts every TCP connection; the guard is off, as HTTP/2 never shuts the
+// window.
 func Options(c tuning.Config) []grpc.DialOption { return Settings{}.Options(c) }
 
 // Settings are the choices grpc-go offers as dial options for its own

@@ -40,24 +40,13 @@ func WrapListener(ln net.Listener, c tuning.Config) net.Listener {
 }
 
 // Options returns the server options to pass to grpc.NewServer with a
-// listener from Listen or WrapListener: Settings{}.Options(c), that is
-//
-//   - keepalive.ServerParameters with Time infinite: the server sends no
-//     pings, and grpc-go does not try to set TCP_USER_TIMEOUT to its
-//     keepalive Timeout (20 s by default);
-//   - keepalive.EnforcementPolicy with MinTime MinClientPingInterval and
-//     PermitWithoutStream, where grpc-go's default is 5 minutes and
-//     streams only: clients that still ping (other languages' defaults, a
-//     migration) are not sent GOAWAY too_many_pings.
-//
-// A server that sets keepalive options of its own (MaxConnectionAge, say)
-// gives them to Settings instead of passing grpc.KeepaliveParams: grpc-go
-// keeps only the last KeepaliveParams option, so one of the two would be
-// lost, in either order.
-//
-// The options do not depend on c's fields: detection lives in the
-// listener. c is taken so that server and listener are configured from
-// one value in one place, and it is validated by Listen and WrapListener.
+// listener from Listen or WrapListener (Settings{}.Options(c)): server
+// pings off (keepalive Time infinite, so grpc-go sets no TCP_USER_TIMEOUT
+// of its own), and clients that still ping are never sent GOAWAY
+// too_many_pings (MinTime MinClientPingInterval, PermitWithoutStream).
+// Keepalive options of your own (MaxConnectionAge, say) go in Settings:
+// grpc-go keeps only the last KeepaliveParams. The options do not depend
+// on c: detection lives in the listener, which validates c.
 func Options(c tuning.Config) []grpc.ServerOption { return Settings{}.Options(c) }
 
 // Settings are a server's own keepalive settings, merged with the kit's

@@ -39,20 +39,12 @@ func NewH2C(c tuning.Config) *http2.Transport {
 
 // HardenHTTP2 makes t, a golang.org/x/net/http2.Transport, dial with c's
 // options and switches its PING health check off (ReadIdleTimeout 0), so
-// that the kernel, not a goroutine pinging each connection, finds a
-// vanished server within c.Bounds(). Call it before t makes its first
-// request.
-//
-//   - With no dial function of its own, t dials TCP with c's options
-//     before connect(2) and runs TLS over it with the config the
-//     transport hands its dialer (TLSClientConfig, h2 negotiated).
-//   - A DialTLSContext or DialTLS of the caller's is kept and wrapped: the
-//     options are set on the connection it returns, reaching through
-//     *tls.Conn; h2c's plain-TCP DialTLSContext works the same way. A
-//     connection with no TCP socket beneath passes through.
-//
-// The window guard is never used: HTTP/2 never shuts the TCP window. With
-// c.Observer set, the connections t dials itself are counted.
+// that the kernel finds a vanished server within c.Bounds(). Call it
+// before t's first request. With no dial function of its own t dials TCP
+// with c's options and runs TLS over it; a DialTLSContext or DialTLS of
+// yours (h2c's plain one too) gets the options beneath its TLS. The guard
+// is never used, as HTTP/2 never shuts the window; c.Observer counts the
+// connections t dials itself.
 func HardenHTTP2(t *http2.Transport, c tuning.Config) {
 	t.ReadIdleTimeout = 0 // no PING health check
 	switch {

@@ -30,36 +30,16 @@ func New(c tuning.Config) *http.Transport {
 	return t
 }
 
-// Harden makes t dial with c's options and switches its HTTP/2 PING health
-// checks off, keeping its proxy, TLS, pool and HTTP/2 settings. Call it
-// before t makes its first request. Harden is idempotent: a transport
-// from New, or hardened before, or dialing with c.DialFunc already, has
-// each connection handled once, and a different c takes over its options
-// (see tuning.Config.WrapListener).
-//
-//   - With no dial function of its own, t dials with c.Dialer(): the
-//     options are set before connect(2), covering the handshake too, and
-//     the dial times out after tuning.DialTimeout (30 s), as
-//     http.DefaultTransport's does.
-//   - A DialContext or Dial of the caller's is kept and wrapped: the
-//     options are set on the connection it returns; a connection without
-//     a TCP socket passes.
-//   - Either way the connection is guarded where the guard applies
-//     (tuning.Config.DialFunc): a server that stops reading a large
-//     request body for longer than UserTimeout is not cut off, as it
-//     would be by the kernel's zero-window rule. Set c.NoGuard to go
-//     without. TLS runs on top of the guarded connection. A DialContext
-//     of the caller's that returns a connection beneath a wrapper of its
-//     own fails each dial with a *tuning.WrapperError, unless c.NoGuard.
-//   - A DialTLSContext or DialTLS of the caller's returns the TLS
-//     connection, too late to guard beneath it: it is wrapped with
-//     DialFunc with NoGuard set: the options set, unguarded and not observed. The
-//     deprecated DialTLS is moved into DialTLSContext, wrapped.
-//   - HTTP2.SendPingTimeout, the health check, is set to zero on a copy
-//     of t.HTTP2 (the caller's value is not changed). Health checks
-//     configured through golang.org/x/net/http2.ConfigureTransports live
-//     on that package's transport, out of Harden's reach: leave its
-//     ReadIdleTimeout zero, or use HardenHTTP2.
+// Harden makes t dial with c's options, guarded where the guard applies
+// (tuning.Config.DialFunc; c.NoGuard to go without), and switches its
+// HTTP/2 PING health check off on a copy of t.HTTP2; its proxy, TLS, pool
+// and HTTP/2 settings stay. Call it before t's first request; it is
+// idempotent. With no dial function of its own t dials with c.Dialer()
+// (tuning.DialTimeout); a DialContext or Dial of yours is wrapped, and one
+// that returns a wrapper fails each dial with a *tuning.WrapperError
+// unless c.NoGuard. A DialTLSContext or DialTLS of yours gets the options
+// beneath its TLS, unguarded. Health checks set through x/net/http2's
+// ConfigureTransports are out of reach: use HardenHTTP2 there.
 func Harden(t *http.Transport, c tuning.Config) {
 	dial := t.DialContext
 	//lint:ignore SA1019 honour the deprecated field if it is the one set
