@@ -58,9 +58,10 @@ func Harden(t *http.Transport, c tuning.Config) {
 		t.DialTLS = nil //lint:ignore SA1019 replaced by DialTLSContext
 	}
 	if t.DialTLSContext != nil {
-		unguarded := c
-		unguarded.NoGuard = true
-		t.DialTLSContext = unguarded.DialFunc(t.DialTLSContext)
+		// c as given, unguarded: validated as DialContext's is, which
+		// DialFunc with NoGuard set would not be.
+		//lint:ignore SA1019 the one entry point that does both
+		t.DialTLSContext = c.WrapDialContext(t.DialTLSContext)
 	}
 	if t.HTTP2 != nil {
 		h2 := *t.HTTP2

@@ -229,7 +229,7 @@ func BenchmarkSendfile(b *testing.B) {
 // BenchmarkSpliceProxy copies 4 MiB from a loopback socket that a writer
 // keeps full into the connection with io.CopyN, as a proxy does: the
 // plain *net.TCPConn splices it in one ReadFrom, the guarded one in
-// chunks, each no larger than the source holds (sourceWait).
+// chunks, each no larger than the source holds (sockopt.SourceWait).
 func BenchmarkSpliceProxy(b *testing.B) {
 	const size = 4 << 20
 	for _, guarded := range []bool{false, true} {

@@ -225,7 +225,9 @@ func (c Config) compile() (kernelOptions, error) {
 		return kernelOptions{}, err
 	}
 	o.setFD = o.k.Set
-	o.armed = idleHoldsArmed(c, c.UserTimeout)
+	if guardSupported && c.UserTimeout != 0 { // else no guard can take it
+		o.armed = idleHoldsArmed(c, c.UserTimeout)
+	}
 	return o, nil
 }
 
@@ -385,7 +387,7 @@ func (c Config) keptSchedule() Config {
 const MinGuardTimeout = time.Second
 
 // guardSupported: the guard needs TCP_INFO and Linux's zero-window rules.
-const guardSupported = runtime.GOOS == "linux"
+const guardSupported = sockopt.TCPInfo
 
 // keepAliveCount is KeepAlive.Count as the kernel holds it.
 func (c Config) keepAliveCount() int {
@@ -466,10 +468,10 @@ func (o *kernelOptions) guardSettings() guard.Settings {
 
 // checkPlatform reports what k asks for that this platform cannot apply.
 func checkPlatform(k sockopt.Options) error {
-	err := sockopt.Check(k)
+	var unitErr error
 	if unit, name := sockopt.UserTimeoutUnit(); name != "" && k.UserTimeout%unit != 0 {
-		err = errors.Join(err, &FieldError{Field: "UserTimeout", Value: k.UserTimeout.String(),
-			Limit: fmt.Sprintf("must be a whole number of %v on %s (%s)", unit, runtime.GOOS, name)})
+		unitErr = &FieldError{Field: "UserTimeout", Value: k.UserTimeout.String(),
+			Limit: fmt.Sprintf("must be a whole number of %v on %s (%s)", unit, runtime.GOOS, name)}
 	}
-	return err
+	return errors.Join(unitErr, sockopt.Check(k))
 }

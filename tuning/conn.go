@@ -55,7 +55,7 @@ type connState struct {
 
 	guard atomic.Pointer[guard.Guard] // nil while unguarded; once set, never cleared
 	hold  hold.Hold                   // writes wait while the peer is silent (package hold)
-	ut    atomic.Int64                // opts.userTimeout, for the hold without mu
+	ut    atomic.Int64                // opts.k.UserTimeout, for the hold without mu
 	path  atomic.Int64                // opts.pathRTO, likewise
 	grace atomic.Int64                // opts.grace, likewise
 	slow  atomic.Bool                 // EventSlowPath told
@@ -153,7 +153,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		return n, err
 	}
 	// A source that may trickle is waited for outside the guard's bracket,
-	// and no more is asked of it than it holds (sourceWait): an idle copy
+	// and no more is asked of it than it holds (sockopt.SourceWait): an idle copy
 	// (a proxy's) is no write in progress.
 	var wait *sockopt.SourceWait
 	if size == readFromChunk {
@@ -539,7 +539,7 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 			return err
 		}
 		if s.opts.k.RTOMax != 0 && o.k.RTOMax == 0 {
-			// set leaves a zero RTOMax alone: put the kernel's back.
+			// Options.Set leaves a zero RTOMax alone: put the kernel's back.
 			if err := sockopt.SetRTOMax(s.rc, MaxRTOMax); err != nil && !errors.Is(err, sockopt.ErrNoProtoOpt) {
 				return err
 			}
@@ -551,7 +551,7 @@ func (s *connState) reconfigure(o *kernelOptions) error {
 	s.hold.Calm() // the hold may start now: a flight's age counts from here
 	s.opts.config = cfg
 	if s.timed = false; s.awaiting > 0 && o.learns {
-		// set turned keepalive off: the wait goes on probing.
+		// Options.Set turned keepalive off: the wait goes on probing.
 		return s.switchKeepAlive(true)
 	}
 	return nil

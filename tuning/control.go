@@ -219,9 +219,10 @@ func (d *ConnDialer) DialContext(ctx context.Context, network, address string) (
 	return d.dial(ctx, network, address)
 }
 
-// WrapDialContext is DialFunc with NoGuard set: it sets c's options on
-// what dial returns, never guards, and passes a wrapper (a *tls.Conn)
-// through with the options set beneath it.
+// WrapDialContext is DialFunc that never guards: it sets c's options on
+// what dial returns and passes a wrapper (a *tls.Conn) through with the
+// options set beneath it. c is validated as given (a UserTimeout under
+// MinGuardTimeout needs NoGuard).
 //
 // Deprecated: set NoGuard and use DialFunc, which does the same.
 func (c Config) WrapDialContext(dial DialContextFunc) DialContextFunc {
@@ -258,7 +259,7 @@ func (c Config) dialFunc(dial DialContextFunc, mode guardMode) DialContextFunc {
 	}
 }
 
-// get reads back what k.Set sets, as a Config.
+// get reads back what sockopt.Options.Set sets, as a Config.
 func get(fd uintptr) (Config, error) {
 	h, err := sockopt.Get(fd)
 	if err != nil {

@@ -162,7 +162,7 @@ func TestGuardListenerAndDial(t *testing.T) {
 
 // A connection whose requests are answered as they come is not ticked: the
 // send hold's calm samples move the guard's next tick ahead of them
-// (calmAt), where without them a lingering guard ticks once per linger.
+// (Guard.CalmAt), where without them a lingering guard ticks once per linger.
 func TestGuardQuietWhileAnswered(t *testing.T) {
 	c, client, server := defaultPair(t)
 	go func() { // the answers, a write each, as a server's are

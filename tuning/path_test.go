@@ -131,7 +131,7 @@ func ExampleForBudgetOnPath() {
 
 // assertLingers checks that keepalive alone ends an idle connection of c no
 // later than c's user timeout does, so that the guard may hold the user
-// timeout at 0 for half of it after a write (guardLinger) and a request
+// timeout at 0 for half of it after a write (the guard's linger) and a request
 // now and then arms nothing.
 func assertLingers(t *testing.T, c Config) {
 	t.Helper()

@@ -6,7 +6,7 @@ import (
 	"syscall"
 )
 
-// Control runs fn on the descriptor behind rc. It is the kit's one call of
+// Control runs fn on the descriptor behind rc. It is tuning's one call of
 // RawConn.Control, and it keeps the two errors apart: Control's own
 // (net.ErrClosed, say) comes back wrapped, fn's as fn made it (an
 // *os.SyscallError from the option calls).

@@ -9,6 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// TCPInfo reports that this platform has Linux's TCP_INFO (and its
+// zero-window rules): Linux and Android.
+const TCPInfo = true
+
 // Decode is the one decoder of a TCP_INFO record, whether getsockopt or
 // sock_diag gave it.
 func Decode(t *unix.TCPInfo) Info {

@@ -4,6 +4,9 @@ package sockopt
 
 import "syscall"
 
+// TCPInfo reports that this platform has Linux's TCP_INFO: it has not.
+const TCPInfo = false
+
 // ReadInfo needs Linux's TCP_INFO.
 func ReadInfo(uintptr) (Info, error) { return Info{}, Unsupported("TCP_INFO") }
 

@@ -86,9 +86,9 @@ func (h *Hold) SetDeadline(t time.Time) {
 // writing, none within TCP_RTO_MIN and grace of a sample that found nothing
 // in flight. The hold lasts at most limit (the user timeout) and Most; while
 // one write is held, the connection's other writes wait with it. It
-// returns the RTO its sample read, 0 if it took none, and, if its first
-// sample found nothing queued or in flight, a Mono reading taken just
-// before it, else 0.
+// returns the RTO before backoff its sample shows (timers.BaseRTO), 0 if
+// it took none, and, if its first sample found nothing queued or in
+// flight, a Mono reading taken just before it, else 0.
 func (h *Hold) Wait(rc syscall.RawConn, limit, grace time.Duration) (rto time.Duration, empty int64) {
 	if h.holding.Load() {
 		h.mu.Lock()
