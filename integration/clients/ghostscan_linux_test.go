@@ -511,7 +511,7 @@ func TestGhostscanWatch(t *testing.T) {
 	ghostscanAs(t, l, bin, nil, "-json", "-port", strconv.Itoa(echoPort)).decode(t, &c)
 	require.Len(t, c.Groups, 1)
 	g := c.Groups[0]
-	want := map[string]int{"established": g.Established, "unwatched": g.Unwatched, "retransmitting": g.Retransmitting,
+	want := map[string]int{"established": g.Established, "close_wait": g.CloseWait, "unwatched": g.Unwatched, "retransmitting": g.Retransmitting,
 		"stalled": g.Stalled, "suspected": g.Suspected, "never_ending": g.NeverEnds, "slow_path": g.SlowPath}
 	assert.Equal(t, 3, g.Established)
 	assert.Equal(t, 3, g.Unwatched)

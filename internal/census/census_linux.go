@@ -134,6 +134,12 @@ type Group struct {
 	Name        string // "listen 198.18.1.2:8080" or "dial 10.0.0.5:5432"
 	Process     string `json:",omitempty"`
 	Established int
+	// CloseWait: connections whose peer closed and whose process has not
+	// (CLOSE_WAIT), a leak of the process's, not a ghost: the kernel never
+	// ends them. CloseWaitFor is the longest since the peer's last segment
+	// (TCP_INFO's last-received clock), its FIN for most.
+	CloseWait    int
+	CloseWaitFor Duration `json:"CloseWaitForMs"`
 	// Unwatched: idle with keepalive off. The kernel never ends them.
 	Unwatched int
 	// Retransmitting into silence: Suspected with data in flight;
@@ -167,10 +173,14 @@ type Census struct {
 	Sockets int      // TCP sockets in the namespace, every state
 	// Settings says why no socket's options were read, if none could be
 	// (a duplicate would re-tag them: procsock.ErrRetags); empty otherwise.
-	Settings    string `json:",omitempty"`
-	Groups      []*Group
-	Connections []*Conn
-	Listeners   []*Listener
+	Settings string `json:",omitempty"`
+	// FinWait2Orphans: sockets the filter picks that this namespace closed
+	// and whose peer has not (FIN_WAIT2, held by no process); the kernel
+	// ends each after net.ipv4.tcp_fin_timeout (60 s by default).
+	FinWait2Orphans int
+	Groups          []*Group
+	Connections     []*Conn
+	Listeners       []*Listener
 }
 
 // A census's JSON has one unit for every duration: milliseconds, as a
@@ -365,6 +375,11 @@ func (sc *scanner) add(r *netlink.InetDiagTCPInfoResp) {
 		if conn := sc.conn(r); conn != nil {
 			sc.c.Connections = append(sc.c.Connections, conn)
 		}
+	case m.State == netlink.TCP_FIN_WAIT2 && m.INode == 0:
+		orphan := &Conn{Local: addrPort(m.ID.Source, m.ID.SourcePort), Remote: addrPort(m.ID.Destination, m.ID.DestinationPort)}
+		if sc.o.pick(orphan) { // the filter's addresses and ports; no process holds it
+			sc.c.FinWait2Orphans++
+		}
 	}
 }
 
@@ -507,8 +522,13 @@ func (c *Census) group() {
 		if g.Process == "" && conn.Process != "" {
 			g.Process = fmt.Sprintf("%s[%d]", conn.Process, conn.PID)
 		}
-		g.Established++
 		s := conn.Snapshot
+		if s.State == tuning.TCPCloseWait {
+			g.CloseWait++
+			g.CloseWaitFor = max(g.CloseWaitFor, Duration(s.SinceDataReceived))
+		} else {
+			g.Established++
+		}
 		switch conn.Verdict {
 		case tuning.Unwatched:
 			g.Unwatched++

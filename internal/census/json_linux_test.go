@@ -140,6 +140,7 @@ func TestCensusJSON(t *testing.T) {
 	assert.Equal(t, map[string]any{
 		".TookMs":                                               11.523871,
 		".Groups[0].SilentForMs":                                12000.0,
+		".Groups[0].CloseWaitForMs":                             0.0,
 		".Groups[0].MaxEndsInMs":                                95000.0,
 		".Connections[0].EndsInMs":                              95000.0,
 		".Connections[0].Snapshot.RTTMs":                        0.062,
@@ -182,7 +183,7 @@ func TestCensusJSON(t *testing.T) {
 	}
 	nums("", raw)
 	sort.Float64s(others)
-	assert.Equal(t, []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 5, 42, 500, 3000, 65536}, others)
+	assert.Equal(t, []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 5, 42, 500, 3000, 65536}, others)
 
 	// A duration added to tuning.Snapshot or tuning.Config must join the
 	// view: one ...Ms field in Snapshot per time.Duration in it.

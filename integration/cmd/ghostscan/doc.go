@@ -36,9 +36,10 @@
 // for -watch, 0 when stopped by a signal, 2 for bad usage or a failure.
 //
 // With -json the census is one object: TookMs, NetNS, Sockets, Settings,
-// Groups (the table's rows: Name, Process, Established, Unwatched,
-// Retransmitting, SilentForMs, Stalled, Suspected, NeverEnds, MaxEndsInMs,
-// SettingsRead, SlowPath), Connections and Listeners. A connection has
+// FinWait2Orphans, Groups (the table's rows: Name, Process, Established,
+// CloseWait, CloseWaitForMs, Unwatched, Retransmitting, SilentForMs,
+// Stalled, Suspected, NeverEnds, MaxEndsInMs, SettingsRead, SlowPath),
+// Connections and Listeners. A connection has
 // Local, Remote, Listener, PID, Process, Holders, Snapshot, Verdict,
 // UnansweredMs, Tries, EndsInMs, SlowPath, Timer, Settings and its
 // socket's Inode, Cookie, Interface and FD; a listener has Addr, PID,

@@ -151,12 +151,16 @@ func parsePeer(s string) (netip.Prefix, error) {
 
 func printTable(w io.Writer, c *census.Census, conns bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tPROCESS\tESTAB\tUNWATCHED\tRETRANSMIT (SILENT)\tSTALLED\tSUSPECT\tNEVER\tMAX-ENDS\tSLOW\tSETTINGS")
+	fmt.Fprintln(tw, "GROUP\tPROCESS\tESTAB\tCLOSE-WAIT (FOR)\tUNWATCHED\tRETRANSMIT (SILENT)\tSTALLED\tSUSPECT\tNEVER\tMAX-ENDS\tSLOW\tSETTINGS")
 	for _, g := range c.Groups {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%v)\t%d\t%d\t%d\t%v\t%d\t%d/%d read\n", g.Name, orDash(g.Process), g.Established,
-			g.Unwatched, g.Retransmitting, g.SilentFor, g.Stalled, g.Suspected, g.NeverEnds, g.MaxEndsIn, g.SlowPath, g.SettingsRead, g.Established)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d (%v)\t%d\t%d (%v)\t%d\t%d\t%d\t%v\t%d\t%d/%d read\n", g.Name, orDash(g.Process), g.Established,
+			g.CloseWait, g.CloseWaitFor, g.Unwatched, g.Retransmitting, g.SilentFor, g.Stalled, g.Suspected, g.NeverEnds, g.MaxEndsIn,
+			g.SlowPath, g.SettingsRead, g.Established+g.CloseWait)
 	}
 	tw.Flush()
+	if c.FinWait2Orphans > 0 {
+		fmt.Fprintf(w, "%d closed by this namespace, waiting for their peer's FIN (FIN_WAIT2, no process: the kernel ends them after tcp_fin_timeout)\n", c.FinWait2Orphans)
+	}
 	if conns {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -125,3 +125,41 @@ func TestScanLoopback(t *testing.T) {
 	assert.Equal(t, 0, run([]string{"-port", port, "-peer", "192.0.2.0/24"}, &out, &errOut), "filtered away")
 	assert.Contains(t, out.String(), "0 connections judged")
 }
+
+// A server that never closes what its client closed leaks the connection
+// in CLOSE_WAIT: the census counts it apart from the established ones,
+// with how long it has waited, and the client's closed end, held by no
+// process, as a FIN_WAIT2 orphan; the table says both.
+func TestScanCloseWait(t *testing.T) {
+	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := (&net.Dialer{KeepAlive: -1}).Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	defer server.Close() // the leak, until the test ends
+	require.NoError(t, client.Close())
+	const waited = 300 * time.Millisecond
+	time.Sleep(waited)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+
+	var out, errOut bytes.Buffer
+	run([]string{"-json", "-port", port}, &out, &errOut)
+	require.Empty(t, errOut.String())
+	var c census.Census
+	require.NoError(t, json.Unmarshal(out.Bytes(), &c))
+	require.Len(t, c.Groups, 1, "the listener's: the client's end is closed")
+	g := c.Groups[0]
+	assert.Equal(t, "listen "+ln.Addr().String(), g.Name)
+	assert.Equal(t, 0, g.Established)
+	assert.Equal(t, 1, g.CloseWait)
+	assert.GreaterOrEqual(t, time.Duration(g.CloseWaitFor), waited-50*time.Millisecond, "since the client's FIN")
+	assert.Less(t, time.Duration(g.CloseWaitFor), waited+10*time.Second, "and not from another clock")
+	assert.Equal(t, 1, c.FinWait2Orphans, "the client's end, closed and waiting for the server's FIN")
+
+	out.Reset()
+	run([]string{"-port", port}, &out, &errOut)
+	assert.Contains(t, out.String(), "CLOSE-WAIT (FOR)")
+	assert.Contains(t, out.String(), "1 closed by this namespace, waiting for their peer's FIN")
+}

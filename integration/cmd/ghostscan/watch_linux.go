@@ -108,6 +108,7 @@ var states = []struct {
 	count func(*census.Group) int
 }{
 	{"established", func(g *census.Group) int { return g.Established }},
+	{"close_wait", func(g *census.Group) int { return g.CloseWait }},
 	{"unwatched", func(g *census.Group) int { return g.Unwatched }},
 	{"retransmitting", func(g *census.Group) int { return g.Retransmitting }},
 	{"stalled", func(g *census.Group) int { return g.Stalled }},
@@ -141,6 +142,16 @@ func (w *watcher) register(m metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	closeWait, err := m.Float64ObservableGauge("ghostscan.close_wait.longest", metric.WithUnit("s"),
+		metric.WithDescription("the longest a connection of the group has waited in CLOSE_WAIT since its peer's last segment: its process has not closed what its peer closed"))
+	if err != nil {
+		return err
+	}
+	orphans, err := m.Int64ObservableGauge("ghostscan.fin_wait2.orphans",
+		metric.WithDescription("sockets of the namespace closed by it and held by no process, waiting for their peer's FIN (FIN_WAIT2), at the latest census"))
+	if err != nil {
+		return err
+	}
 	_, err = m.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -151,6 +162,7 @@ func (w *watcher) register(m metric.Meter) error {
 		}
 		obs.ObserveFloat64(took, time.Duration(c.Took).Seconds())
 		obs.ObserveInt64(sockets, int64(c.Sockets))
+		obs.ObserveInt64(orphans, int64(c.FinWait2Orphans))
 		for _, g := range c.Groups {
 			group := attribute.String("group", g.Name)
 			process := attribute.String("process", g.Process)
@@ -158,8 +170,9 @@ func (w *watcher) register(m metric.Meter) error {
 				obs.ObserveInt64(conns, int64(s.count(g)), metric.WithAttributes(group, process, attribute.String("state", s.name)))
 			}
 			obs.ObserveFloat64(endsIn, time.Duration(g.MaxEndsIn).Seconds(), metric.WithAttributes(group, process))
+			obs.ObserveFloat64(closeWait, time.Duration(g.CloseWaitFor).Seconds(), metric.WithAttributes(group, process))
 		}
 		return nil
-	}, conns, endsIn, took, sockets, failed)
+	}, conns, endsIn, took, sockets, failed, closeWait, orphans)
 	return err
 }
