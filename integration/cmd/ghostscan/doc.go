@@ -1,11 +1,12 @@
 // Command ghostscan answers an operator's question: is this host leaking
 // ghosts? It lists the TCP connections of the current network namespace
-// through sock_diag (as ss(8) does), judges each by package tuning's rules
+// (with -all-netns, of every one a process of the host is in) through
+// sock_diag (as ss(8) does), judges each by package tuning's rules
 // (tuning.Snapshot), and acts on what it finds. Linux only.
 //
 // Usage:
 //
-//	ghostscan [-port N] [-pid N] [-peer CIDR] [-settings=true] [-conns] [-json] [-limit D]
+//	ghostscan [-all-netns] [-port N] [-pid N] [-peer CIDR] [-settings=true] [-conns] [-json] [-limit D]
 //	ghostscan -reap [-silent D] [-yes] [filters]
 //	ghostscan -harden BUDGET [-keepalive-only] [-yes] [-record FILE] -pid N | -port N
 //	ghostscan -undo [-yes] [-record FILE]

@@ -14,7 +14,6 @@ import (
 
 	"github.com/ghostsock/ghostsock/internal/census"
 	"github.com/ghostsock/ghostsock/internal/reclaim"
-	"github.com/ghostsock/ghostsock/tuning"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -30,6 +29,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return watch(f.o, f.every, f.listen, stdout, stderr)
 	case f.a.requested():
 		return f.a.run(f.o, f.asJSON, stdout, stderr)
+	case f.allNetNS:
+		return f.takeAllCensus(stdout, stderr)
 	}
 	return f.takeCensus(stdout, stderr)
 }
@@ -44,6 +45,8 @@ type flags struct {
 	a      action
 	every  time.Duration // -watch
 	listen string
+	// allNetNS: the census of every network namespace of the host.
+	allNetNS bool
 }
 
 // flagSet declares ghostscan's flags into f, with its usage.
@@ -51,7 +54,7 @@ func (f *flags) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("ghostscan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ghostscan [-port N] [-pid N] [-peer CIDR] [-settings=true] [-conns] [-json] [-limit D]")
+		fmt.Fprintln(stderr, "usage: ghostscan [-all-netns] [-port N] [-pid N] [-peer CIDR] [-settings=true] [-conns] [-json] [-limit D]")
 		fmt.Fprintln(stderr, "       ghostscan -reap [-silent D] [-yes] [filters]")
 		fmt.Fprintln(stderr, "       ghostscan -harden BUDGET [-keepalive-only] [-yes] [-record FILE] -pid N | -port N")
 		fmt.Fprintln(stderr, "       ghostscan -undo [-yes] [-record FILE]")
@@ -74,6 +77,7 @@ func (f *flags) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&f.conns, "conns", false, "list every connection, not only the census per listener")
 	fs.BoolVar(&f.asJSON, "json", false, "print JSON (always with every connection; every duration in milliseconds)")
 	fs.DurationVar(&f.limit, "limit", 0, "exit 1 also when a connection may take longer than this to be ended (0: only never)")
+	fs.BoolVar(&f.allNetNS, "all-netns", false, "take the census of every network namespace a process of the host is in, each named with its processes, pods and containers (the census only)")
 	return fs
 }
 
@@ -101,6 +105,10 @@ func parse(args []string, stderr io.Writer) (f flags, status int, ok bool) {
 	}
 	if f.a.harden == "-undo" { // ghostscan -harden -undo
 		f.a.harden, f.a.undo = "", true
+	}
+	if f.allNetNS && (f.a.requested() || f.every != 0) {
+		fmt.Fprintln(stderr, "ghostscan:", errAllNetNSCensusOnly)
+		return f, 2, false
 	}
 	if f.every != 0 && (f.a.requested() || f.conns || f.asJSON || f.limit != 0) {
 		fmt.Fprintln(stderr, "ghostscan: -watch takes only the census's filters and -settings")
@@ -130,10 +138,8 @@ func (f *flags) takeCensus(stdout, stderr io.Writer) int {
 	} else {
 		printTable(stdout, c, f.conns)
 	}
-	for _, conn := range c.Connections {
-		if e := time.Duration(conn.EndsIn); e == tuning.Never || f.limit > 0 && e > f.limit {
-			return 1
-		}
+	if f.exceeds(c) {
+		return 1
 	}
 	return 0
 }
