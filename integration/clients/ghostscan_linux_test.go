@@ -119,6 +119,52 @@ func TestGhostscanReap(t *testing.T) {
 	assert.NoError(t, ping(liveIdle), "the live idle client")
 }
 
+// TestGhostscanReapByUserTimeout: the reap a kernel without SOCK_DESTROY
+// gets, forced on. The ghost of a stock server's connection sending into
+// silence is given, through the server's own socket, a user timeout its
+// silence exceeds, and its kernel ends it at its next retransmission; the
+// server sees the error and frees the socket; a live streaming client and
+// a live idle one go on, every byte checked.
+func TestGhostscanReapByUserTimeout(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	bin := ghostscanBin(t)
+	srv := startEcho(t, l)
+	addrs, err := l.AddClientAddrs(2)
+	require.NoError(t, err)
+	ghost := dialFrom(t, l, addrs[0], echoPort)
+	liveBusy := dialFrom(t, l, addrs[1], echoPort)
+	liveIdle := dialFrom(t, l, netip.Addr{}, echoPort)
+	require.NoError(t, ping(liveIdle))
+	stream(ghost, 2*time.Millisecond)
+	live := stream(liveBusy, 10*time.Millisecond)
+	time.Sleep(time.Second)
+	held := sockets(t, srv.cmd.Process.Pid)
+
+	require.NoError(t, l.VanishClientAddr(addrs[0]))
+	reapUntil(t, l, bin, echoPort, remote(ghost))
+	r := ghostscanAs(t, l, bin, nil, "-reap", "-reap-by", "user-timeout", "-silent", reapSilent.String(), "-yes", "-json",
+		"-port", strconv.Itoa(echoPort))
+	var done []*reclaim.Reaped
+	r.decode(t, &done)
+	assert.Equal(t, 0, r.code, "every ghost found is ending: %s", r.stderr)
+	require.Len(t, done, 1, "the one connection sending into silence, and no other")
+	assert.Equal(t, remote(ghost), done[0].Conn.Remote)
+	assert.Equal(t, reclaim.Ending, done[0].Outcome, done[0].Err)
+	assert.Equal(t, reclaim.ByUserTimeout, done[0].By)
+
+	// Its next retransmission comes within its RTO, backed off as it is,
+	// as the kernel held it at the reap, and a timer's slack.
+	rto := done[0].Conn.Snapshot.RTO
+	within := rto + rto/8 + time.Second
+	assert.Eventually(t, func() bool { return view(scan(t, l, echoPort)).connFrom(remote(ghost)) == nil },
+		within, 100*time.Millisecond, "the ghost ended within its RTO (%v) of the reap", rto)
+	assert.Eventually(t, func() bool { return sockets(t, srv.cmd.Process.Pid) == held-1 },
+		5*time.Second, 50*time.Millisecond, "the server saw the error and closed its socket")
+	live.finish(t, "the live streaming client")
+	assert.NoError(t, ping(liveIdle), "the live idle client")
+}
+
 // options reads the options of every socket the census picks by port,
 // keyed by peer ("listen" for the listening sockets).
 func options(t *testing.T, l *lab.Lab, port int) map[string]tuning.Config {

@@ -6,9 +6,12 @@ package reclaim
 
 import (
 	"errors"
+	"syscall"
 	"time"
 
 	"github.com/ghostsock/ghostsock/internal/census"
+	"github.com/ghostsock/ghostsock/internal/procsock"
+	"github.com/ghostsock/ghostsock/internal/sockopt"
 )
 
 // DefaultSilent is how long a connection's oldest data or probe must have
@@ -42,12 +45,31 @@ const (
 	Answered Outcome = "left: it answered since" // alive at the second look
 	Gone     Outcome = "gone"                    // ended before reap acted
 	Failed   Outcome = "failed"
+	// Ending: given a user timeout its silence exceeds, the connection is
+	// ended by its own kernel, with ETIMEDOUT, at its next retransmission
+	// or probe (ByUserTimeout).
+	Ending Outcome = "ending at its next try"
+)
+
+// By is how Reap ends a connection.
+type By string
+
+const (
+	// ByDestroy ends it at once through sock_diag (SOCK_DESTROY), where
+	// the kernel has CONFIG_INET_DIAG_DESTROY.
+	ByDestroy By = "destroy"
+	// ByUserTimeout gives its owner's socket, through a duplicate
+	// (pidfd_getfd) checked to be that socket, a user timeout its silence
+	// already exceeds: its kernel ends it at its next retransmission or
+	// probe. It needs a process that holds the socket.
+	ByUserTimeout By = "user-timeout"
 )
 
 // Reaped is one connection -reap judged dead, and what became of it.
 type Reaped struct {
 	Conn    *census.Conn
 	Outcome Outcome
+	By      By     `json:",omitempty"` // how it was ended, or is ending
 	Err     string `json:",omitempty"`
 }
 
@@ -60,11 +82,19 @@ type Reaped struct {
 // (ErrNotPermitted) or not possible (ErrCannotDestroy), in which case
 // nothing was ended.
 func Reap(o census.Options, silent time.Duration, yes bool) ([]*Reaped, error) {
+	return ReapBy(o, silent, yes, "")
+}
+
+// ReapBy is Reap ending the connections by: ByDestroy, ByUserTimeout, or
+// "" for ByDestroy where the kernel can destroy sockets and ByUserTimeout
+// where it cannot (ErrCannotDestroy).
+func ReapBy(o census.Options, silent time.Duration, yes bool, by By) ([]*Reaped, error) {
 	c, err := census.Scan(o)
 	if err != nil {
 		return nil, err
 	}
-	dead := []*Reaped{} // [] in JSON when none
+	var procs *procsock.Procs // opened at the first socket ended through its process
+	dead := []*Reaped{}       // [] in JSON when none
 	for _, conn := range c.Connections {
 		if Dead(conn, silent) {
 			dead = append(dead, &Reaped{Conn: conn, Outcome: WouldEnd})
@@ -92,17 +122,53 @@ func Reap(o census.Options, silent time.Duration, yes bool) ([]*Reaped, error) {
 			continue
 		}
 		r.Conn = conn
-		switch err := DestroySocket(conn); {
+		if by != ByUserTimeout {
+			switch err := DestroySocket(conn); {
+			case err == nil:
+				r.Outcome, r.By = Ended, ByDestroy
+				continue
+			case errors.Is(err, ErrGone):
+				r.Outcome = Gone
+				continue
+			case errors.Is(err, ErrCannotDestroy) && by == "":
+				by = ByUserTimeout // and for every socket after it
+			case errors.Is(err, ErrNotPermitted), errors.Is(err, ErrCannotDestroy):
+				// The same for every socket: nothing was ended.
+				return dead, err
+			default:
+				r.Outcome, r.Err = Failed, err.Error()
+				continue
+			}
+		}
+		if procs == nil {
+			procs = procsock.New()
+			defer procs.Close()
+		}
+		switch err := endByUserTimeout(procs, conn, silent); {
 		case err == nil:
-			r.Outcome = Ended
-		case errors.Is(err, ErrGone):
+			r.Outcome, r.By = Ending, ByUserTimeout
+		case errors.Is(err, procsock.ErrChanged):
 			r.Outcome = Gone
-		case errors.Is(err, ErrNotPermitted), errors.Is(err, ErrCannotDestroy):
-			// The same for every socket: nothing was ended.
-			return dead, err
 		default:
 			r.Outcome, r.Err = Failed, err.Error()
 		}
 	}
 	return dead, nil
+}
+
+// endByUserTimeout gives conn's socket, through the process that holds it,
+// a user timeout of silent, which its silence already exceeds (Dead): the
+// kernel ends it at its next retransmission, zero-window or keepalive
+// probe, each of which checks the user timeout against how long it has
+// gone unanswered (tcp_write_timeout, tcp_probe_timer,
+// tcp_keepalive_timer). Should the peer answer first, the socket keeps a
+// user timeout of silent.
+func endByUserTimeout(procs *procsock.Procs, conn *census.Conn, silent time.Duration) error {
+	if conn.PID == 0 {
+		return errors.New("no process holds it: only SOCK_DESTROY can end it")
+	}
+	ut := silent.Truncate(time.Millisecond)
+	return procs.Socket(conn.PID, 0, conn.FD, conn.Inode, conn.Cookie, func(rc syscall.RawConn) error {
+		return sockopt.SetUserTimeout(rc, ut)
+	})
 }

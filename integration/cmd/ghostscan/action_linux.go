@@ -17,6 +17,7 @@ import (
 type action struct {
 	reap          bool
 	silent        time.Duration
+	by            string // -reap-by
 	harden        string
 	keepAliveOnly bool
 	undo          bool
@@ -44,12 +45,14 @@ func (a action) run(o census.Options, asJSON bool, stdout, stderr io.Writer) int
 		return fail(errors.New("-reap, -harden and -undo are one at a time"))
 	case a.reap && a.silent <= 0:
 		return fail(fmt.Errorf("-silent %v: must be positive", a.silent))
+	case a.by != "" && (!a.reap || a.by != string(reclaim.ByDestroy) && a.by != string(reclaim.ByUserTimeout)):
+		return fail(fmt.Errorf("-reap-by %q: with -reap, %s or %s", a.by, reclaim.ByDestroy, reclaim.ByUserTimeout))
 	case a.undo && (o.Port != 0 || o.PID != 0 || o.Peer.IsValid()):
 		return fail(errors.New("-undo takes no filter: it puts back every socket its record names"))
 	}
 	switch {
 	case a.reap:
-		rs, err := reclaim.Reap(o, a.silent, a.yes)
+		rs, err := reclaim.ReapBy(o, a.silent, a.yes, reclaim.By(a.by))
 		if err != nil {
 			return fail(err)
 		}
@@ -148,6 +151,9 @@ func printReap(w io.Writer, rs []*reclaim.Reaped, a action) {
 	for _, r := range rs {
 		c, s := r.Conn, r.Conn.Snapshot
 		res := string(r.Outcome)
+		if r.By != "" {
+			res += " (" + string(r.By) + ")"
+		}
 		if r.Err != "" {
 			res += ": " + r.Err
 		}

@@ -7,7 +7,7 @@
 // Usage:
 //
 //	ghostscan [-all-netns] [-port N] [-pid N] [-peer CIDR] [-settings=true] [-conns] [-json] [-limit D]
-//	ghostscan -reap [-silent D] [-yes] [filters]
+//	ghostscan -reap [-silent D] [-reap-by HOW] [-yes] [filters]
 //	ghostscan -harden BUDGET [-keepalive-only] [-yes] [-record FILE] -pid N | -port N
 //	ghostscan -undo [-yes] [-record FILE]
 //	ghostscan -watch INTERVAL [-listen ADDR] [filters]

@@ -55,7 +55,7 @@ func (f *flags) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ghostscan [-all-netns] [-port N] [-pid N] [-peer CIDR] [-settings=true] [-conns] [-json] [-limit D]")
-		fmt.Fprintln(stderr, "       ghostscan -reap [-silent D] [-yes] [filters]")
+		fmt.Fprintln(stderr, "       ghostscan -reap [-silent D] [-reap-by HOW] [-yes] [filters]")
 		fmt.Fprintln(stderr, "       ghostscan -harden BUDGET [-keepalive-only] [-yes] [-record FILE] -pid N | -port N")
 		fmt.Fprintln(stderr, "       ghostscan -undo [-yes] [-record FILE]")
 		fmt.Fprintln(stderr, "       ghostscan -watch INTERVAL [-listen ADDR] [filters]")
@@ -63,6 +63,7 @@ func (f *flags) flagSet(stderr io.Writer) *flag.FlagSet {
 	}
 	fs.BoolVar(&f.a.reap, "reap", false, "end the connections sending into silence for at least -silent (dry run without -yes)")
 	fs.DurationVar(&f.a.silent, "silent", reclaim.DefaultSilent, "-reap: how long a connection must have sent into silence")
+	fs.StringVar(&f.a.by, "reap-by", "", "-reap: end connections by `destroy` (SOCK_DESTROY, at once) or user-timeout (a user timeout set through the owning process: at its next retransmission or probe); default destroy, user-timeout where the kernel cannot destroy")
 	fs.StringVar(&f.a.harden, "harden", "", "set the options ForBudget(`BUDGET`) chooses on the sockets of -pid or -port, listening ones included (dry run without -yes)")
 	fs.BoolVar(&f.a.keepAliveOnly, "keepalive-only", false, "-harden: set keepalive alone, no user timeout (never cuts a live reader; a busy ghost is left to tcp_retries2)")
 	fs.BoolVar(&f.a.undo, "undo", false, "put back what -harden replaced, as its record says (dry run without -yes)")
@@ -105,6 +106,10 @@ func parse(args []string, stderr io.Writer) (f flags, status int, ok bool) {
 	}
 	if f.a.harden == "-undo" { // ghostscan -harden -undo
 		f.a.harden, f.a.undo = "", true
+	}
+	if f.a.by != "" && !f.a.reap {
+		fmt.Fprintln(stderr, "ghostscan: -reap-by goes with -reap")
+		return f, 2, false
 	}
 	if f.allNetNS && (f.a.requested() || f.every != 0) {
 		fmt.Fprintln(stderr, "ghostscan:", errAllNetNSCensusOnly)
