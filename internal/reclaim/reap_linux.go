@@ -149,6 +149,9 @@ func ReapBy(o census.Options, silent time.Duration, yes bool, by By) ([]*Reaped,
 			r.Outcome, r.By = Ending, ByUserTimeout
 		case errors.Is(err, procsock.ErrChanged):
 			r.Outcome = Gone
+		case errors.Is(err, procsock.ErrPermission) && !acted(dead):
+			// The same for every process: nothing was changed.
+			return dead, err
 		default:
 			r.Outcome, r.Err = Failed, err.Error()
 		}
@@ -171,4 +174,14 @@ func endByUserTimeout(procs *procsock.Procs, conn *census.Conn, silent time.Dura
 	return procs.Socket(conn.PID, 0, conn.FD, conn.Inode, conn.Cookie, func(rc syscall.RawConn) error {
 		return sockopt.SetUserTimeout(rc, ut)
 	})
+}
+
+// acted reports whether a connection of rs has been ended or set to end.
+func acted(rs []*Reaped) bool {
+	for _, r := range rs {
+		if r.Outcome == Ended || r.Outcome == Ending {
+			return true
+		}
+	}
+	return false
 }
