@@ -143,7 +143,11 @@ func TestGhostscanReapByUserTimeout(t *testing.T) {
 
 	require.NoError(t, l.VanishClientAddr(addrs[0]))
 	reapUntil(t, l, bin, echoPort, remote(ghost))
-	r := ghostscanAs(t, l, bin, nil, "-reap", "-reap-by", "user-timeout", "-silent", reapSilent.String(), "-yes", "-json",
+	r := ghostscanAs(t, l, bin, nobody, "-reap", "-reap-by", "user-timeout", "-silent", reapSilent.String(), "-yes",
+		"-port", strconv.Itoa(echoPort))
+	assert.Equal(t, 2, r.code, "a normal user may not reach the server's sockets: %s", r.stderr)
+	assert.Contains(t, r.stderr, "CAP_SYS_PTRACE", "and is told what it takes")
+	r = ghostscanAs(t, l, bin, nil, "-reap", "-reap-by", "user-timeout", "-silent", reapSilent.String(), "-yes", "-json",
 		"-port", strconv.Itoa(echoPort))
 	var done []*reclaim.Reaped
 	r.decode(t, &done)

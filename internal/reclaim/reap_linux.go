@@ -6,6 +6,7 @@ package reclaim
 
 import (
 	"errors"
+	"os"
 	"syscall"
 	"time"
 
@@ -50,6 +51,11 @@ const (
 	// or probe (ByUserTimeout).
 	Ending Outcome = "ending at its next try"
 )
+
+// ErrNoHolder is ReapBy's error, by user timeout, for a socket no process
+// this one can see holds: one no process holds (only SOCK_DESTROY can end
+// it), or a caller without root.
+var ErrNoHolder = errors.New("ghostscan: no process seen holding the socket, to set its user timeout through (run as root: holders come from /proc/PID/fd, and pidfd_getfd needs CAP_SYS_PTRACE)")
 
 // By is how Reap ends a connection.
 type By string
@@ -149,7 +155,7 @@ func ReapBy(o census.Options, silent time.Duration, yes bool, by By) ([]*Reaped,
 			r.Outcome, r.By = Ending, ByUserTimeout
 		case errors.Is(err, procsock.ErrChanged):
 			r.Outcome = Gone
-		case errors.Is(err, procsock.ErrPermission) && !acted(dead):
+		case (errors.Is(err, procsock.ErrPermission) || errors.Is(err, ErrNoHolder) && os.Geteuid() != 0) && !acted(dead):
 			// The same for every process: nothing was changed.
 			return dead, err
 		default:
@@ -168,7 +174,7 @@ func ReapBy(o census.Options, silent time.Duration, yes bool, by By) ([]*Reaped,
 // user timeout of silent.
 func endByUserTimeout(procs *procsock.Procs, conn *census.Conn, silent time.Duration) error {
 	if conn.PID == 0 {
-		return errors.New("no process holds it: only SOCK_DESTROY can end it")
+		return ErrNoHolder
 	}
 	ut := silent.Truncate(time.Millisecond)
 	return procs.Socket(conn.PID, 0, conn.FD, conn.Inode, conn.Cookie, func(rc syscall.RawConn) error {
