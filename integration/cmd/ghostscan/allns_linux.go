@@ -39,6 +39,9 @@ func (f *flags) takeAllCensus(stdout, stderr io.Writer) int {
 	var done []nsCensus
 	failed := 0
 	for _, ns := range all {
+		if f.workload != "" && !runs(ns, f.workload) {
+			continue
+		}
 		r := nsCensus{NetNS: ns.Inode, Holders: ns.Holders}
 		if r.Census, err = scanIn(ns, f.o); err != nil {
 			r.Error = err.Error()
@@ -47,7 +50,11 @@ func (f *flags) takeAllCensus(stdout, stderr io.Writer) int {
 		}
 		done = append(done, r)
 	}
-	if failed == len(all) {
+	switch {
+	case len(done) == 0:
+		fmt.Fprintf(stderr, "ghostscan: -pod %s: no namespace holds that pod or container\n", f.workload)
+		return 2
+	case failed == len(done):
 		return 2
 	}
 	if f.asJSON {
@@ -108,6 +115,17 @@ func scanIn(ns netns.Namespace, o census.Options) (*census.Census, error) {
 		return c, err
 	}
 	return nil, fmt.Errorf("no process of the namespace could be entered: %w", os.ErrNotExist)
+}
+
+// runs reports whether a process of ns belongs to the pod with UID id, or
+// to the container whose ID is or starts with id.
+func runs(ns netns.Namespace, id string) bool {
+	for _, h := range ns.Holders {
+		if h.Pod == id || h.Container != "" && strings.HasPrefix(h.Container, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // heldBy names a namespace's holders: the first process, with its pod and

@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ghostsock/ghostsock/internal/netns"
 )
 
 // envNetNSChild makes the test binary the child of TestAllNetNS: in a
@@ -118,4 +120,19 @@ func TestAllNetNS(t *testing.T) {
 	run([]string{"-all-netns", "-port", strconv.Itoa(port)}, &out, &errOut)
 	assert.Contains(t, out.String(), fmt.Sprintf("net:[%d] ", ns.NetNS))
 	assert.Contains(t, out.String(), fmt.Sprintf("[%d]", cmd.Process.Pid), "named with its process")
+}
+
+// -pod picks the namespaces a process of a pod, or of a container, holds.
+func TestRunsPod(t *testing.T) {
+	const id = "3f1c2b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a"
+	const uid = "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+	ns := netns.Namespace{Holders: []netns.Holder{{PID: 1, Process: "pause", Pod: uid}, {PID: 2, Process: "app", Pod: uid, Container: id}}}
+	assert.True(t, runs(ns, uid), "the pod's UID")
+	assert.True(t, runs(ns, id), "a container's ID")
+	assert.True(t, runs(ns, id[:12]), "its short form, as crictl ps prints it")
+	assert.False(t, runs(ns, "0a1b2c3d-4e5f-6a7b-8c9d-000000000000"), "another pod")
+	assert.False(t, runs(netns.Namespace{Holders: []netns.Holder{{PID: 3, Process: "sshd"}}}, id[:12]), "the host's")
+	var out, errOut bytes.Buffer
+	assert.Equal(t, 2, run([]string{"-all-netns", "-pod", uid}, &out, &errOut), "no namespace here holds it")
+	assert.Contains(t, errOut.String(), "no namespace holds that pod")
 }

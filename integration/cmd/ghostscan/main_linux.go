@@ -45,8 +45,10 @@ type flags struct {
 	a      action
 	every  time.Duration // -watch
 	listen string
-	// allNetNS: the census of every network namespace of the host.
+	// allNetNS: the census of every network namespace of the host;
+	// workload, only those a process of that pod or container holds.
 	allNetNS bool
+	workload string
 }
 
 // flagSet declares ghostscan's flags into f, with its usage.
@@ -78,6 +80,7 @@ func (f *flags) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&f.conns, "conns", false, "list every connection, not only the census per listener")
 	fs.BoolVar(&f.asJSON, "json", false, "print JSON (always with every connection; every duration in milliseconds)")
 	fs.DurationVar(&f.limit, "limit", 0, "exit 1 also when a connection may take longer than this to be ended (0: only never)")
+	fs.StringVar(&f.workload, "pod", "", "-all-netns: only the namespaces a process of this pod (its `UID`) or container (its ID, or 12 or more of its first digits) holds")
 	fs.BoolVar(&f.allNetNS, "all-netns", false, "take the census of every network namespace a process of the host is in, each named with its processes, pods and containers (the census only)")
 	return fs
 }
@@ -109,6 +112,10 @@ func parse(args []string, stderr io.Writer) (f flags, status int, ok bool) {
 	}
 	if f.a.by != "" && !f.a.reap {
 		fmt.Fprintln(stderr, "ghostscan: -reap-by goes with -reap")
+		return f, 2, false
+	}
+	if f.workload != "" && (!f.allNetNS || len(f.workload) < 12) {
+		fmt.Fprintln(stderr, "ghostscan: -pod goes with -all-netns, and takes a pod UID or 12 or more digits of a container ID")
 		return f, 2, false
 	}
 	if f.allNetNS && (f.a.requested() || f.every != 0) {

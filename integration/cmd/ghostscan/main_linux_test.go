@@ -20,7 +20,8 @@ func TestUsage(t *testing.T) {
 	for _, args := range [][]string{{"-nope"}, {"extra"}, {"-port", "70000"}, {"-peer", "not-an-address"}, {"-limit", "-1s"},
 		{"-reap", "-undo"}, {"-reap", "-harden", "10s", "-port", "1"}, {"-reap", "-silent", "0s"}, {"-undo", "-port", "1"},
 		{"-harden", "10s"}, {"-harden", "ten seconds", "-port", "1"}, {"-harden", "1ms", "-port", "1"},
-		{"-all-netns", "-reap"}, {"-all-netns", "-watch", "30s"}, {"-reap-by", "destroy"}, {"-reap", "-reap-by", "kill"}} {
+		{"-all-netns", "-reap"}, {"-all-netns", "-watch", "30s"}, {"-reap-by", "destroy"}, {"-reap", "-reap-by", "kill"},
+		{"-pod", "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"}, {"-all-netns", "-pod", "3f1c"}} {
 		var out, errOut bytes.Buffer
 		assert.Equal(t, 2, run(args, &out, &errOut), "%v", args)
 		assert.NotEmpty(t, errOut.String(), "%v says why", args)
