@@ -71,9 +71,9 @@ type Settings struct {
 	Enforcement *keepalive.EnforcementPolicy
 }
 
-// Options returns the server options for s and c: see Settings and the
-// package-level Options.
-func (s Settings) Options(c tuning.Config) []grpc.ServerOption {
+// Options returns the server options for s: see Settings and the
+// package-level Options (the Config does not change them).
+func (s Settings) Options(tuning.Config) []grpc.ServerOption {
 	kp, ep := s.merged()
 	return []grpc.ServerOption{grpc.KeepaliveParams(kp), grpc.KeepaliveEnforcementPolicy(ep)}
 }

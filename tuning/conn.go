@@ -106,10 +106,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 // next ACK, the write deadline, Close, or the time that RTO is due: new
 // data would postpone that retransmission, and with it the user timeout
 // (see "Writers that stream" in the package doc).
-func (c *Conn) Write(b []byte) (int, error) {
+func (c *Conn) Write(b []byte) (n int, err error) {
 	c.s.holdWrites(len(b) > 0)
-	var n int
-	err := c.s.write(func() (err error) { n, err = c.tcp.Write(b); return err })
+	err = c.s.write(func() (werr error) { n, werr = c.tcp.Write(b); return werr })
 	return n, err
 }
 

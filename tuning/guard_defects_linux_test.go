@@ -85,9 +85,11 @@ func TestGuardSurvivesPartialReopenings(t *testing.T) {
 		// More than the writer's send buffer (autotuned up to 4 MiB)
 		// holds, so that the write is still blocked when the kernel acts.
 		written := writeAll(client.(*net.TCPConn), 8*size)
+		start := time.Now()
 		go readSlowly(server, 600*time.Millisecond, 24<<10, 150*time.Millisecond, 10*time.Second)
 		select {
 		case err := <-written:
+			t.Logf("the unguarded writer was cut after %v", time.Since(start).Round(time.Millisecond))
 			assert.ErrorIs(t, err, syscall.ETIMEDOUT, "the kernel rule: the old clock runs on")
 		case <-time.After(8 * time.Second):
 			t.Fatal("the unguarded writer was not cut: the control no longer shows the kernel rule")
