@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,17 +80,26 @@ func Find(ino uint64) (int, error) {
 		return -1, fmt.Errorf("netns: %w", err)
 	}
 	for _, p := range procs {
-		if p.Name()[0] < '0' || p.Name()[0] > '9' {
-			continue
+		if pid, err := strconv.Atoi(p.Name()); err == nil {
+			if fd, ok := OfProcess(pid, ino); ok {
+				return fd, nil
+			}
 		}
-		fd, err := unix.Open("/proc/"+p.Name()+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			continue // gone, or not ours to look into
-		}
-		if got, err := Inode(fd); err == nil && got == ino {
-			return fd, nil
-		}
-		unix.Close(fd)
 	}
 	return -1, fmt.Errorf("netns: no process is in net:[%d]: %w", ino, os.ErrNotExist)
+}
+
+// OfProcess is a descriptor of process pid's network namespace, to Close
+// when done, if that is still net:[ino]; ok is false if the process is
+// gone, not the caller's to look into, or elsewhere (its PID reused).
+func OfProcess(pid int, ino uint64) (fd int, ok bool) {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, false
+	}
+	if got, err := Inode(fd); err != nil || got != ino {
+		unix.Close(fd)
+		return -1, false
+	}
+	return fd, true
 }

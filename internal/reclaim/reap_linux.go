@@ -99,8 +99,7 @@ func ReapBy(o census.Options, silent time.Duration, yes bool, by By) ([]*Reaped,
 	if err != nil {
 		return nil, err
 	}
-	var procs *procsock.Procs // opened at the first socket ended through its process
-	dead := []*Reaped{}       // [] in JSON when none
+	dead := []*Reaped{} // [] in JSON when none
 	for _, conn := range c.Connections {
 		if Dead(conn, silent) {
 			dead = append(dead, &Reaped{Conn: conn, Outcome: WouldEnd})
@@ -117,6 +116,8 @@ func ReapBy(o census.Options, silent time.Duration, yes bool, by By) ([]*Reaped,
 	for _, conn := range again.Connections {
 		now[conn.Cookie] = conn
 	}
+	rp := &reaper{by: by, silent: silent}
+	defer rp.close()
 	for _, r := range dead {
 		conn, ok := now[r.Conn.Cookie]
 		switch {
@@ -128,41 +129,61 @@ func ReapBy(o census.Options, silent time.Duration, yes bool, by By) ([]*Reaped,
 			continue
 		}
 		r.Conn = conn
-		if by != ByUserTimeout {
-			switch err := DestroySocket(conn); {
-			case err == nil:
-				r.Outcome, r.By = Ended, ByDestroy
-				continue
-			case errors.Is(err, ErrGone):
-				r.Outcome = Gone
-				continue
-			case errors.Is(err, ErrCannotDestroy) && by == "":
-				by = ByUserTimeout // and for every socket after it
-			case errors.Is(err, ErrNotPermitted), errors.Is(err, ErrCannotDestroy):
-				// The same for every socket: nothing was ended.
-				return dead, err
-			default:
-				r.Outcome, r.Err = Failed, err.Error()
-				continue
-			}
-		}
-		if procs == nil {
-			procs = procsock.New()
-			defer procs.Close()
-		}
-		switch err := endByUserTimeout(procs, conn, silent); {
-		case err == nil:
-			r.Outcome, r.By = Ending, ByUserTimeout
-		case errors.Is(err, procsock.ErrChanged):
-			r.Outcome = Gone
-		case (errors.Is(err, procsock.ErrPermission) || errors.Is(err, ErrNoHolder) && os.Geteuid() != 0) && !acted(dead):
-			// The same for every process: nothing was changed.
+		if err := rp.end(r); err != nil {
 			return dead, err
-		default:
-			r.Outcome, r.Err = Failed, err.Error()
 		}
 	}
 	return dead, nil
+}
+
+// reaper ends the connections ReapBy judged dead, one way or the other.
+type reaper struct {
+	by     By
+	silent time.Duration
+	procs  *procsock.Procs // for ByUserTimeout, opened when first needed
+	acted  bool            // a connection has been ended, or set to end
+}
+
+// end ends r's connection and records how. Its error is one that would be
+// the same for every connection, returned before any was changed.
+func (rp *reaper) end(r *Reaped) error {
+	if rp.by != ByUserTimeout {
+		switch err := DestroySocket(r.Conn); {
+		case err == nil:
+			r.Outcome, r.By, rp.acted = Ended, ByDestroy, true
+			return nil
+		case errors.Is(err, ErrGone):
+			r.Outcome = Gone
+			return nil
+		case errors.Is(err, ErrCannotDestroy) && rp.by == "":
+			rp.by = ByUserTimeout // for this socket and every one after it
+		case errors.Is(err, ErrNotPermitted), errors.Is(err, ErrCannotDestroy):
+			return err
+		default:
+			r.Outcome, r.Err = Failed, err.Error()
+			return nil
+		}
+	}
+	if rp.procs == nil {
+		rp.procs = procsock.New()
+	}
+	switch err := endByUserTimeout(rp.procs, r.Conn, rp.silent); {
+	case err == nil:
+		r.Outcome, r.By, rp.acted = Ending, ByUserTimeout, true
+	case errors.Is(err, procsock.ErrChanged):
+		r.Outcome = Gone
+	case !rp.acted && (errors.Is(err, procsock.ErrPermission) || errors.Is(err, ErrNoHolder) && os.Geteuid() != 0):
+		return err
+	default:
+		r.Outcome, r.Err = Failed, err.Error()
+	}
+	return nil
+}
+
+func (rp *reaper) close() {
+	if rp.procs != nil {
+		rp.procs.Close()
+	}
 }
 
 // endByUserTimeout gives conn's socket, through the process that holds it,
@@ -180,14 +201,4 @@ func endByUserTimeout(procs *procsock.Procs, conn *census.Conn, silent time.Dura
 	return procs.Socket(conn.PID, 0, conn.FD, conn.Inode, conn.Cookie, func(rc syscall.RawConn) error {
 		return sockopt.SetUserTimeout(rc, ut)
 	})
-}
-
-// acted reports whether a connection of rs has been ended or set to end.
-func acted(rs []*Reaped) bool {
-	for _, r := range rs {
-		if r.Outcome == Ended || r.Outcome == Ending {
-			return true
-		}
-	}
-	return false
 }

@@ -97,17 +97,12 @@ func (f *flags) exceeds(c *census.Census) bool {
 // processes whose namespace can still be opened and is still ns.
 func scanIn(ns netns.Namespace, o census.Options) (*census.Census, error) {
 	for _, h := range ns.Holders {
-		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", h.PID), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			continue // gone, or not ours to enter
-		}
-		ino, err := netns.Inode(fd)
-		if err != nil || ino != ns.Inode {
-			unix.Close(fd)
-			continue // the PID was reused meanwhile
+		fd, ok := netns.OfProcess(h.PID, ns.Inode)
+		if !ok {
+			continue // gone, not ours to enter, or its PID reused meanwhile
 		}
 		var c *census.Census
-		err = netns.Do(fd, func() (err error) {
+		err := netns.Do(fd, func() (err error) {
 			c, err = census.Scan(o)
 			return err
 		})
