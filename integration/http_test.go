@@ -228,13 +228,18 @@ func TestHTTPClientControl(t *testing.T) {
 func TestHTTPServer(t *testing.T) {
 	c := kit(t)
 	idleBound, busyBound := windows(c)
-	wrapped := func(ctx context.Context, network, addr string) (net.Listener, error) {
-		ln, err := (&net.ListenConfig{}).Listen(ctx, network, addr)
-		if err != nil {
-			return nil, err
+	// wrapping listens with a stock net.ListenConfig and wraps its
+	// listener with cfg.WrapListener.
+	wrapping := func(cfg tuning.Config) func(context.Context, string, string) (net.Listener, error) {
+		return func(ctx context.Context, network, addr string) (net.Listener, error) {
+			ln, err := (&net.ListenConfig{}).Listen(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return cfg.WrapListener(ln), nil
 		}
-		return c.WrapListener(ln), nil
 	}
+	wrapped := wrapping(c)
 
 	t.Run("idle keep-alive connection, client vanishes", func(t *testing.T) {
 		t.Parallel()
@@ -262,15 +267,8 @@ func TestHTTPServer(t *testing.T) {
 		t.Parallel()
 		l := newLab(t)
 		watched, ends := reapWatch(c)
-		listen := func(ctx context.Context, network, addr string) (net.Listener, error) {
-			ln, err := (&net.ListenConfig{}).Listen(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return watched.WrapListener(ln), nil
-		}
 		written := make(chan error, 1)
-		_, url := httpServer(t, l, listen, endless(written), false, nil)
+		_, url := httpServer(t, l, wrapping(watched), endless(written), false, nil)
 		tr := &http.Transport{}
 		defer tr.CloseIdleConnections()
 		bodyErr(t, &http.Client{Transport: tr}, url, 1)
